@@ -1,0 +1,1 @@
+"""XMLTV guide sources: safe streaming import and storage."""

@@ -1,0 +1,1 @@
+"""Matching provider streams onto guide channels (many streams per channel)."""

@@ -1,0 +1,1 @@
+"""What Plex and players see: HDHomeRun emulation, discovery, M3U and XMLTV."""

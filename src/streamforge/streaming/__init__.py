@@ -1,0 +1,1 @@
+"""Live streaming: channel sessions, fan-out, upstream reading and failover."""

@@ -1,0 +1,1 @@
+"""MPEG-TS: packets, PSI tables (PAT/PMT) and the splicer."""

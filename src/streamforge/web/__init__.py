@@ -1,0 +1,1 @@
+"""The HTTP application: Plex-facing endpoints, admin API and web UI."""

@@ -1,0 +1,1 @@
+"""Xtream Codes provider accounts: API client, channel sync and quality tags."""
