@@ -1,0 +1,90 @@
+"""The StreamForge exception tree.
+
+Lower-layer errors (aiohttp, SQLAlchemy, lxml, cryptography) are translated
+into these once, at the boundary where they occur. Every message is one line a
+user can act on, and none ever contains a provider password.
+
+::
+
+    StreamForgeError
+    ├── ConfigError               a setting is malformed or unusable
+    ├── DatabaseError
+    │   └── SchemaTooNewError     the database was migrated by a newer StreamForge
+    ├── CredentialError           a stored password cannot be decrypted / key unusable
+    ├── NotFoundError             a named account, source, channel … does not exist
+    ├── ConflictError             a name or number is already taken
+    ├── ProviderError             an Xtream panel answered in a way we cannot use
+    │   ├── ProviderUnreachable   refused, DNS, reset, TLS
+    │   ├── ProviderTimeout       no answer (or no headers) within the timeout
+    │   ├── ProviderHTTPError     non-2xx status (carries ``status``)
+    │   ├── ProviderAuthError     HTTP 200 with ``user_info.auth == 0``
+    │   ├── AccountExpiredError   expired/disabled/banned account (object instead of list)
+    │   └── ProviderBadResponse   HTML, empty body, malformed JSON, wrong shape
+    └── GuideError                an XMLTV file is unsafe, malformed or unreadable
+"""
+
+from __future__ import annotations
+
+
+class StreamForgeError(Exception):
+    """Base of every error StreamForge raises on purpose."""
+
+
+class ConfigError(StreamForgeError):
+    """A setting is malformed or unusable (the message names the setting)."""
+
+
+class DatabaseError(StreamForgeError):
+    """The database cannot be used."""
+
+
+class SchemaTooNewError(DatabaseError):
+    """The database schema is newer than this version of StreamForge understands."""
+
+
+class CredentialError(StreamForgeError):
+    """A stored provider password cannot be decrypted, or the key store is unusable."""
+
+
+class NotFoundError(StreamForgeError):
+    """A named object does not exist."""
+
+
+class ConflictError(StreamForgeError):
+    """A name, number or mapping already exists."""
+
+
+class ProviderError(StreamForgeError):
+    """An Xtream Codes panel answered in a way StreamForge cannot use."""
+
+
+class ProviderUnreachable(ProviderError):
+    """Connection refused, DNS failure, reset or TLS failure."""
+
+
+class ProviderTimeout(ProviderError):
+    """The panel did not answer (or send headers) within the timeout."""
+
+
+class ProviderHTTPError(ProviderError):
+    """The panel answered with a non-2xx HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderAuthError(ProviderError):
+    """Wrong username or password (HTTP 200 with ``user_info.auth == 0``)."""
+
+
+class AccountExpiredError(ProviderError):
+    """The account is expired, disabled or banned."""
+
+
+class ProviderBadResponse(ProviderError):
+    """HTML, an empty body, malformed JSON or JSON of the wrong shape."""
+
+
+class GuideError(StreamForgeError):
+    """An XMLTV guide is unsafe, malformed or unreadable."""
