@@ -1,0 +1,4 @@
+"""Allow ``python -m streamforge``."""
+from streamforge.cli.main import main
+
+main()

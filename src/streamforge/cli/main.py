@@ -1,0 +1,144 @@
+"""``streamforge``: serve, migrate, read events, manage the admin password.
+
+Feature areas add their own sub-commands (accounts, guides, channels, the
+mock provider, …) from their own modules; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import typer
+
+from streamforge import __version__
+from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
+from streamforge.db.engine import Database
+from streamforge.db.migrate import upgrade
+from streamforge.events import LEVELS
+from streamforge.runtime import Runtime
+from streamforge.settings import load_settings
+
+app = typer.Typer(
+    name="streamforge",
+    help="StreamForge: IPTV provider accounts + XMLTV guides as an HDHomeRun tuner for Plex, "
+    "with seamless automatic stream failover.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+admin_app = typer.Typer(help="The admin password for the web UI and API.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"streamforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+) -> None:
+    """StreamForge command line."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default 0.0.0.0)."),
+    port: int | None = typer.Option(None, help="HTTP port (default 5004)."),
+) -> None:
+    """Start StreamForge: tuner emulation, playlist, guide, streams, API and UI."""
+    from streamforge.server import run
+
+    settings = load_settings(host=host, port=port)
+    runtime = Runtime.build(settings)
+    generated = runtime.auth.ensure_password()
+    if generated:
+        console.print(
+            f"[bold]Admin password (shown once, only its hash is stored):[/] {generated}",
+            highlight=False,
+        )
+    console.print(f"StreamForge {__version__} listening on http://{settings.host}:{settings.port}")
+    run(runtime, host=settings.host, port=settings.port)
+
+
+@db_app.command("upgrade")
+@one_line_errors
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = load_settings()
+    settings.ensure_data_dir()
+    database = Database(settings.effective_database_url)
+    try:
+        revision = upgrade(database.engine)
+    finally:
+        database.dispose()
+    console.print(f"database at revision {revision}")
+
+
+@app.command()
+@one_line_errors
+def events(
+    level: str | None = typer.Option(None, help=f"At least this level: {', '.join(LEVELS)}."),
+    category: str | None = typer.Option(None, help="Only this category (stream, account, …)."),
+    channel: int | None = typer.Option(None, help="Only events of this guide channel id."),
+    limit: int = typer.Option(50, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
+) -> None:
+    """Show the event log."""
+    if level is not None and level not in LEVELS:
+        raise fail(f"--level: use one of {', '.join(LEVELS)}", 2)
+    with open_runtime() as runtime:
+        found = runtime.events.query(
+            level=level, category=category, channel_id=channel, limit=limit
+        )
+    for event in found:
+        if as_json:
+            console.print_json(json.dumps(event.as_dict()))
+        else:
+            details = json.dumps(event.details, ensure_ascii=False) if event.details else ""
+            console.print(
+                f"{event.timestamp:%Y-%m-%d %H:%M:%S} {event.level.upper():7} "
+                f"{event.category:8} {event.message} {details}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@admin_app.command("set-password")
+@one_line_errors
+def admin_set_password(
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the new password from standard input."
+    ),
+) -> None:
+    """Set the admin password (stored as an Argon2 hash)."""
+    password = read_secret(
+        "New admin password",
+        stdin=password_stdin,
+        env_value=os.environ.get("STREAMFORGE_NEW_ADMIN_PASSWORD"),
+    )
+    with open_runtime() as runtime:
+        try:
+            runtime.auth.set_password(password)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    console.print("admin password updated")
+
+
+def main() -> None:
+    app()

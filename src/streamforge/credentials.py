@@ -1,0 +1,150 @@
+"""Provider password storage.
+
+Passwords are never stored in plain text. Where the OS keyring has a usable
+(non-plaintext, non-failing) backend and the ``keyring`` setting allows it, the
+password lives in the keyring and the database holds only a reference.
+Otherwise it is sealed with AES-256-GCM under a random 256-bit key kept in
+``credential.key`` (mode 0600) in the data dir.
+
+Blob formats stored in ``accounts.password_encrypted``::
+
+    b"SF1G" + nonce(12) + ciphertext+tag     AES-256-GCM
+    b"SF1K" + utf-8 reference                OS keyring entry (service "streamforge")
+
+A wrong key, a missing key file or a corrupt blob raises
+:class:`~streamforge.errors.CredentialError`; no message ever contains the
+password.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from streamforge.errors import CredentialError
+
+KEY_FILE_NAME = "credential.key"
+KEYRING_SERVICE = "streamforge"
+_AAD = b"streamforge/provider-password/v1"
+_GCM = b"SF1G"
+_KEYRING = b"SF1K"
+_NONCE_LEN = 12
+
+
+def keyring_usable() -> bool:
+    """Whether the OS keyring has a real backend (not the fail or plaintext ones)."""
+    try:
+        import keyring
+        from keyring.backends import fail
+    except ImportError:
+        return False
+    backend = keyring.get_keyring()
+    if isinstance(backend, fail.Keyring):
+        return False
+    priority = getattr(backend, "priority", 0)
+    name = type(backend).__module__ + "." + type(backend).__name__
+    return bool(priority and priority > 0) and "plaintext" not in name.lower()
+
+
+class CredentialStore:
+    """Seals and opens provider passwords."""
+
+    def __init__(self, data_dir: Path, *, use_keyring: bool = True) -> None:
+        self._key_path = data_dir / KEY_FILE_NAME
+        self._use_keyring = use_keyring and keyring_usable()
+
+    @property
+    def backend(self) -> str:
+        return "keyring" if self._use_keyring else "aes-256-gcm"
+
+    # -- key file ------------------------------------------------------------
+    def _load_key(self, *, create: bool) -> bytes:
+        try:
+            key = self._key_path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                raise CredentialError(
+                    f"credential key file {self._key_path} is missing; stored provider "
+                    "passwords cannot be decrypted (re-enter them with `account update`)"
+                ) from None
+            return self._create_key()
+        except OSError as exc:
+            raise CredentialError(
+                f"credential key file {self._key_path} cannot be read ({exc.strerror})"
+            ) from None
+        if len(key) != 32:
+            raise CredentialError(f"credential key file {self._key_path} is corrupt")
+        return key
+
+    def _create_key(self) -> bytes:
+        key = AESGCM.generate_key(bit_length=256)
+        self._key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+
+    # -- public API ----------------------------------------------------------
+    def seal(self, password: str) -> bytes:
+        """Encrypt ``password`` into an opaque blob for the database."""
+        if self._use_keyring:
+            import keyring
+            from keyring.errors import KeyringError
+
+            reference = uuid.uuid4().hex
+            try:
+                keyring.set_password(KEYRING_SERVICE, reference, password)
+            except KeyringError as exc:
+                raise CredentialError(f"OS keyring refused to store a password: {exc}") from None
+            return _KEYRING + reference.encode()
+        key = self._load_key(create=True)
+        nonce = secrets.token_bytes(_NONCE_LEN)
+        return _GCM + nonce + AESGCM(key).encrypt(nonce, password.encode("utf-8"), _AAD)
+
+    def open(self, blob: bytes) -> str:
+        """Decrypt a blob made by :meth:`seal`."""
+        blob = bytes(blob)
+        if blob.startswith(_GCM) and len(blob) > len(_GCM) + _NONCE_LEN:
+            key = self._load_key(create=False)
+            nonce = blob[len(_GCM) : len(_GCM) + _NONCE_LEN]
+            try:
+                plain = AESGCM(key).decrypt(nonce, blob[len(_GCM) + _NONCE_LEN :], _AAD)
+            except InvalidTag:
+                raise CredentialError(
+                    "a stored provider password cannot be decrypted: the credential key does "
+                    "not match or the stored value is corrupt (re-enter it with `account update`)"
+                ) from None
+            return plain.decode("utf-8")
+        if blob.startswith(_KEYRING):
+            import keyring
+            from keyring.errors import KeyringError
+
+            reference = blob[len(_KEYRING) :].decode("ascii", errors="replace")
+            try:
+                value = keyring.get_password(KEYRING_SERVICE, reference)
+            except KeyringError as exc:
+                raise CredentialError(f"OS keyring cannot be read: {exc}") from None
+            if value is None:
+                raise CredentialError(
+                    "a stored provider password is missing from the OS keyring "
+                    "(re-enter it with `account update`)"
+                )
+            return value
+        raise CredentialError("a stored provider password is corrupt (unknown format)")
+
+    def forget(self, blob: bytes) -> None:
+        """Remove a keyring entry when its account is deleted (no-op for AES blobs)."""
+        blob = bytes(blob)
+        if blob.startswith(_KEYRING):
+            import keyring
+            from keyring.errors import KeyringError, PasswordDeleteError
+
+            try:
+                keyring.delete_password(KEYRING_SERVICE, blob[len(_KEYRING) :].decode())
+            except (PasswordDeleteError, KeyringError):
+                return

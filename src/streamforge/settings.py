@@ -1,0 +1,228 @@
+"""StreamForge settings: one object, read from ``STREAMFORGE_*`` environment
+variables (and an optional ``.env`` file), validated once at start-up and then
+passed explicitly to whatever needs it. There is no module-level settings
+singleton: ``load_settings()`` builds a fresh object each call.
+
+Every streaming constant the failover machinery needs lives here, with the
+defaults of the seed story (60 s recovery period, 2 s failover budget).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamforge.errors import ConfigError
+
+_ENV_PREFIX = "STREAMFORGE_"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (``~/.local/share/streamforge`` on Linux)."""
+    return Path(platformdirs.user_data_dir("streamforge", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """All of StreamForge's configuration. Field docs are the user documentation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # -- storage -------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Directory for the SQLite database, the credential key and the device id.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is a SQLite file `streamforge.db` in the data dir. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    keyring: bool = Field(
+        default=True,
+        description="Store provider passwords in the OS keyring when a usable backend exists "
+        "(otherwise AES-256-GCM with a key file in the data dir).",
+    )
+
+    # -- HTTP server ---------------------------------------------------------
+    host: str = Field(default="0.0.0.0", description="Address the HTTP server binds to.")
+    port: int = Field(default=5004, ge=1, le=65535, description="HTTP port.")
+    base_url: str | None = Field(
+        default=None,
+        description="Public base URL override (e.g. http://192.168.1.20:5004) used in lineup, "
+        "M3U and discovery answers; default: the address the request came in on.",
+    )
+    admin_password: str | None = Field(
+        default=None,
+        description="Admin password for the API and UI; overrides the stored hash when set.",
+    )
+
+    # -- discovery -----------------------------------------------------------
+    discovery_enabled: bool = Field(default=True, description="Answer HDHomeRun UDP discovery.")
+    discovery_port: int = Field(default=65001, ge=1, le=65535, description="UDP discovery port.")
+    ssdp_enabled: bool = Field(default=True, description="Answer SSDP M-SEARCH and send NOTIFY.")
+    tuner_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Override for the advertised tuner count (default: sum of max_connections "
+        "of active accounts).",
+    )
+    device_name: str = Field(default="StreamForge", description="FriendlyName shown in Plex.")
+
+    # -- periodic jobs -------------------------------------------------------
+    account_sync_interval: float = Field(
+        default=12 * 3600, ge=60, description="Seconds between automatic channel syncs."
+    )
+    epg_refresh_interval: float = Field(
+        default=12 * 3600, ge=60, description="Seconds between automatic guide refreshes."
+    )
+    epg_days_back: float = Field(default=1, ge=0, le=14, description="Guide window: days back.")
+    epg_days_ahead: float = Field(default=7, ge=0, le=31, description="Guide window: days ahead.")
+    match_threshold: float = Field(
+        default=0.85, ge=0, le=1, description="Minimum fuzzy-match confidence to map a stream."
+    )
+
+    # -- streaming -----------------------------------------------------------
+    connect_timeout: float = Field(
+        default=1.0, gt=0, le=30, description="Seconds to connect to a provider stream."
+    )
+    header_timeout: float = Field(
+        default=1.5, gt=0, le=30, description="Seconds to receive a provider's response headers."
+    )
+    stall_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Seconds without bytes before a stream is stalled."
+    )
+    failover_budget: float = Field(
+        default=2.0, gt=0, le=60, description="Seconds a failover may take before giving up."
+    )
+    recovery_period: float = Field(
+        default=60.0, gt=0, description="Seconds on a backup before probing the better stream."
+    )
+    probe_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds an upgrade probe has to deliver valid TS."
+    )
+    breaker_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures that open a stream's breaker."
+    )
+    breaker_cooldown: float = Field(
+        default=30.0, gt=0, description="First breaker cool-down in seconds (doubles on repeat)."
+    )
+    breaker_max_cooldown: float = Field(
+        default=900.0, gt=0, description="Longest breaker cool-down in seconds."
+    )
+    session_linger: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Seconds a channel's upstream stays open after its last client leaves "
+        "(for quick channel zapping); 0 closes at once.",
+    )
+    client_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=188 * 64,
+        description="Per-session fan-out buffer; a client further behind is skipped ahead.",
+    )
+    user_agent: str = Field(
+        default="VLC/3.0.20 LibVLC/3.0.20",
+        description="Default User-Agent for provider requests (accounts may override).",
+    )
+
+    # -- event log -----------------------------------------------------------
+    event_retention_days: float = Field(
+        default=30, gt=0, description="Events older than this are deleted."
+    )
+    event_max_rows: int = Field(
+        default=100_000, ge=100, description="At most this many events are kept."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as http://192.168.1.20:5004")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if not scheme.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_cooldowns(self) -> Settings:
+        if self.breaker_max_cooldown < self.breaker_cooldown:
+            raise ValueError("breaker_max_cooldown must be >= breaker_cooldown")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: the setting, or the SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'streamforge.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data dir if needed and prove it is writable."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"STREAMFORGE_DATA_DIR: {self.data_dir} is not writable ({exc.strerror})"
+            ) from exc
+        return self.data_dir
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = first.get("loc") or ("settings",)
+    name = f"{_ENV_PREFIX}{str(loc[0]).upper()}"
+    return f"{name}: {first.get('msg', 'invalid value')}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment plus explicit overrides.
+
+    A malformed value raises :class:`ConfigError` with one line naming the
+    setting, e.g. ``STREAMFORGE_PORT: Input should be less than or equal to 65535``.
+    """
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def documented_settings() -> dict[str, str]:
+    """Environment variable name → description, for docs and the UI."""
+    return {
+        f"{_ENV_PREFIX}{name.upper()}": (field.description or "")
+        for name, field in Settings.model_fields.items()
+    }
+
+
+def environ_has_setting(name: str) -> bool:
+    """Whether ``STREAMFORGE_<NAME>`` is set in the environment."""
+    return f"{_ENV_PREFIX}{name.upper()}" in os.environ

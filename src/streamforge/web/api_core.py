@@ -1,0 +1,55 @@
+"""``/api/v1``: status, events and settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from streamforge import __version__
+from streamforge.events import LEVELS
+from streamforge.runtime import Runtime
+from streamforge.settings import documented_settings
+from streamforge.web.deps import get_runtime, require_admin
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)])
+
+
+@router.get("/status", summary="Version, database and credential backend")
+def status(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "database": runtime.db.engine.dialect.name,
+        "credential_backend": runtime.credentials.backend,
+    }
+
+
+@router.get("/events", summary="The event log, newest first")
+def events(
+    runtime: Runtime = Depends(get_runtime),
+    level: str | None = Query(None, description=f"at least this level: {', '.join(LEVELS)}"),
+    category: str | None = Query(None, description="e.g. stream, account, epg, system"),
+    channel_id: int | None = Query(None, description="guide channel id"),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    limit: int = Query(200, ge=1, le=5000),
+) -> list[dict[str, Any]]:
+    if level is not None and level not in LEVELS:
+        from fastapi import HTTPException
+
+        raise HTTPException(422, f"level: use one of {', '.join(LEVELS)}")
+    found = runtime.events.query(
+        level=level, category=category, channel_id=channel_id, since=since, until=until, limit=limit
+    )
+    return [event.as_dict() for event in found]
+
+
+@router.get("/settings", summary="Settings in force and what each one means")
+def settings(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
+    docs = documented_settings()
+    return {
+        "values": values,
+        "documentation": {k: v for k, v in docs.items() if not k.endswith("ADMIN_PASSWORD")},
+    }

@@ -1,0 +1,36 @@
+"""The HTTP application factory.
+
+``create_app(runtime)`` builds a FastAPI app around an already-built
+:class:`~streamforge.runtime.Runtime`; no state lives at module level. The
+endpoints Plex and players use (discovery, lineup, playlist, guide, streams)
+are open; ``/api/v1`` and the UI need the admin password.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from streamforge import __version__
+from streamforge.runtime import Runtime
+from streamforge.web import api_core
+from streamforge.web.errors import install_error_handlers
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="StreamForge",
+        version=__version__,
+        description="IPTV-to-Plex bridge with seamless automatic stream failover.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    @app.get("/healthz", summary="Liveness check", tags=["system"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(api_core.router, tags=["admin"])
+    return app

@@ -1,0 +1,31 @@
+"""Request dependencies: the runtime, and the admin guard."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi import HTTPException, Request
+
+from streamforge.runtime import Runtime
+
+SESSION_COOKIE = "sf_session"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+def require_admin(request: Request) -> None:
+    """Let the request through with valid Basic credentials or a UI session cookie."""
+    runtime = get_runtime(request)
+    if runtime.auth.verify_basic_header(request.headers.get("authorization")):
+        return
+    sessions = getattr(request.app.state, "ui_sessions", None)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and sessions is not None and sessions.valid(token):
+        return
+    raise HTTPException(
+        status_code=401,
+        detail="admin authentication required",
+        headers={"WWW-Authenticate": 'Basic realm="StreamForge"'},
+    )

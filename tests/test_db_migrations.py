@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from streamforge.db.engine import Database
+from streamforge.db.migrate import current_revision, head_revision, upgrade
+from streamforge.db.models import Account, ChannelMapping, XmltvChannel, XmltvSource, XtreamChannel
+from streamforge.errors import SchemaTooNewError
+
+TABLES = {
+    "accounts",
+    "xtream_categories",
+    "xtream_channels",
+    "xmltv_sources",
+    "xmltv_channels",
+    "programmes",
+    "channel_mappings",
+    "event_log",
+    "app_state",
+}
+
+
+def _exercise(db: Database) -> None:
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    assert set(inspect(db.engine).get_table_names()) >= TABLES
+    with db.session() as s:
+        acc = Account(
+            name="a",
+            server_url="http://p",
+            username="u",
+            password_encrypted=b"x",
+            exp_date=datetime(2030, 1, 2, 3, 4, tzinfo=UTC),
+        )
+        s.add(acc)
+        s.flush()
+        xc = XtreamChannel(
+            account_id=acc.id, stream_id=7, name="UK: BBC One FHD", qualities={"tier": "FHD"}
+        )
+        src = XmltvSource(name="g", kind="file", location="/x")
+        s.add_all([xc, src])
+        s.flush()
+        ch = XmltvChannel(source_id=src.id, xmltv_id="bbc1.uk", display_name="BBC One")
+        s.add(ch)
+        s.flush()
+        s.add(
+            ChannelMapping(
+                xmltv_channel_id=ch.id,
+                xtream_channel_id=xc.id,
+                stream_priority=0,
+                is_primary=True,
+                match_confidence=1.0,
+            )
+        )
+    with db.session() as s:
+        got = s.scalars(select(Account)).one()
+        assert got.exp_date == datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+        assert s.scalars(select(XtreamChannel)).one().qualities == {"tier": "FHD"}
+    # the seed's UNIQUE(xmltv_channel_id, xtream_channel_id)
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(ChannelMapping(xmltv_channel_id=ch.id, xtream_channel_id=xc.id))
+    # UNIQUE(account_id, stream_id)
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(XtreamChannel(account_id=acc.id, stream_id=7, name="dup"))
+    # deleting an account removes its channels and their mappings (foreign keys on)
+    with db.session() as s:
+        s.delete(s.get(Account, acc.id))
+    with db.session() as s:
+        assert s.scalars(select(ChannelMapping)).all() == []
+        assert s.scalars(select(XtreamChannel)).all() == []
+    # upgrading twice is harmless
+    upgrade(db.engine)
+
+
+def test_sqlite_migrations(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'sf.db'}")
+    try:
+        _exercise(db)
+        with db.engine.connect() as c:
+            assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert c.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert c.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_migrations(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        with db.engine.begin() as c:
+            c.execute(text("DROP SCHEMA public CASCADE"))
+            c.execute(text("CREATE SCHEMA public"))
+        _exercise(db)
+        assert db.engine.dialect.name == "postgresql"
+    finally:
+        db.dispose()
+
+
+def test_database_newer_than_code_refuses(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'sf.db'}")
+    try:
+        upgrade(db.engine)
+        with db.engine.begin() as c:
+            c.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        before = set(inspect(db.engine).get_table_names())
+        with pytest.raises(SchemaTooNewError, match="newer than this StreamForge"):
+            upgrade(db.engine)
+        assert set(inspect(db.engine).get_table_names()) == before
+        with db.engine.connect() as c:
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+                "9999_future"
+            )
+    finally:
+        db.dispose()
