@@ -61,13 +61,12 @@ def postgres_server() -> Iterator[str]:
     port = _free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_user([initdb, "-D", str(data), "-U", "sf", "-A", "trust"], user), **run)
-    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sock} -c fsync=off"
-    subprocess.run(
-        _as_user(
-            [pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"], user
-        ),
-        **run,
+    opts = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} "
+        f"-c unix_socket_directories={sock} -c fsync=off"
     )
+    start = [pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+    subprocess.run(_as_user(start, user), **run)
     try:
         deadline = time.monotonic() + 30
         while True:
