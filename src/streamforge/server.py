@@ -33,4 +33,8 @@ async def serve(runtime: Runtime, *, host: str, port: int) -> None:
 
 
 def run(runtime: Runtime, *, host: str, port: int) -> None:
-    asyncio.run(serve(runtime, host=host, port=port))
+    """Serve until Ctrl-C / SIGTERM; a requested stop is a clean exit."""
+    try:
+        asyncio.run(serve(runtime, host=host, port=port))
+    except KeyboardInterrupt:
+        log.info("stopped")

@@ -1,0 +1,63 @@
+"""`streamforge serve` as a real process on a real socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.communicate()[0]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("server did not become healthy")
+
+
+def test_serve_starts_prints_password_once_and_stops(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
+    env.update(
+        STREAMFORGE_DATA_DIR=str(tmp_path),
+        STREAMFORGE_KEYRING="false",
+        STREAMFORGE_DISCOVERY_ENABLED="false",
+        STREAMFORGE_SSDP_ENABLED="false",
+    )
+    cmd = [sys.executable, "-m", "streamforge", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    outputs = []
+    for _ in range(2):
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+            assert httpx.get(f"http://127.0.0.1:{port}/api/v1/status").status_code == 401
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+        outputs.append(out)
+    first, second = outputs
+    assert "Admin password (shown once" in first
+    assert "Admin password" not in second
+    password = first.split("only its hash is stored):", 1)[1].split()[0]
+    assert password not in second
+    assert (tmp_path / "streamforge.db").exists()
