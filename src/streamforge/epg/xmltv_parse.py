@@ -532,6 +532,8 @@ def _describe_syntax_error(exc: Any, stream: GuideStream) -> str:
     line, column = exc.position if getattr(exc, "position", None) else (0, 0)
     if stream.uncompressed_bytes == 0:
         return "guide is empty"
+    if "amplification" in message or "entity reference loop" in message:
+        return f"unsafe XMLTV guide: it declares XML entities that expand explosively ({message})"
     if "Premature end" in message or "end of data" in message or "EndTag" in message:
         return f"guide is truncated (line {line}): {message}"
     if (line <= 1 and column <= 1) or "Start tag expected" in message:
