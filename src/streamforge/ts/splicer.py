@@ -1,0 +1,903 @@
+"""The MPEG-TS splicer: one continuous program out of successive upstreams.
+
+Theory of operation
+-------------------
+A channel session shows its clients *one* transport stream for its whole
+life, while the bytes behind it may come from a primary provider stream, then
+a backup after a failure, then the primary again.  :class:`TsSplicer` is a
+pure bytes-in/bytes-out transformer that makes those upstreams look like a
+single, unchanged program.
+
+*Session.*  The first upstream defines the session: its program number, PMT
+PID, elementary PIDs, stream types and PCR PID.  The splicer regenerates the
+session's PAT (that one program only) and PMT (the first upstream's PMT,
+byte-for-byte, same version) and emits them wherever an upstream PAT/PMT
+packet appears; upstream PSI and every PID outside the program (SDT, EIT,
+null packets, other programs) are dropped.
+
+*Splice.*  A new upstream becomes a *candidate*.  The candidate path is a
+Python loop over packets (it runs only while a switch is pending): it learns
+the candidate's PAT and PMT, maps its elementary streams onto the session's by
+codec (video onto video, audio by order preferring the same language; a
+stream the session lacks is dropped, a session stream the backup lacks
+pauses), then looks for a random-access point on the anchor stream (the
+session's video, else its first mapped stream) using the adaptation field's
+random_access_indicator or the NAL units of the PES (see
+:class:`~streamforge.ts.pes.KeyframeProbe`).  Both waits are bounded
+(``psi_wait_packets``, ``keyframe_wait_packets``); past the bound the splicer
+raises :class:`SpliceError` so the driver can try the next backup.
+
+At the cut, the candidate's packets from the keyframe onward are processed by
+the steady-state path with a new route: a PID lookup table (upstream PID →
+session PID), *gates* that hold each non-anchor stream back until its first
+PES whose PTS is at or after the keyframe (so audio starts at the same point
+in time) and after the last timestamp already output on that PID, and a
+timestamp offset.  The offset moves the candidate onto the session's
+timeline: ``offset = last output DTS + one frame - keyframe DTS`` (raised if
+needed so the keyframe's PTS follows the latest output PTS and, within
+``max_pcr_gap``, so the PCR does not step backwards), all modulo 2^33.  When
+no rebase is possible (the keyframe PES has no PTS) or the PCR would have to
+jump by more than ``max_pcr_gap``, the first PCR after the cut carries the
+discontinuity_indicator instead.
+
+*Steady state.*  Every packet takes :meth:`TsSplicer.push`, so that path is
+vectorised with NumPy over an ``(n, 188)`` view: the PID column indexes the
+lookup table, dropped rows are filtered out, PIDs are rewritten, and the
+continuity counters are recomputed per output PID from cumulative counts of
+payload-carrying packets (packets without payload repeat the previous
+counter, as the standard requires).  Python touches only the few packets that
+start a PES (timestamps are rebased and the timeline is tracked there), carry
+a PCR, carry PSI, or belong to a stream still behind its gate.
+
+*Driving it.*  ``push(data)`` feeds the current upstream.  Break-before-make
+failover: call :meth:`TsSplicer.switch` and push the new upstream's bytes;
+output resumes at the first keyframe.  Make-before-break (upgrading back to
+the primary): call :meth:`TsSplicer.prepare`, keep pushing the old upstream
+with ``push`` while feeding the new one with :meth:`TsSplicer.push_candidate`,
+and when :attr:`TsSplicer.candidate_ready` is true call
+:meth:`TsSplicer.commit`, which cuts over and returns the candidate's bytes
+from its latest keyframe; afterwards ``push`` carries the new upstream.  While
+a switch is pending, :meth:`TsSplicer.null_packets` produces keep-alive
+padding for clients with short read timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from streamforge.errors import ProviderBadResponse
+from streamforge.ts.packets import (
+    PACKET_SIZE,
+    PAT_PID,
+    PID_COUNT,
+    PacketAligner,
+    packet_pid,
+    payload_offset,
+    pcr_packet,
+    pcr_position,
+    random_access,
+    read_pcr,
+    set_discontinuity,
+    write_pcr,
+)
+from streamforge.ts.packets import null_packets as _null_packets
+from streamforge.ts.pes import (
+    PCR_MODULUS,
+    PCR_PER_PTS,
+    PTS_HZ,
+    PTS_MODULUS,
+    KeyframeProbe,
+    pes_payload_start,
+    read_timestamp,
+    timestamp_positions,
+    ts_diff,
+    write_timestamp,
+)
+from streamforge.ts.psi import (
+    Pat,
+    Pmt,
+    PmtStream,
+    PsiError,
+    SectionAssembler,
+    build_pat,
+    build_pmt,
+    packetize_section,
+    parse_pat,
+    parse_pmt,
+)
+
+# Lookup-table actions (non-negative values are output PIDs).
+_DROP: Final = -1
+_PAT: Final = -2
+_PMT: Final = -3
+_GATE: Final = -4
+
+_DEFAULT_VIDEO_FRAME: Final = PTS_HZ // 25
+_DEFAULT_AUDIO_FRAME: Final = 1920
+_MAX_FRAME: Final = PTS_HZ // 5
+
+
+class SpliceError(ProviderBadResponse):
+    """An upstream cannot be spliced in (no PAT/PMT or keyframe in time, no common stream)."""
+
+
+@dataclass(slots=True)
+class SpliceStats:
+    """Counters of one splicer (packets are 188-byte TS packets)."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    packets_dropped: int = 0
+    null_packets: int = 0
+    splices: int = 0
+    give_ups: int = 0
+    resyncs: int = 0
+    bytes_skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """The program the clients see, fixed by the first upstream."""
+
+    pat: Pat
+    pmt: Pmt
+    pmt_pid: int
+    pat_packet: bytes
+    pmt_packets: tuple[bytes, ...]
+    anchor_pid: int
+
+    @classmethod
+    def learn(cls, pat: Pat, program_number: int, pmt_pid: int, pmt: Pmt) -> _Session:
+        out_pat = Pat(pat.transport_stream_id, pat.version, ((program_number, pmt_pid),))
+        video = [s.pid for s in pmt.streams if s.kind == "video"]
+        anchor = video[0] if video else pmt.streams[0].pid
+        return cls(
+            pat=out_pat,
+            pmt=pmt,
+            pmt_pid=pmt_pid,
+            pat_packet=bytes(packetize_section(build_pat(out_pat), PAT_PID)[0]),
+            pmt_packets=tuple(bytes(p) for p in packetize_section(build_pmt(pmt), pmt_pid)),
+            anchor_pid=anchor,
+        )
+
+    def kind(self, pid: int) -> str:
+        stream = self.pmt.stream(pid)
+        return stream.kind if stream is not None else "data"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one upstream program maps onto the session."""
+
+    program_number: int
+    pmt_pid: int
+    pmt: Pmt
+    es_map: dict[int, int]
+    anchor_up: int
+    anchor_codec: str
+    anchor_video: bool
+    pcr_passthrough: bool
+    synth_pcr_up: int | None
+
+
+def map_streams(session: Pmt, upstream: Pmt) -> dict[int, int]:
+    """Map upstream elementary PIDs onto session PIDs (upstream PID → session PID).
+
+    Each session stream, in PMT order, takes the first unused upstream stream
+    of the same codec, preferring one with the same language.  Upstream streams
+    left over are not mapped (the splicer drops them).
+    """
+    used: set[int] = set()
+    mapping: dict[int, int] = {}
+    for s in session.streams:
+        candidates = [u for u in upstream.streams if u.pid not in used and u.codec == s.codec]
+        if not candidates:
+            continue
+        pick = candidates[0]
+        language = s.language
+        if language is not None:
+            pick = next((u for u in candidates if u.language == language), pick)
+        mapping[pick.pid] = s.pid
+        used.add(pick.pid)
+    return mapping
+
+
+def _make_plan(session: _Session, program_number: int, pmt_pid: int, pmt: Pmt) -> _Plan:
+    es_map = map_streams(session.pmt, pmt)
+    if not es_map:
+        raise SpliceError("the new stream shares no elementary stream with the session")
+    by_session = {out: up for up, out in es_map.items()}
+    anchor_up = by_session.get(session.anchor_pid)
+    if anchor_up is None:
+        anchor_up = next(by_session[s.pid] for s in session.pmt.streams if s.pid in by_session)
+    anchor: PmtStream | None = pmt.stream(anchor_up)
+    codec = anchor.codec if anchor is not None else ""
+    session_pcr = session.pmt.pcr_pid
+    session_pcr_is_es = session.pmt.stream(session_pcr) is not None
+    up_pcr_is_es = pmt.stream(pmt.pcr_pid) is not None
+    passthrough = False
+    synth: int | None = None
+    if es_map.get(pmt.pcr_pid) != session_pcr:
+        if not session_pcr_is_es and not up_pcr_is_es:
+            passthrough = True
+        elif pmt.pcr_pid != 0x1FFF:
+            synth = pmt.pcr_pid
+    return _Plan(
+        program_number=program_number,
+        pmt_pid=pmt_pid,
+        pmt=pmt,
+        es_map=es_map,
+        anchor_up=anchor_up,
+        anchor_codec=codec,
+        anchor_video=anchor is not None and anchor.kind == "video",
+        pcr_passthrough=passthrough,
+        synth_pcr_up=synth,
+    )
+
+
+@dataclass(slots=True)
+class _Cut:
+    """Where a candidate's output starts: the anchor PES with its timestamps."""
+
+    pts: int | None
+    dts: int | None
+    pcr: int | None
+
+
+class _Candidate:
+    """A new upstream being probed for PSI and a keyframe (per-packet Python)."""
+
+    def __init__(
+        self, session: _Session | None, *, auto: bool, psi_wait: int, key_wait: int
+    ) -> None:
+        self.session = session
+        self.auto = auto
+        self.aligner = PacketAligner()
+        self._psi_wait = psi_wait
+        self._key_wait = key_wait
+        self.pat_asm = SectionAssembler()
+        self.pmt_asm = SectionAssembler()
+        self.pat: Pat | None = None
+        self.pmt_pid: int | None = None
+        self.plan: _Plan | None = None
+        self.seen = 0
+        self._seen_at_plan = 0
+        self._pre = bytearray()
+        self.buffer = bytearray()
+        self.cut: _Cut | None = None
+        self._probe: KeyframeProbe | None = None
+        self._probe_buf = bytearray()
+        self._probe_cut: _Cut | None = None
+        self._last_pcr: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.cut is not None
+
+    def absorb(self, buf: bytearray) -> None:
+        """Take aligned packets; raise :class:`SpliceError` when a wait bound is exceeded."""
+        for pos in range(0, len(buf), PACKET_SIZE):
+            self.seen += 1
+            if buf[pos + 1] & 0x80:
+                continue
+            if self.plan is None:
+                self._learn(buf, pos)
+                if self.plan is None:
+                    self._pre += buf[pos : pos + PACKET_SIZE]
+                    if self.seen > self._psi_wait:
+                        raise SpliceError(
+                            f"no usable PAT/PMT within {self._psi_wait} packets of the new stream"
+                        )
+                    continue
+                pre, self._pre = self._pre, bytearray()
+                for p in range(0, len(pre), PACKET_SIZE):
+                    self._scan(pre, p)
+            if self.auto and self.cut is not None:
+                self.buffer += buf[pos:]
+                self.seen += (len(buf) - pos) // PACKET_SIZE - 1
+                return
+            self._scan(buf, pos)
+            if self.cut is None and self.seen - self._seen_at_plan > self._key_wait:
+                raise SpliceError(f"no keyframe within {self._key_wait} packets of the new stream")
+            if len(self.buffer) > self._key_wait * PACKET_SIZE:
+                self.cut = None
+                self.buffer = bytearray()
+
+    def _learn(self, buf: bytearray, pos: int) -> None:
+        pid = packet_pid(buf, pos)
+        if pid == PAT_PID:
+            for section in self.pat_asm.feed(buf, pos):
+                try:
+                    self.pat = parse_pat(section)
+                except PsiError:
+                    continue
+                first = self.pat.first_program()
+                if first is not None and first[1] != self.pmt_pid:
+                    self.pmt_pid = first[1]
+                    self.pmt_asm = SectionAssembler()
+        elif self.pmt_pid is not None and pid == self.pmt_pid and self.pat is not None:
+            for section in self.pmt_asm.feed(buf, pos):
+                try:
+                    pmt = parse_pmt(section)
+                except PsiError:
+                    continue
+                if not pmt.streams:
+                    continue
+                if self.session is None:
+                    self.session = _Session.learn(self.pat, pmt.program_number, pid, pmt)
+                self.plan = _make_plan(self.session, pmt.program_number, pid, pmt)
+                self._seen_at_plan = self.seen
+                return
+
+    def _scan(self, buf: bytearray, pos: int) -> None:
+        plan = self.plan
+        if plan is None:
+            return
+        packet = buf[pos : pos + PACKET_SIZE]
+        pid = packet_pid(buf, pos)
+        if pid == plan.pmt.pcr_pid:
+            at = pcr_position(buf, pos)
+            if at >= 0:
+                self._last_pcr = read_pcr(buf, at)
+        if pid == plan.anchor_up and buf[pos + 1] & 0x40:
+            self._start_probe(buf, pos)
+        elif pid == plan.anchor_up and self._probe is not None:
+            start = pos + payload_offset(buf, pos)
+            self._probe.feed(buf[start : pos + PACKET_SIZE])
+        if self.cut is not None:
+            self.buffer += packet
+        if self._probe is not None:
+            self._probe_buf += packet
+            verdict = self._probe.verdict
+            if verdict is not None:
+                if verdict:
+                    self.cut = self._probe_cut
+                    self.buffer = self._probe_buf
+                self._probe = None
+                self._probe_buf = bytearray()
+
+    def _start_probe(self, buf: bytearray, pos: int) -> None:
+        plan = self.plan
+        if plan is None:  # pragma: no cover - guarded by the caller
+            return
+        end = pos + PACKET_SIZE
+        start = pos + payload_offset(buf, pos)
+        pts_at, dts_at = timestamp_positions(buf, start, end)
+        pts = read_timestamp(buf, pts_at) if pts_at >= 0 else None
+        dts = read_timestamp(buf, dts_at) if dts_at >= 0 else None
+        here = pcr_position(buf, pos) if packet_pid(buf, pos) == plan.pmt.pcr_pid else -1
+        pcr = read_pcr(buf, here) if here >= 0 else self._last_pcr
+        self._probe_cut = _Cut(pts=pts, dts=dts, pcr=pcr)
+        self._probe_buf = bytearray()
+        if plan.anchor_video:
+            probe = KeyframeProbe(plan.anchor_codec, random_access=random_access(buf, pos))
+            probe.feed(buf[pes_payload_start(buf, start, end) : end])
+        else:
+            probe = KeyframeProbe("", random_access=True)
+        self._probe = probe
+
+
+@dataclass(slots=True)
+class _Gate:
+    out_pid: int
+    cut_pts: int | None
+
+
+@dataclass(slots=True)
+class _Route:
+    """The steady-state mapping of the current upstream."""
+
+    plan: _Plan
+    lut: npt.NDArray[np.int32]
+    identity: bool
+    offset: int
+    gates: dict[int, _Gate]
+    started: set[int] = field(default_factory=set)
+    discontinuity_pending: bool = False
+    pat_asm: SectionAssembler = field(default_factory=SectionAssembler)
+    pmt_asm: SectionAssembler = field(default_factory=SectionAssembler)
+    pmt_section: bytes = b""
+
+
+class TsSplicer:
+    """Splices successive MPEG-TS upstreams into one continuous program.
+
+    See the module docstring for the theory of operation.  Not thread-safe;
+    one instance per channel session, driven from one task.
+    """
+
+    def __init__(
+        self,
+        *,
+        psi_wait_packets: int = 8_000,
+        keyframe_wait_packets: int = 40_000,
+        max_pcr_gap: int = PTS_HZ,
+    ) -> None:
+        self._psi_wait = psi_wait_packets
+        self._key_wait = keyframe_wait_packets
+        self._max_pcr_gap = max_pcr_gap
+        self._session: _Session | None = None
+        self._route: _Route | None = None
+        self._aligner = PacketAligner()
+        self._candidate: _Candidate | None = self._new_candidate(auto=True)
+        self._cc = np.full(PID_COUNT, 15, dtype=np.int16)
+        self._last_dts: dict[int, int] = {}
+        self._max_pts: dict[int, int] = {}
+        self._frame: dict[int, int] = {}
+        self._last_pcr: int | None = None
+        self._stats = SpliceStats()
+        self._retired_resyncs = 0
+        self._retired_skipped = 0
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def stats(self) -> SpliceStats:
+        """A snapshot of the counters."""
+        s = replace(self._stats)
+        aligners = [self._aligner]
+        if self._candidate is not None:
+            aligners.append(self._candidate.aligner)
+        s.resyncs = self._retired_resyncs + sum(a.resyncs for a in aligners)
+        s.bytes_skipped = self._retired_skipped + sum(a.bytes_skipped for a in aligners)
+        return s
+
+    @property
+    def switching(self) -> bool:
+        """True while output waits for a new upstream's PSI and keyframe."""
+        return self._candidate is not None and self._candidate.auto
+
+    @property
+    def candidate_ready(self) -> bool:
+        """A make-before-break candidate has PSI and a keyframe; :meth:`commit` may cut."""
+        c = self._candidate
+        return c is not None and not c.auto and c.ready
+
+    @property
+    def session_pat(self) -> Pat | None:
+        """The PAT the clients see (None until the first upstream is learned)."""
+        return self._session.pat if self._session else None
+
+    @property
+    def session_pmt(self) -> Pmt | None:
+        """The PMT the clients see (None until the first upstream is learned)."""
+        return self._session.pmt if self._session else None
+
+    def push(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Feed bytes of the current upstream; return whole packets for the clients."""
+        cand = self._candidate
+        if cand is not None and cand.auto:
+            return self._feed_candidate(cand, data)
+        packets = self._aligner.feed(data)
+        return self._process(packets) if packets else b""
+
+    def switch(self) -> None:
+        """The current upstream is gone; following :meth:`push` calls carry a new one."""
+        self._retire(self._aligner)
+        self._aligner = PacketAligner()
+        if self._candidate is not None:
+            self._retire(self._candidate.aligner)
+        self._candidate = self._new_candidate(auto=True)
+
+    def prepare(self) -> None:
+        """Start a make-before-break candidate fed through :meth:`push_candidate`."""
+        if self.switching:
+            raise RuntimeError("a switch is already waiting for the new stream")
+        if self._candidate is not None:
+            self._retire(self._candidate.aligner)
+        self._candidate = self._new_candidate(auto=False)
+
+    def push_candidate(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the candidate's bytes (raises :class:`SpliceError` and drops it on give-up)."""
+        cand = self._candidate
+        if cand is None or cand.auto:
+            raise RuntimeError("no make-before-break candidate; call prepare() first")
+        packets = cand.aligner.feed(data)
+        self._stats.packets_in += len(packets) // PACKET_SIZE
+        try:
+            cand.absorb(packets)
+        except SpliceError:
+            self._give_up(cand)
+            self._candidate = None
+            raise
+
+    def commit(self) -> bytes:
+        """Cut over to the ready candidate; return its bytes from the keyframe on."""
+        cand = self._candidate
+        if cand is None or cand.auto or not cand.ready:
+            raise RuntimeError("no ready candidate to commit")
+        return self._cut(cand)
+
+    def cancel(self) -> None:
+        """Abandon a make-before-break candidate."""
+        cand = self._candidate
+        if cand is not None and not cand.auto:
+            self._stats.packets_dropped += cand.seen
+            self._retire(cand.aligner)
+            self._candidate = None
+
+    def null_packets(self, count: int) -> bytes:
+        """Spec-correct null packets to keep clients reading while a switch is pending."""
+        self._stats.null_packets += count
+        return _null_packets(count)
+
+    def flush(self) -> bytes:
+        """At end of input, release the packet held back for sync verification."""
+        if self._candidate is not None and self._candidate.auto:
+            return self._feed_candidate(self._candidate, b"", final=True)
+        packets = self._aligner.flush()
+        return self._process(packets) if packets else b""
+
+    # --------------------------------------------------------------- switching
+
+    def _new_candidate(self, *, auto: bool) -> _Candidate:
+        return _Candidate(
+            self._session, auto=auto, psi_wait=self._psi_wait, key_wait=self._key_wait
+        )
+
+    def _retire(self, aligner: PacketAligner) -> None:
+        self._retired_resyncs += aligner.resyncs
+        self._retired_skipped += aligner.bytes_skipped
+
+    def _give_up(self, cand: _Candidate) -> None:
+        self._stats.give_ups += 1
+        self._stats.packets_dropped += cand.seen
+        self._retire(cand.aligner)
+
+    def _feed_candidate(
+        self, cand: _Candidate, data: bytes | bytearray | memoryview, *, final: bool = False
+    ) -> bytes:
+        packets = cand.aligner.flush() if final else cand.aligner.feed(data)
+        self._stats.packets_in += len(packets) // PACKET_SIZE
+        try:
+            cand.absorb(packets)
+        except SpliceError:
+            self._give_up(cand)
+            self._candidate = self._new_candidate(auto=True)
+            raise
+        if not cand.ready:
+            return b""
+        return self._cut(cand)
+
+    def _cut(self, cand: _Candidate) -> bytes:
+        plan, cut = cand.plan, cand.cut
+        if plan is None or cut is None or cand.session is None:  # pragma: no cover
+            raise RuntimeError("candidate is not ready")
+        first = self._session is None
+        self._session = session = cand.session
+        offset, discontinuity = self._offset_for(plan, cut)
+        lut = np.full(PID_COUNT, _DROP, dtype=np.int32)
+        gates: dict[int, _Gate] = {}
+        for up, out in plan.es_map.items():
+            if up == plan.anchor_up:
+                lut[up] = out
+            else:
+                lut[up] = _GATE
+                gates[up] = _Gate(out_pid=out, cut_pts=cut.pts)
+        if plan.pcr_passthrough:
+            lut[plan.pmt.pcr_pid] = session.pmt.pcr_pid
+        lut[PAT_PID] = _PAT
+        lut[plan.pmt_pid] = _PMT
+        identity = all(up == out for up, out in plan.es_map.items())
+        if plan.pcr_passthrough and plan.pmt.pcr_pid != session.pmt.pcr_pid:
+            identity = False
+        self._route = _Route(
+            plan=plan,
+            lut=lut,
+            identity=identity,
+            offset=offset,
+            gates=gates,
+            started={plan.anchor_up},
+            discontinuity_pending=discontinuity,
+            pat_asm=cand.pat_asm,
+            pmt_asm=cand.pmt_asm,
+            pmt_section=build_pmt(plan.pmt),
+        )
+        self._retire(self._aligner)
+        self._aligner = cand.aligner
+        self._candidate = None
+        if not first:
+            self._stats.splices += 1
+        kept = len(cand.buffer) // PACKET_SIZE
+        self._stats.packets_dropped += max(0, cand.seen - kept)
+        tables = [(session.pat_packet, PAT_PID)]
+        tables += [(p, session.pmt_pid) for p in session.pmt_packets]
+        return self._process(cand.buffer, prefix=tables)
+
+    def _offset_for(self, plan: _Plan, cut: _Cut) -> tuple[int, bool]:
+        """Timestamp offset for the new route, and whether to flag a PCR discontinuity."""
+        if not self._last_dts:
+            return 0, False
+        key = cut.dts if cut.dts is not None else cut.pts
+        if key is None or cut.pts is None:
+            return 0, True
+        out = plan.es_map[plan.anchor_up]
+        head = self._last_dts.get(out)
+        if head is None:
+            head = self._latest(self._last_dts.values())
+        frame = self._frame.get(out, self._default_frame(out))
+        offset = (head + frame - key) % PTS_MODULUS
+        max_pts = self._max_pts.get(out)
+        if max_pts is not None:
+            by_pts = (max_pts + frame - cut.pts) % PTS_MODULUS
+            if ts_diff(by_pts, offset) > 0:
+                offset = by_pts
+        if self._last_pcr is not None and cut.pcr is not None:
+            need = ts_diff(self._last_pcr + 1, cut.pcr, PCR_MODULUS)
+            by_pcr = (-(-need // PCR_PER_PTS)) % PTS_MODULUS
+            gap = ts_diff(by_pcr, offset)
+            if gap > 0:
+                if gap <= self._max_pcr_gap:
+                    offset = by_pcr
+                else:
+                    return offset, True
+        return offset, False
+
+    def _default_frame(self, pid: int) -> int:
+        session = self._session
+        if session is not None and session.kind(pid) == "video":
+            return _DEFAULT_VIDEO_FRAME
+        return _DEFAULT_AUDIO_FRAME
+
+    @staticmethod
+    def _latest(values: Iterable[int]) -> int:
+        items = list(values)
+        best = items[0]
+        for v in items[1:]:
+            if ts_diff(v, best) > 0:
+                best = v
+        return best
+
+    # ------------------------------------------------------------ steady state
+
+    def _process(self, buf: bytearray, *, prefix: list[tuple[bytes, int]] | None = None) -> bytes:
+        """Map one batch of aligned packets of the current route to output bytes."""
+        route, session = self._route, self._session
+        n = len(buf) // PACKET_SIZE
+        if route is None or session is None:  # pragma: no cover - routes exist after a cut
+            return b""
+        if prefix is None:
+            self._stats.packets_in += n
+        pk = np.frombuffer(buf, dtype=np.uint8).reshape(n, PACKET_SIZE)
+        b1 = pk[:, 1]
+        pid = ((b1 & 0x1F).astype(np.intp) << 8) | pk[:, 2]
+        act = route.lut[pid]
+        tei = (b1 & 0x80) != 0
+        if tei.any():
+            act[tei] = _DROP
+        inserts: list[tuple[int, bytes, int]] = [(0, p, o) for p, o in prefix or ()]
+        special = np.flatnonzero(act < _DROP)
+        psi = np.zeros(n, dtype=bool)
+        if len(special):
+            psi[special] = (act[special] == _PAT) | (act[special] == _PMT)
+            self._special_rows(route, session, buf, pk, pid, act, special, inserts)
+        pusi = (b1 & 0x40) != 0
+        keep = act >= 0
+        self._stats.packets_dropped += n - int(np.count_nonzero(keep))
+        for i in np.flatnonzero(pusi & keep & ~psi).tolist():
+            self._pes_row(route, buf, i * PACKET_SIZE, int(act[i]))
+        b3 = pk[:, 3]
+        has_pcr = ((b3 & 0x20) != 0) & (pk[:, 4] >= 7) & ((pk[:, 5] & 0x10) != 0)
+        synth = route.plan.synth_pcr_up
+        if synth is not None:
+            for i in np.flatnonzero(has_pcr & (pid == synth)).tolist():
+                self._synth_pcr(route, session, buf, i, inserts)
+        for i in np.flatnonzero(has_pcr & keep & ~psi).tolist():
+            self._pcr_row(route, session, buf, i * PACKET_SIZE, int(act[i]))
+        if inserts:
+            inserts.sort(key=lambda t: t[0])
+            idx = [t[0] for t in inserts]
+            rows = np.frombuffer(b"".join(t[1] for t in inserts), dtype=np.uint8)
+            pk = np.insert(pk, idx, rows.reshape(-1, PACKET_SIZE), axis=0)
+            act = np.insert(act, idx, [t[2] for t in inserts])
+            keep = act >= 0
+        if bool(keep.all()):
+            out, opid = pk, act
+        else:
+            out, opid = pk[keep], act[keep]
+        if len(out) == 0:
+            return b""
+        if not route.identity:
+            out[:, 1] = (out[:, 1] & 0xE0) | (opid >> 8).astype(np.uint8)
+            out[:, 2] = (opid & 0xFF).astype(np.uint8)
+        self._rewrite_cc(out, opid)
+        self._stats.packets_out += len(out)
+        return out.tobytes()
+
+    def _rewrite_cc(self, out: npt.NDArray[np.uint8], opid: npt.NDArray[np.int32]) -> None:
+        """Give every output PID a continuous counter (payload packets count, others repeat)."""
+        order = np.argsort(opid, kind="stable")
+        spid = opid[order]
+        spay = ((out[order, 3] & 0x10) != 0).astype(np.int32)
+        csum = np.cumsum(spay)
+        bounds = np.flatnonzero(spid[1:] != spid[:-1]) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(spid)])) - 1
+        before = csum[starts] - spay[starts]
+        within = csum - np.repeat(before, ends - starts + 1)
+        cc_sorted = (self._cc[spid] + within) & 0x0F
+        cc = np.empty_like(cc_sorted)
+        cc[order] = cc_sorted
+        out[:, 3] = (out[:, 3] & 0xF0) | cc.astype(np.uint8)
+        self._cc[spid[ends]] = cc_sorted[ends]
+
+    def _special_rows(
+        self,
+        route: _Route,
+        session: _Session,
+        buf: bytearray,
+        pk: npt.NDArray[np.uint8],
+        pid: npt.NDArray[np.intp],
+        act: npt.NDArray[np.int32],
+        rows: npt.NDArray[np.intp],
+        inserts: list[tuple[int, bytes, int]],
+    ) -> None:
+        """PSI packets are replaced by the session's tables; gated streams wait for their start."""
+        for i in rows.tolist():
+            pos = i * PACKET_SIZE
+            kind = int(act[i])
+            up = int(pid[i])
+            pusi = bool(buf[pos + 1] & 0x40)
+            if kind == _PAT:
+                self._watch_pat(route, buf, pos)
+                if pusi:
+                    pk[i] = np.frombuffer(session.pat_packet, dtype=np.uint8)
+                    act[i] = PAT_PID
+                else:
+                    act[i] = _DROP
+            elif kind == _PMT:
+                self._watch_pmt(route, session, buf, pos)
+                if pusi:
+                    pk[i] = np.frombuffer(session.pmt_packets[0], dtype=np.uint8)
+                    act[i] = session.pmt_pid
+                    inserts.extend((i + 1, p, session.pmt_pid) for p in session.pmt_packets[1:])
+                else:
+                    act[i] = _DROP
+            else:
+                act[i] = self._gate_row(route, buf, pos, up, pusi)
+
+    def _gate_row(self, route: _Route, buf: bytearray, pos: int, up: int, pusi: bool) -> int:
+        gate = route.gates.get(up)
+        if gate is None:
+            return _DROP
+        if up in route.started:
+            return gate.out_pid
+        if not pusi:
+            return _DROP
+        start = pos + payload_offset(buf, pos)
+        pts_at, _ = timestamp_positions(buf, start, pos + PACKET_SIZE)
+        if pts_at >= 0:
+            pts = read_timestamp(buf, pts_at)
+            if gate.cut_pts is not None and ts_diff(pts, gate.cut_pts) < 0:
+                return _DROP
+            floor = self._max_pts.get(gate.out_pid)
+            if floor is not None and ts_diff(pts + route.offset, floor) <= 0:
+                return _DROP
+        route.started.add(up)
+        route.lut[up] = gate.out_pid
+        return gate.out_pid
+
+    def _watch_pat(self, route: _Route, buf: bytearray, pos: int) -> None:
+        for section in route.pat_asm.feed(buf, pos):
+            try:
+                pat = parse_pat(section)
+            except PsiError:
+                continue
+            pmt_pid = pat.pmt_pid(route.plan.program_number)
+            if pmt_pid is not None and pmt_pid != route.plan.pmt_pid:
+                route.lut[route.plan.pmt_pid] = _DROP
+                route.lut[pmt_pid] = _PMT
+                route.pmt_asm = SectionAssembler()
+                route.plan = _replace_pmt_pid(route.plan, pmt_pid)
+
+    def _watch_pmt(self, route: _Route, session: _Session, buf: bytearray, pos: int) -> None:
+        for section in route.pmt_asm.feed(buf, pos):
+            if section == route.pmt_section:
+                continue
+            try:
+                pmt = parse_pmt(section)
+            except PsiError:
+                continue
+            if pmt.program_number != route.plan.program_number or not pmt.streams:
+                continue
+            try:
+                plan = _make_plan(session, pmt.program_number, route.plan.pmt_pid, pmt)
+            except SpliceError:
+                continue
+            route.pmt_section = section
+            self._reroute(route, session, plan)
+
+    def _reroute(self, route: _Route, session: _Session, plan: _Plan) -> None:
+        """The current upstream changed its PMT: remap, gating streams that are new."""
+        old = route.plan
+        for up in old.es_map:
+            route.lut[up] = _DROP
+        if old.pcr_passthrough:
+            route.lut[old.pmt.pcr_pid] = _DROP
+        for up, out in plan.es_map.items():
+            if old.es_map.get(up) == out and up in route.started:
+                route.lut[up] = out
+            else:
+                route.started.discard(up)
+                route.lut[up] = _GATE
+                route.gates[up] = _Gate(out_pid=out, cut_pts=None)
+        if plan.pcr_passthrough:
+            route.lut[plan.pmt.pcr_pid] = session.pmt.pcr_pid
+        route.lut[PAT_PID] = _PAT
+        route.lut[plan.pmt_pid] = _PMT
+        route.identity = route.identity and all(up == out for up, out in plan.es_map.items())
+        route.plan = plan
+
+    def _pes_row(self, route: _Route, buf: bytearray, pos: int, out: int) -> None:
+        """Rebase a PES header's PTS/DTS and record the session timeline."""
+        start = pos + payload_offset(buf, pos)
+        pts_at, dts_at = timestamp_positions(buf, start, pos + PACKET_SIZE)
+        if pts_at < 0:
+            return
+        off = route.offset
+        pts = (read_timestamp(buf, pts_at) + off) % PTS_MODULUS
+        if off:
+            write_timestamp(buf, pts_at, pts)
+        if dts_at >= 0:
+            dts = (read_timestamp(buf, dts_at) + off) % PTS_MODULUS
+            if off:
+                write_timestamp(buf, dts_at, dts)
+        else:
+            dts = pts
+        last = self._last_dts.get(out)
+        if last is not None:
+            step = ts_diff(dts, last)
+            if 0 < step <= _MAX_FRAME:
+                self._frame[out] = step
+        self._last_dts[out] = dts
+        top = self._max_pts.get(out)
+        if top is None or ts_diff(pts, top) > 0:
+            self._max_pts[out] = pts
+
+    def _pcr_row(
+        self, route: _Route, session: _Session, buf: bytearray, pos: int, out: int
+    ) -> None:
+        at = pos + 6
+        if route.offset:
+            write_pcr(buf, at, read_pcr(buf, at) + route.offset * PCR_PER_PTS)
+        if out == session.pmt.pcr_pid:
+            if route.discontinuity_pending:
+                set_discontinuity(buf, pos)
+                route.discontinuity_pending = False
+            self._last_pcr = read_pcr(buf, at)
+
+    def _synth_pcr(
+        self,
+        route: _Route,
+        session: _Session,
+        buf: bytearray,
+        i: int,
+        inserts: list[tuple[int, bytes, int]],
+    ) -> None:
+        """Carry an upstream PCR onto the session's PCR PID as a PCR-only packet."""
+        at = pcr_position(buf, i * PACKET_SIZE)
+        pcr = (read_pcr(buf, at) + route.offset * PCR_PER_PTS) % PCR_MODULUS
+        pcr_pid = session.pmt.pcr_pid
+        packet = pcr_packet(pcr_pid, pcr, discontinuity=route.discontinuity_pending)
+        route.discontinuity_pending = False
+        self._last_pcr = pcr
+        inserts.append((i, bytes(packet), pcr_pid))
+
+
+def _replace_pmt_pid(plan: _Plan, pmt_pid: int) -> _Plan:
+    return _Plan(
+        program_number=plan.program_number,
+        pmt_pid=pmt_pid,
+        pmt=plan.pmt,
+        es_map=plan.es_map,
+        anchor_up=plan.anchor_up,
+        anchor_codec=plan.anchor_codec,
+        anchor_video=plan.anchor_video,
+        pcr_passthrough=plan.pcr_passthrough,
+        synth_pcr_up=plan.synth_pcr_up,
+    )
