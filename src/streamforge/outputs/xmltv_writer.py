@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -255,9 +255,12 @@ def _lang_attr(lang: str | None) -> str:
 def _lang_elements(out: list[str], tag: str, items: Iterable[LangText], skip_blank: bool) -> None:
     for item in items:
         text = xml_text(item.text)
-        if skip_blank and not text.strip():
+        if skip_blank and (not text or text.isspace()):
             continue
-        out.append(f"<{tag}{_lang_attr(item.lang)}>{text}</{tag}>")
+        if item.lang:
+            out.append(f'<{tag} lang="{xml_attr(item.lang)}">{text}</{tag}>')
+        else:
+            out.append(f"<{tag}>{text}</{tag}>")
 
 
 def _yes_no(value: bool) -> str:
@@ -352,50 +355,72 @@ def channel_xml(channel: ChannelOut) -> str:
     return "".join(out)
 
 
-def programme_xml(p: ProgrammeOut) -> str | None:
+class TimeFormatter:
+    """:func:`xmltv_time` with a small memo.
+
+    A guide repeats the same slot boundaries on every channel, so one
+    document needs only a few hundred distinct timestamps; memoising them
+    removes most formatting cost.  The memo is per document and is simply
+    emptied when it reaches ``limit`` entries.
+    """
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._memo: dict[datetime, str] = {}
+        self._limit = limit
+
+    def __call__(self, moment: datetime) -> str:
+        text = self._memo.get(moment)
+        if text is None:
+            if len(self._memo) >= self._limit:
+                self._memo.clear()
+            text = self._memo[moment] = xmltv_time(moment)
+        return text
+
+
+def programme_xml(
+    p: ProgrammeOut, time_text: Callable[[datetime], str] = xmltv_time
+) -> str | None:
     """The ``<programme>`` element of ``p``, or ``None`` if it has no usable title."""
-    titles: list[str] = []
-    _lang_elements(titles, "title", p.titles, skip_blank=True)
-    if not titles:
+    out: list[str] = []
+    _lang_elements(out, "title", p.titles, skip_blank=True)
+    if not out:
         return None
-    stop = f' stop="{xmltv_time(p.stop)}"' if p.stop is not None else ""
-    out = [f'<programme start="{xmltv_time(p.start)}"{stop} channel="{xml_attr(p.channel)}">']
-    out.extend(titles)
-    _lang_elements(out, "sub-title", p.sub_titles, skip_blank=True)
-    _lang_elements(out, "desc", p.descs, skip_blank=True)
+    stop = f' stop="{time_text(p.stop)}"' if p.stop is not None else ""
+    out.insert(
+        0, f'<programme start="{time_text(p.start)}"{stop} channel="{xml_attr(p.channel)}">'
+    )
+    if p.sub_titles:
+        _lang_elements(out, "sub-title", p.sub_titles, skip_blank=True)
+    if p.descs:
+        _lang_elements(out, "desc", p.descs, skip_blank=True)
     if p.credits:
         _credits(out, p.credits)
     if p.date:
         out.append(f"<date>{xml_text(p.date)}</date>")
-    _lang_elements(out, "category", p.categories, skip_blank=True)
-    _lang_elements(out, "keyword", p.keywords, skip_blank=True)
+    if p.categories:
+        _lang_elements(out, "category", p.categories, skip_blank=True)
+    if p.keywords:
+        _lang_elements(out, "keyword", p.keywords, skip_blank=True)
     if p.language is not None:
         _lang_elements(out, "language", (p.language,), skip_blank=True)
     if p.orig_language is not None:
         _lang_elements(out, "orig-language", (p.orig_language,), skip_blank=True)
     if p.length_seconds is not None and p.length_seconds >= 0:
         out.append(_length(p.length_seconds))
-    out.extend(f'<icon src="{xml_attr(src)}"/>' for src in p.icons)
-    out.extend(f"<url>{xml_text(url)}</url>" for url in p.urls)
-    _lang_elements(out, "country", p.countries, skip_blank=True)
-    for episode in p.episode_nums:
-        if episode.system == "xmltv_ns" and not _XMLTV_NS_EPISODE.match(episode.value):
-            continue
-        out.append(
-            f'<episode-num system="{xml_attr(episode.system)}">'
-            f"{xml_text(episode.value)}</episode-num>"
-        )
+    if p.icons:
+        out.extend(f'<icon src="{xml_attr(src)}"/>' for src in p.icons)
+    if p.urls:
+        out.extend(f"<url>{xml_text(url)}</url>" for url in p.urls)
+    if p.countries:
+        _lang_elements(out, "country", p.countries, skip_blank=True)
+    if p.episode_nums:
+        _episode_nums(out, p.episode_nums)
     if p.video is not None:
         out.append(_video(p.video))
     if p.audio is not None:
         out.append(_audio(p.audio))
     if p.previously_shown is not None:
-        attrs = ""
-        if p.previously_shown.start is not None:
-            attrs += f' start="{xmltv_time(p.previously_shown.start)}"'
-        if p.previously_shown.channel:
-            attrs += f' channel="{xml_attr(p.previously_shown.channel)}"'
-        out.append(f"<previously-shown{attrs}/>")
+        out.append(_previously_shown(p.previously_shown, time_text))
     if p.premiere is not None:
         premiere = p.premiere
         out.append(f"<premiere{_lang_attr(premiere.lang)}>{xml_text(premiere.text)}</premiere>")
@@ -404,18 +429,45 @@ def programme_xml(p: ProgrammeOut) -> str | None:
         out.append(f"<last-chance{_lang_attr(last.lang)}>{xml_text(last.text)}</last-chance>")
     if p.new:
         out.append("<new/>")
-    for subs in p.subtitles:
-        kind = f' type="{subs.type}"' if subs.type in _SUBTITLE_TYPES else ""
-        inner: list[str] = []
-        if subs.language is not None:
-            _lang_elements(inner, "language", (subs.language,), skip_blank=True)
-        out.append(f"<subtitles{kind}>{''.join(inner)}</subtitles>")
-    out.extend(_rating("rating", rating) for rating in p.ratings)
-    out.extend(_rating("star-rating", rating) for rating in p.star_ratings)
-    out.extend(_review(review) for review in p.reviews)
-    out.extend(_image(image) for image in p.images)
+    if p.subtitles:
+        out.extend(_subtitles(subs) for subs in p.subtitles)
+    if p.ratings:
+        out.extend(_rating("rating", rating) for rating in p.ratings)
+    if p.star_ratings:
+        out.extend(_rating("star-rating", rating) for rating in p.star_ratings)
+    if p.reviews:
+        out.extend(_review(review) for review in p.reviews)
+    if p.images:
+        out.extend(_image(image) for image in p.images)
     out.append("</programme>\n")
     return "".join(out)
+
+
+def _episode_nums(out: list[str], episodes: Sequence[EpisodeNum]) -> None:
+    for episode in episodes:
+        if episode.system == "xmltv_ns" and not _XMLTV_NS_EPISODE.match(episode.value):
+            continue
+        out.append(
+            f'<episode-num system="{xml_attr(episode.system)}">'
+            f"{xml_text(episode.value)}</episode-num>"
+        )
+
+
+def _previously_shown(shown: PreviouslyShown, time_text: Callable[[datetime], str]) -> str:
+    attrs = ""
+    if shown.start is not None:
+        attrs += f' start="{time_text(shown.start)}"'
+    if shown.channel:
+        attrs += f' channel="{xml_attr(shown.channel)}"'
+    return f"<previously-shown{attrs}/>"
+
+
+def _subtitles(subs: Subtitles) -> str:
+    kind = f' type="{subs.type}"' if subs.type in _SUBTITLE_TYPES else ""
+    inner: list[str] = []
+    if subs.language is not None:
+        _lang_elements(inner, "language", (subs.language,), skip_blank=True)
+    return f"<subtitles{kind}>{''.join(inner)}</subtitles>"
 
 
 def document_head(
@@ -470,11 +522,12 @@ def iter_xmltv(
             buffer.clear()
             size = 0
     orphans = untitled = 0
+    time_text = TimeFormatter()
     for programme in programmes:
         if drop_orphans and programme.channel not in written:
             orphans += 1
             continue
-        piece_or_none = programme_xml(programme)
+        piece_or_none = programme_xml(programme, time_text)
         if piece_or_none is None:
             untitled += 1
             continue
