@@ -784,8 +784,16 @@ def test_label_overrides_host() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    username=st.text(st.characters(blacklist_characters="*"), min_size=1, max_size=20),
-    password=st.text(st.characters(blacklist_characters="*"), min_size=1, max_size=20),
+    username=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        min_size=1,
+        max_size=20,
+    ),
+    password=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        min_size=1,
+        max_size=20,
+    ),
     prefix=st.text(max_size=20),
 )
 def test_redact_removes_every_encoding(username: str, password: str, prefix: str) -> None:
@@ -805,3 +813,8 @@ def test_redact_removes_every_encoding(username: str, password: str, prefix: str
         assert password not in redacted
         assert username not in redacted
         assert redact_secrets(text, password, username) == redacted
+
+
+def test_redact_tolerates_unencodable_secrets() -> None:
+    assert redact_secrets("a\ud800b", "\ud800") == "a***b"
+    assert redact_secrets("nothing here", "", "zz") == "nothing here"

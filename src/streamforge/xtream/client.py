@@ -137,10 +137,11 @@ def redact_secrets(text: str, *secrets: str) -> str:
         if not secret:
             continue
         forms.add(secret)
-        forms.add(quote(secret, safe=""))
-        forms.add(quote_plus(secret, safe=""))
-        forms.add(yarl.URL.build(path="/", query={"v": secret}).raw_query_string[2:])
-        forms.add(yarl.URL.build(path="/" + secret).raw_path[1:])
+        with contextlib.suppress(UnicodeError, ValueError):  # unencodable secret: raw form only
+            forms.add(quote(secret, safe=""))
+            forms.add(quote_plus(secret, safe=""))
+            forms.add(yarl.URL.build(path="/", query={"v": secret}).raw_query_string[2:])
+            forms.add(yarl.URL.build(path="/" + secret).raw_path[1:])
     for form in sorted(forms, key=len, reverse=True):
         if form:
             text = text.replace(form, REDACTED)
