@@ -5,17 +5,25 @@ runtimes as they like, each on its own data dir and database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from streamforge.credentials import CredentialStore
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
+from streamforge.epg.sources import EpgService
+from streamforge.epg.xmltv_parse import ImportWindow
 from streamforge.events import EventLog
+from streamforge.matching.channels import ChannelService
+from streamforge.matching.service import MatchService
 from streamforge.settings import Settings
 from streamforge.tasks import TaskOwner
 from streamforge.web.auth import AdminAuth
+from streamforge.xtream.accounts import AccountService
+from streamforge.xtream.sync import ChannelSync
+from streamforge.xtream.sync_jobs import SyncJobs
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +35,13 @@ class Runtime:
     credentials: CredentialStore
     events: EventLog
     auth: AdminAuth
-    tasks: TaskOwner = field(default_factory=lambda: TaskOwner("runtime"))
+    accounts: AccountService
+    channel_sync: ChannelSync
+    sync_jobs: SyncJobs
+    epg: EpgService
+    channels: ChannelService
+    matching: MatchService
+    tasks: TaskOwner
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -42,12 +56,35 @@ class Runtime:
             max_rows=settings.event_max_rows,
         )
         events.start()
+        credentials = CredentialStore(settings.data_dir, use_keyring=settings.keyring)
+        accounts = AccountService(db, credentials, events, default_user_agent=settings.user_agent)
+        channel_sync = ChannelSync(db, accounts, events)
+        tasks = TaskOwner("runtime")
+        epg = EpgService(
+            db,
+            accounts,
+            events,
+            window=ImportWindow(settings.epg_days_back, settings.epg_days_ahead),
+            user_agent=settings.user_agent,
+        )
+        matching = MatchService(db, events, threshold=settings.match_threshold)
+
+        async def rematch(_account: str, _report: object) -> None:
+            await asyncio.to_thread(matching.run)
+
         return cls(
             settings=settings,
             db=db,
-            credentials=CredentialStore(settings.data_dir, use_keyring=settings.keyring),
+            credentials=credentials,
             events=events,
             auth=AdminAuth(db, settings.admin_password),
+            accounts=accounts,
+            channel_sync=channel_sync,
+            sync_jobs=SyncJobs(channel_sync, tasks, after_sync=rematch),
+            epg=epg,
+            channels=ChannelService(db, events),
+            matching=matching,
+            tasks=tasks,
         )
 
     async def aclose(self) -> None:

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     epg_days_back: float = Field(default=1, ge=0, le=14, description="Guide window: days back.")
     epg_days_ahead: float = Field(default=7, ge=0, le=31, description="Guide window: days ahead.")
     match_threshold: float = Field(
-        default=0.85, ge=0, le=1, description="Minimum fuzzy-match confidence to map a stream."
+        default=0.86, ge=0, le=1, description="Minimum fuzzy-match confidence to map a stream."
     )
 
     # -- streaming -----------------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from streamforge import __version__
 from streamforge.runtime import Runtime
-from streamforge.web import api_core
+from streamforge.web import api_accounts, api_core, api_epg, plex
 from streamforge.web.errors import install_error_handlers
 
 
@@ -33,4 +33,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(api_core.router, tags=["admin"])
+    app.include_router(api_accounts.router, tags=["accounts"])
+    app.include_router(api_epg.router, tags=["guide"])
+    app.include_router(plex.router)
     return app

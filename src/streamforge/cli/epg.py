@@ -1,0 +1,118 @@
+"""``streamforge epg …``: XMLTV guide sources."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streamforge.cli.common import console, fail, one_line_errors, open_runtime
+from streamforge.errors import StreamForgeError
+from streamforge.runtime import Runtime
+
+app = typer.Typer(help="XMLTV guide sources.", no_args_is_help=True)
+
+
+@app.command("add")
+@one_line_errors
+def add(
+    name: str = typer.Argument(..., help="A name for the guide source."),
+    url: str | None = typer.Option(None, "--url", help="Download the guide from this URL."),
+    file: str | None = typer.Option(None, "--file", help="Read the guide from this file."),
+    from_account: str | None = typer.Option(
+        None, "--from-account", help="Use this account's own xmltv.php."
+    ),
+    refresh: bool = typer.Option(True, help="Import it right away."),
+) -> None:
+    """Add a guide source (gzip, xz or plain XMLTV, detected from the content)."""
+    with open_runtime() as runtime:
+        runtime.epg.add(name, url=url, file=file, from_account=from_account)
+        console.print(f"guide source {name!r} added", highlight=False)
+        if refresh:
+            _refresh(runtime, [name])
+
+
+@app.command("list")
+@one_line_errors
+def list_sources(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List guide sources."""
+    with open_runtime() as runtime:
+        views = runtime.epg.all()
+    if as_json:
+        console.print_json(json.dumps([v.as_dict() for v in views]))
+        return
+    table = Table("name", "kind", "where", "channels", "last refresh", "programmes", "error")
+    for v in views:
+        table.add_row(
+            v.name,
+            v.kind,
+            v.account or v.location or "",
+            str(v.channel_count),
+            f"{v.last_refreshed_at:%Y-%m-%d %H:%M}" if v.last_refreshed_at else "never",
+            str(v.last_report.get("programmes", "")),
+            v.last_error or "",
+        )
+    console.print(table)
+
+
+def _refresh(runtime: Runtime, names: list[str]) -> int:
+    failures = 0
+    for name in names:
+        with Progress(
+            TextColumn(f"{name}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(name, total=None)
+
+            def progress(
+                done: int, total: int | None, task_id: TaskID = task, ui: Progress = bar
+            ) -> None:
+                ui.update(task_id, completed=done, total=total)
+
+            try:
+                summary = asyncio.run(runtime.epg.refresh(name, progress))
+            except StreamForgeError as exc:
+                console.print(f"[bold red]error:[/] {name}: {exc}", highlight=False)
+                failures += 1
+                continue
+        skipped = summary["skipped"]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"
+        console.print(
+            f"{name}: {summary['channels']} channels, {summary['programmes']} programmes "
+            f"(skipped: {detail}) in {summary['seconds']} s",
+            highlight=False,
+        )
+    return failures
+
+
+@app.command("refresh")
+@one_line_errors
+def refresh(
+    name: str | None = typer.Argument(None, help="Source to refresh (default all)."),
+) -> None:
+    """Re-import guide sources now (a failure keeps the guide already stored)."""
+    with open_runtime() as runtime:
+        names = [name] if name else [v.name for v in runtime.epg.all() if v.is_active]
+        if not names:
+            raise fail("no guide sources; add one with `streamforge epg add`")
+        failures = _refresh(runtime, names)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("remove")
+@one_line_errors
+def remove(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Remove a guide source with its channels and programmes."""
+    if not yes:
+        typer.confirm(f"Remove guide source {name!r} and its channels?", abort=True)
+    with open_runtime() as runtime:
+        runtime.epg.remove(name)
+    console.print(f"guide source {name!r} removed", highlight=False)

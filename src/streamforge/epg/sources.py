@@ -1,0 +1,251 @@
+"""Guide sources: add (URL, file, or an account's ``xmltv.php``), refresh, remove.
+
+A refresh downloads the guide to a temporary file (URLs and accounts), then
+imports it through :func:`streamforge.epg.store.import_guide`: a failure at
+any step is recorded on the source as ``last_error`` and the guide already
+stored stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from sqlalchemy import func, select
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Account, XmltvChannel, XmltvSource
+from streamforge.epg.compression import ProgressCallback
+from streamforge.epg.store import import_guide
+from streamforge.epg.xmltv_parse import ImportWindow
+from streamforge.errors import (
+    ConfigError,
+    ConflictError,
+    GuideError,
+    NotFoundError,
+    StreamForgeError,
+)
+from streamforge.events import EventLog
+from streamforge.xtream.accounts import AccountService
+
+_DOWNLOAD_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class SourceView:
+    id: int
+    name: str
+    kind: str
+    location: str | None
+    account: str | None
+    is_active: bool
+    last_refreshed_at: datetime | None
+    last_error: str | None
+    last_report: dict[str, Any]
+    channel_count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "location": self.location,
+            "account": self.account,
+            "is_active": self.is_active,
+            "last_refreshed_at": (
+                self.last_refreshed_at.isoformat() if self.last_refreshed_at else None
+            ),
+            "last_error": self.last_error,
+            "last_report": self.last_report,
+            "channel_count": self.channel_count,
+        }
+
+
+class EpgService:
+    def __init__(
+        self,
+        db: Database,
+        accounts: AccountService,
+        events: EventLog,
+        *,
+        window: ImportWindow,
+        user_agent: str,
+    ) -> None:
+        self._db = db
+        self._accounts = accounts
+        self._events = events
+        self._window = window
+        self._user_agent = user_agent
+
+    # -- reading ----------------------------------------------------------
+    def all(self) -> list[SourceView]:
+        with self._db.session() as session:
+            counts = dict(
+                session.execute(
+                    select(XmltvChannel.source_id, func.count()).group_by(XmltvChannel.source_id)
+                ).all()
+            )
+            accounts = dict(session.execute(select(Account.id, Account.name)).all())
+            return [
+                SourceView(
+                    id=s.id,
+                    name=s.name,
+                    kind=s.kind,
+                    location=s.location,
+                    account=accounts.get(s.account_id) if s.account_id else None,
+                    is_active=s.is_active,
+                    last_refreshed_at=s.last_refreshed_at,
+                    last_error=s.last_error,
+                    last_report=dict(s.last_report or {}),
+                    channel_count=int(counts.get(s.id, 0)),
+                )
+                for s in session.scalars(select(XmltvSource).order_by(XmltvSource.name))
+            ]
+
+    def get(self, name: str) -> SourceView:
+        for view in self.all():
+            if view.name == name:
+                return view
+        raise NotFoundError(f"no guide source named {name!r} (see `streamforge epg list`)")
+
+    # -- writing ----------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        file: str | None = None,
+        from_account: str | None = None,
+    ) -> SourceView:
+        name = name.strip()
+        if not name:
+            raise ConfigError("a guide source needs a name")
+        given = [v for v in (url, file, from_account) if v]
+        if len(given) != 1:
+            raise ConfigError("give exactly one of --url, --file or --from-account")
+        account_id: int | None = None
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ConfigError(f"guide URL {url!r} must be an http(s) URL")
+            kind, location = "url", url
+        elif file:
+            path = Path(file).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"guide file {file} does not exist")
+            kind, location = "file", str(path.resolve())
+        else:
+            assert from_account is not None
+            account_id = self._accounts.get(from_account).id
+            kind, location = "account", None
+        with self._db.session() as session:
+            if session.scalar(select(XmltvSource.id).where(XmltvSource.name == name)):
+                raise ConflictError(f"a guide source named {name!r} already exists")
+            session.add(XmltvSource(name=name, kind=kind, location=location, account_id=account_id))
+        self._events.record("info", "epg", f"guide source {name!r} added", {"source": name})
+        return self.get(name)
+
+    def remove(self, name: str) -> None:
+        with self._db.session() as session:
+            source = session.scalar(select(XmltvSource).where(XmltvSource.name == name))
+            if source is None:
+                raise NotFoundError(f"no guide source named {name!r}")
+            session.delete(source)
+        self._events.record("warning", "epg", f"guide source {name!r} removed", {"source": name})
+
+    async def refresh(self, name: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Download (if needed) and import one source. Raises on failure; the stored
+        guide is untouched then."""
+        view = self.get(name)
+        started = datetime.now(UTC)
+        try:
+            report = await self._refresh(view, progress)
+        except StreamForgeError as exc:
+            with self._db.session() as session:
+                source = session.get(XmltvSource, view.id)
+                if source is not None:
+                    source.last_error = str(exc)
+            self._events.record(
+                "error",
+                "epg",
+                f"guide {name!r} refresh failed",
+                {"source": name, "error": str(exc)},
+            )
+            raise
+        summary = {
+            "channels": report.channels,
+            "programmes": report.programmes,
+            "skipped": dict(report.skipped),
+            "bytes": report.bytes_read,
+            "seconds": round((datetime.now(UTC) - started).total_seconds(), 2),
+        }
+        with self._db.session() as session:
+            source = session.get(XmltvSource, view.id)
+            if source is not None:
+                source.last_refreshed_at = datetime.now(UTC)
+                source.last_error = None
+                source.last_report = summary
+        self._events.record(
+            "info",
+            "epg",
+            f"guide {name!r} imported: {report.channels} channels, {report.programmes} programmes",
+            {"source": name, **summary},
+        )
+        return summary
+
+    async def _refresh(self, view: SourceView, progress: ProgressCallback | None) -> Any:
+        now = datetime.now(UTC)
+        if view.kind == "file":
+            assert view.location is not None
+            return await asyncio.to_thread(
+                import_guide,
+                self._db,
+                view.id,
+                view.location,
+                now=now,
+                window=self._window,
+                progress=progress,
+            )
+        with tempfile.TemporaryDirectory(prefix="sf-guide-") as tmp:
+            target = Path(tmp) / "guide.xml"
+            if view.kind == "url":
+                assert view.location is not None
+                await self._download(view.location, target)
+            else:
+                if view.account is None:
+                    raise GuideError(f"guide source {view.name!r} lost its account")
+                async with self._accounts.client(view.account) as client:
+                    await client.download_xmltv(target)
+            return await asyncio.to_thread(
+                import_guide,
+                self._db,
+                view.id,
+                str(target),
+                now=now,
+                window=self._window,
+                progress=progress,
+            )
+
+    async def _download(self, url: str, target: Path) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+        host = urlsplit(url).hostname or "the guide server"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, headers={"User-Agent": self._user_agent}) as response,
+            ):
+                if response.status >= 400:
+                    raise GuideError(f"guide download from {host} failed: HTTP {response.status}")
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK):
+                        handle.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GuideError(f"guide download from {host} failed: {type(exc).__name__}") from None

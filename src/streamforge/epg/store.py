@@ -1,0 +1,179 @@
+"""Storing a parsed guide: staging first, then one swap transaction.
+
+Phase 1 parses the whole file (bounded memory) and spools the rows into a
+temporary staging file; any error there — hostile XML, truncation, a bad
+download — raises before the database is touched. Phase 2 swaps the staged
+guide in with one transaction: channels are upserted by XMLTV id (so their
+ids, GuideNumbers, enabled flags and mappings survive a refresh), channels the
+guide no longer lists are removed, and the source's programmes are replaced.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import delete, insert, select
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Programme, XmltvChannel
+from streamforge.epg.compression import ProgressCallback
+from streamforge.epg.xmltv_parse import (
+    GuideChannelRecord,
+    GuideSource,
+    ImportReport,
+    ImportWindow,
+    ProgrammeRecord,
+    XmltvReader,
+)
+
+_BATCH = 2000
+
+
+def _lang_list(items: list[Any]) -> list[dict[str, Any]]:
+    return [{"text": item.text, "lang": item.lang} for item in items]
+
+
+def programme_row(record: ProgrammeRecord) -> dict[str, Any]:
+    """The database row of one programme; fields without a column go to ``extra``."""
+    extra: dict[str, Any] = {
+        "titles": _lang_list(record.titles),
+        "sub_titles": _lang_list(record.sub_titles),
+        "descs": _lang_list(record.descs),
+        "categories": _lang_list(record.categories),
+        "credits": [asdict(c) for c in record.credits],
+        "date": record.date,
+        "keywords": _lang_list(record.keywords),
+        "language": asdict(record.language) if record.language else None,
+        "orig_language": asdict(record.orig_language) if record.orig_language else None,
+        "length": list(record.length) if record.length else None,
+        "urls": record.urls,
+        "countries": _lang_list(record.countries),
+        "video": asdict(record.video) if record.video else None,
+        "audio": asdict(record.audio) if record.audio else None,
+        "previously_shown_start": (
+            record.previously_shown_start.isoformat() if record.previously_shown_start else None
+        ),
+        "previously_shown_channel": record.previously_shown_channel,
+        "premiere": asdict(record.premiere) if record.premiere else None,
+        "last_chance": asdict(record.last_chance) if record.last_chance else None,
+        "subtitles": record.subtitles,
+        "star_ratings": [list(r) for r in record.star_ratings],
+    }
+    return {
+        "start": record.start,
+        "stop": record.stop,
+        "title": record.title,
+        "sub_title": record.sub_titles[0].text if record.sub_titles else None,
+        "description": record.descs[0].text if record.descs else None,
+        "categories": [c.text for c in record.categories],
+        "episode_num": [list(e) for e in record.episode_nums],
+        "icon": record.icon,
+        "rating": [list(r) for r in record.ratings],
+        "previously_shown": record.previously_shown,
+        "is_new": record.new,
+        "extra": {k: v for k, v in extra.items() if v not in (None, [], "")},
+    }
+
+
+class _Spool:
+    """Rows pickled to a temporary file in batches (bounded memory)."""
+
+    def __init__(self) -> None:
+        # Closed by close(), which import_guide calls in a finally block.
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="sf-guide-")  # noqa: SIM115
+        self._batch: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, channel_xmltv_id: str, row: dict[str, Any]) -> None:
+        self._batch.append((channel_xmltv_id, row))
+        if len(self._batch) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            pickle.dump(self._batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._batch = []
+
+    def batches(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        self._flush()
+        self._file.seek(0)
+        while True:
+            try:
+                # Our own file, written just above in this process: trusted input.
+                yield pickle.load(self._file)  # noqa: S301
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def import_guide(
+    db: Database,
+    source_id: int,
+    guide: GuideSource,
+    *,
+    now: datetime,
+    window: ImportWindow,
+    progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Parse ``guide`` and swap it in as the content of source ``source_id``."""
+    reader = XmltvReader(guide, now=now, window=window, progress=progress)
+    channels: dict[str, GuideChannelRecord] = {}
+    spool = _Spool()
+    try:
+        for record in reader:
+            if isinstance(record, GuideChannelRecord):
+                channels[record.xmltv_id] = record
+            else:
+                spool.add(record.channel_id, programme_row(record))
+        _swap(db, source_id, channels, spool)
+    finally:
+        spool.close()
+    return reader.report
+
+
+def _swap(
+    db: Database, source_id: int, channels: dict[str, GuideChannelRecord], spool: _Spool
+) -> None:
+    with db.session() as session:
+        stored = {
+            row.xmltv_id: row
+            for row in session.scalars(
+                select(XmltvChannel).where(XmltvChannel.source_id == source_id)
+            )
+        }
+        ids: dict[str, int] = {}
+        for xmltv_id, record in channels.items():
+            names = record.names or [xmltv_id]
+            row = stored.pop(xmltv_id, None)
+            if row is None:
+                row = XmltvChannel(source_id=source_id, xmltv_id=xmltv_id)
+                session.add(row)
+            row.display_name = names[0][:500]
+            row.display_names = names
+            row.icon = record.icon
+            row.lcn = record.lcn
+        session.flush()
+        for row in session.scalars(select(XmltvChannel).where(XmltvChannel.source_id == source_id)):
+            ids[row.xmltv_id] = row.id
+        for gone in stored.values():
+            session.delete(gone)
+        session.flush()
+        known = list(ids.values())
+        for start in range(0, len(known), 900):
+            session.execute(
+                delete(Programme).where(Programme.xmltv_channel_id.in_(known[start : start + 900]))
+            )
+        for batch in spool.batches():
+            rows = [
+                {**row, "xmltv_channel_id": ids[channel]}
+                for channel, row in batch
+                if channel in ids
+            ]
+            if rows:
+                session.execute(insert(Programme), rows)

@@ -1,0 +1,365 @@
+"""Guide channels and their mappings, as the user manages them.
+
+A guide channel is referred to by its GuideNumber, its XMLTV id, or ``#id``
+(the database id). Everything a user does to a mapping — add, remove,
+reorder, set the primary — marks the channel's mappings manual
+(``is_manual=1``), so automatic matching never undoes it.
+
+``streams_for_channel`` is the seed's ``get_all_streams_for_channel``: every
+mapped stream of active, streamable accounts, by ``stream_priority`` then
+``is_primary`` — what a channel session plays and fails over through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Account, ChannelMapping, XmltvChannel, XtreamChannel
+from streamforge.errors import ConfigError, ConflictError, NotFoundError
+from streamforge.events import EventLog
+from streamforge.outputs.catalog import guide_number_key
+from streamforge.streaming.candidates import ProviderStream, QualityTier, order_streams
+from streamforge.xtream.accounts import STREAMABLE_STATUSES
+
+
+def tier_of(qualities: dict[str, Any] | None) -> QualityTier:
+    name = str((qualities or {}).get("tier", "")).upper()
+    return QualityTier.__members__.get(name, QualityTier.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class MappingView:
+    mapping_id: int
+    xtream_channel_id: int
+    stream_id: int
+    stream_name: str
+    account: str
+    account_active: bool
+    stream_priority: int
+    is_primary: bool
+    is_manual: bool
+    match_confidence: float
+    quality: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    id: int
+    xmltv_id: str
+    name: str
+    guide_number: str | None
+    is_enabled: bool
+    icon: str | None
+    stream_count: int
+    mappings: list[MappingView]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "mappings"}
+        data["mappings"] = [m.as_dict() for m in self.mappings]
+        return data
+
+
+class ChannelService:
+    def __init__(self, db: Database, events: EventLog) -> None:
+        self._db = db
+        self._events = events
+
+    # -- lookup -----------------------------------------------------------
+    @staticmethod
+    def _resolve(session: Session, ref: str) -> XmltvChannel:
+        ref = ref.strip()
+        if ref.startswith("#") and ref[1:].isdigit():
+            found = session.get(XmltvChannel, int(ref[1:]))
+        else:
+            found = session.scalar(select(XmltvChannel).where(XmltvChannel.guide_number == ref))
+            if found is None:
+                found = session.scalar(
+                    select(XmltvChannel).where(XmltvChannel.xmltv_id == ref).limit(1)
+                )
+        if found is None:
+            raise NotFoundError(f"no guide channel {ref!r} (use a GuideNumber, an XMLTV id or #id)")
+        return found
+
+    def _mappings(self, session: Session, channel_id: int) -> list[MappingView]:
+        rows = session.execute(
+            select(ChannelMapping, XtreamChannel, Account)
+            .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
+            .join(Account, Account.id == XtreamChannel.account_id)
+            .where(ChannelMapping.xmltv_channel_id == channel_id)
+            .order_by(
+                ChannelMapping.stream_priority, ChannelMapping.is_primary.desc(), ChannelMapping.id
+            )
+        ).all()
+        return [
+            MappingView(
+                mapping_id=m.id,
+                xtream_channel_id=x.id,
+                stream_id=x.stream_id,
+                stream_name=x.name,
+                account=a.name,
+                account_active=a.is_active and a.status in STREAMABLE_STATUSES,
+                stream_priority=m.stream_priority,
+                is_primary=m.is_primary,
+                is_manual=m.is_manual,
+                match_confidence=round(m.match_confidence, 3),
+                quality=tier_of(x.qualities).label,
+            )
+            for m, x, a in rows
+        ]
+
+    def _view(self, session: Session, channel: XmltvChannel) -> ChannelView:
+        mappings = self._mappings(session, channel.id)
+        return ChannelView(
+            id=channel.id,
+            xmltv_id=channel.xmltv_id,
+            name=channel.display_name,
+            guide_number=channel.guide_number,
+            is_enabled=channel.is_enabled,
+            icon=channel.icon,
+            stream_count=len(mappings),
+            mappings=mappings,
+        )
+
+    def get(self, ref: str) -> ChannelView:
+        with self._db.session() as session:
+            return self._view(session, self._resolve(session, ref))
+
+    def all(
+        self,
+        *,
+        search: str | None = None,
+        enabled: bool | None = None,
+        mapped: bool | None = None,
+        limit: int = 5000,
+    ) -> list[ChannelView]:
+        """Channels without their mapping details (``stream_count`` only)."""
+        with self._db.session() as session:
+            counts = (
+                select(ChannelMapping.xmltv_channel_id, func.count().label("n"))
+                .group_by(ChannelMapping.xmltv_channel_id)
+                .subquery()
+            )
+            stmt = select(XmltvChannel, func.coalesce(counts.c.n, 0)).outerjoin(
+                counts, counts.c.xmltv_channel_id == XmltvChannel.id
+            )
+            if search:
+                like = f"%{search.lower()}%"
+                stmt = stmt.where(
+                    or_(
+                        func.lower(XmltvChannel.display_name).like(like),
+                        func.lower(XmltvChannel.xmltv_id).like(like),
+                        XmltvChannel.guide_number == search,
+                    )
+                )
+            if enabled is not None:
+                stmt = stmt.where(XmltvChannel.is_enabled.is_(enabled))
+            if mapped is True:
+                stmt = stmt.where(counts.c.n > 0)
+            elif mapped is False:
+                stmt = stmt.where(counts.c.n.is_(None))
+            rows = session.execute(stmt.limit(limit)).all()
+            views = [
+                ChannelView(
+                    id=c.id,
+                    xmltv_id=c.xmltv_id,
+                    name=c.display_name,
+                    guide_number=c.guide_number,
+                    is_enabled=c.is_enabled,
+                    icon=c.icon,
+                    stream_count=int(n),
+                    mappings=[],
+                )
+                for c, n in rows
+            ]
+        views.sort(
+            key=lambda v: (
+                v.guide_number is None,
+                guide_number_key(v.guide_number or "0"),
+                v.name.lower(),
+            )
+        )
+        return views
+
+    # -- channel settings ---------------------------------------------------
+    def set_enabled(self, ref: str, enabled: bool) -> ChannelView:
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            channel.is_enabled = enabled
+            if enabled and channel.guide_number is None:
+                channel.guide_number = next_free_number(session, channel.lcn)
+            view = self._view(session, channel)
+        self._events.record(
+            "info",
+            "channel",
+            f"channel {view.name!r} {'enabled' if enabled else 'disabled'}",
+            {"channel": view.name},
+            channel_id=view.id,
+        )
+        return view
+
+    def set_number(self, ref: str, number: str) -> ChannelView:
+        number = number.strip()
+        if not number or not all(part.isdigit() for part in number.split(".")):
+            raise ConfigError(f"GuideNumber {number!r} must look like 5 or 5.1")
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            clash = session.scalar(
+                select(XmltvChannel).where(
+                    XmltvChannel.guide_number == number, XmltvChannel.id != channel.id
+                )
+            )
+            if clash is not None:
+                raise ConflictError(f"GuideNumber {number} is already {clash.display_name!r}")
+            channel.guide_number = number
+            return self._view(session, channel)
+
+    # -- mappings -------------------------------------------------------------
+    def _stream(self, session: Session, xtream_channel_id: int) -> XtreamChannel:
+        stream = session.get(XtreamChannel, xtream_channel_id)
+        if stream is None:
+            raise NotFoundError(f"no provider stream with id {xtream_channel_id}")
+        return stream
+
+    @staticmethod
+    def _renumber(session: Session, channel_id: int, order: list[int]) -> None:
+        """Give mappings priorities 0..n-1 in ``order`` (xtream ids); mark them manual."""
+        mappings = {
+            m.xtream_channel_id: m
+            for m in session.scalars(
+                select(ChannelMapping).where(ChannelMapping.xmltv_channel_id == channel_id)
+            )
+        }
+        if sorted(order) != sorted(mappings):
+            raise ConfigError("the new order must list every mapped stream of the channel once")
+        for priority, xtream_id in enumerate(order):
+            mapping = mappings[xtream_id]
+            mapping.stream_priority = priority
+            mapping.is_primary = priority == 0
+            mapping.is_manual = True
+
+    def _current_order(self, session: Session, channel_id: int) -> list[int]:
+        return [m.xtream_channel_id for m in self._mappings(session, channel_id)]
+
+    def map_add(self, ref: str, xtream_channel_id: int, position: int | None = None) -> ChannelView:
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            stream = self._stream(session, xtream_channel_id)
+            order = self._current_order(session, channel.id)
+            if stream.id in order:
+                raise ConflictError(
+                    f"{stream.name!r} is already mapped to {channel.display_name!r}"
+                )
+            session.add(
+                ChannelMapping(
+                    xmltv_channel_id=channel.id,
+                    xtream_channel_id=stream.id,
+                    match_confidence=1.0,
+                    is_manual=True,
+                )
+            )
+            session.flush()
+            order.insert(len(order) if position is None else max(position, 0), stream.id)
+            self._renumber(session, channel.id, order)
+            if channel.guide_number is None:
+                channel.guide_number = next_free_number(session, channel.lcn)
+            view = self._view(session, channel)
+        self._log(view, f"mapped {stream.name!r} to {view.name!r}")
+        return view
+
+    def map_remove(self, ref: str, xtream_channel_id: int) -> ChannelView:
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            mapping = session.scalar(
+                select(ChannelMapping).where(
+                    ChannelMapping.xmltv_channel_id == channel.id,
+                    ChannelMapping.xtream_channel_id == xtream_channel_id,
+                )
+            )
+            if mapping is None:
+                raise NotFoundError(f"stream {xtream_channel_id} is not mapped to this channel")
+            session.delete(mapping)
+            session.flush()
+            order = self._current_order(session, channel.id)
+            if order:
+                self._renumber(session, channel.id, order)
+            view = self._view(session, channel)
+        self._log(view, f"unmapped stream {xtream_channel_id} from {view.name!r}")
+        return view
+
+    def reorder(self, ref: str, order: list[int]) -> ChannelView:
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            self._renumber(session, channel.id, list(order))
+            view = self._view(session, channel)
+        self._log(view, f"reordered the streams of {view.name!r}")
+        return view
+
+    def set_primary(self, ref: str, xtream_channel_id: int) -> ChannelView:
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            order = self._current_order(session, channel.id)
+            if xtream_channel_id not in order:
+                raise NotFoundError(f"stream {xtream_channel_id} is not mapped to this channel")
+            order.remove(xtream_channel_id)
+            self._renumber(session, channel.id, [xtream_channel_id, *order])
+            view = self._view(session, channel)
+        self._log(view, f"set the primary stream of {view.name!r}")
+        return view
+
+    def _log(self, view: ChannelView, message: str) -> None:
+        self._events.record(
+            "info",
+            "mapping",
+            message,
+            {"channel": view.name, "order": [m.stream_name for m in view.mappings]},
+            channel_id=view.id,
+        )
+
+    # -- for the stream proxy -------------------------------------------------------
+    def streams_for_channel(self, channel_id: int) -> tuple[ProviderStream, ...]:
+        with self._db.session() as session:
+            rows = session.execute(
+                select(ChannelMapping, XtreamChannel, Account)
+                .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
+                .join(Account, Account.id == XtreamChannel.account_id)
+                .where(ChannelMapping.xmltv_channel_id == channel_id)
+                .where(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
+            ).all()
+            return order_streams(
+                ProviderStream(
+                    mapping_id=m.id,
+                    xtream_channel_id=x.id,
+                    stream_id=x.stream_id,
+                    name=x.name,
+                    account_id=a.id,
+                    account_name=a.name,
+                    priority=m.stream_priority,
+                    is_primary=m.is_primary,
+                    quality=tier_of(x.qualities),
+                    max_connections=max(a.max_connections, 1),
+                )
+                for m, x, a in rows
+            )
+
+
+def next_free_number(session: Session, preferred: str | None = None) -> str:
+    """``preferred`` (the guide's LCN) if free, else the lowest free whole number."""
+    taken = set(
+        session.scalars(
+            select(XmltvChannel.guide_number).where(XmltvChannel.guide_number.is_not(None))
+        )
+    )
+    if preferred and preferred.isdigit() and preferred not in taken:
+        return preferred
+    number = 1
+    while str(number) in taken:
+        number += 1
+    return str(number)

@@ -1,0 +1,248 @@
+"""What the outputs publish, read from the database.
+
+The **lineup** is every enabled guide channel that has a GuideNumber and at
+least one provider stream mapped from an account that may stream. The same
+channel is known by its GuideNumber everywhere: the lineup's ``GuideNumber``,
+the M3U's ``tvg-id``/``tvg-chno`` and the XMLTV ``<channel id>`` — so Plex,
+Jellyfin and any player tie guide data to channels without guessing.
+
+Programmes are streamed from the database in batches (``yield_per``) so a
+week-long guide for thousands of channels never sits in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
+from streamforge.outputs import xmltv_writer as xw
+from streamforge.xtream.accounts import STREAMABLE_STATUSES
+
+_TIER_ORDER = {"UHD": 4, "FHD": 3, "HD": 2, "SD": 1}
+
+
+def guide_number_key(number: str) -> tuple[tuple[int, str], ...]:
+    """Sort ``"2" < "2.1" < "10"``; non-numeric parts sort after numbers."""
+    parts = []
+    for part in number.split("."):
+        parts.append((int(part), "") if part.isdigit() else (1 << 30, part))
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class LineupRow:
+    channel_id: int
+    guide_number: str
+    name: str
+    xmltv_id: str
+    icon: str | None
+    group: str
+    best_tier: str
+    stream_count: int
+
+    @property
+    def hd(self) -> bool:
+        return _TIER_ORDER.get(self.best_tier, 0) >= _TIER_ORDER["HD"]
+
+
+def _streamable_mapping_filter() -> Any:
+    return and_(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
+
+
+def lineup(db: Database) -> list[LineupRow]:
+    """The published channels in GuideNumber order."""
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                XmltvChannel.id,
+                XmltvChannel.guide_number,
+                XmltvChannel.display_name,
+                XmltvChannel.xmltv_id,
+                XmltvChannel.icon,
+                XtreamChannel.qualities,
+            )
+            .join(ChannelMapping, ChannelMapping.xmltv_channel_id == XmltvChannel.id)
+            .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
+            .join(Account, Account.id == XtreamChannel.account_id)
+            .where(XmltvChannel.is_enabled.is_(True), XmltvChannel.guide_number.is_not(None))
+            .where(_streamable_mapping_filter())
+        ).all()
+    by_channel: dict[int, dict[str, Any]] = {}
+    for channel_id, number, name, xmltv_id, icon, qualities in rows:
+        entry = by_channel.setdefault(
+            channel_id,
+            {
+                "number": number,
+                "name": name,
+                "xmltv_id": xmltv_id,
+                "icon": icon,
+                "tier": "SD",
+                "count": 0,
+                "group": "",
+            },
+        )
+        entry["count"] += 1
+        quality = qualities or {}
+        tier = str(quality.get("tier", "SD")).upper()
+        if _TIER_ORDER.get(tier, 0) > _TIER_ORDER.get(entry["tier"], 0):
+            entry["tier"] = tier
+        if not entry["group"] and quality.get("category"):
+            entry["group"] = str(quality["category"])
+    result = [
+        LineupRow(
+            channel_id=cid,
+            guide_number=e["number"],
+            name=e["name"],
+            xmltv_id=e["xmltv_id"],
+            icon=e["icon"],
+            group=e["group"],
+            best_tier=e["tier"],
+            stream_count=e["count"],
+        )
+        for cid, e in by_channel.items()
+    ]
+    result.sort(key=lambda row: guide_number_key(row.guide_number))
+    return result
+
+
+def find_channel(db: Database, guide_number: str) -> LineupRow | None:
+    for row in lineup(db):
+        if row.guide_number == guide_number:
+            return row
+    return None
+
+
+def channel_out(row: LineupRow, display_names: list[str]) -> xw.ChannelOut:
+    names = [xw.LangText(row.name)] + [xw.LangText(n) for n in display_names if n != row.name]
+    return xw.ChannelOut(id=row.guide_number, display_names=names, icon=row.icon)
+
+
+def _lang(items: Any) -> list[xw.LangText]:
+    return [xw.LangText(i.get("text", ""), i.get("lang")) for i in items or [] if i.get("text")]
+
+
+def _one_lang(item: Any) -> xw.LangText | None:
+    if not item or not item.get("text"):
+        return None
+    return xw.LangText(item["text"], item.get("lang"))
+
+
+def _length(value: Any) -> int | None:
+    if not value:
+        return None
+    amount, unit = int(value[0]), str(value[1])
+    return amount * {"seconds": 1, "minutes": 60, "hours": 3600}.get(unit, 60)
+
+
+def programme_out(channel: str, p: Programme) -> xw.ProgrammeOut:
+    extra: dict[str, Any] = p.extra or {}
+    titles = _lang(extra.get("titles")) or [xw.LangText(p.title)]
+    sub_titles = _lang(extra.get("sub_titles")) or (
+        [xw.LangText(p.sub_title)] if p.sub_title else []
+    )
+    descs = _lang(extra.get("descs")) or ([xw.LangText(p.description)] if p.description else [])
+    categories = _lang(extra.get("categories")) or [xw.LangText(c) for c in p.categories or []]
+    previously: xw.PreviouslyShown | None = None
+    if p.previously_shown:
+        start = extra.get("previously_shown_start")
+        previously = xw.PreviouslyShown(
+            start=datetime.fromisoformat(start) if start else None,
+            channel=None,
+        )
+    video = extra.get("video")
+    audio = extra.get("audio")
+    return xw.ProgrammeOut(
+        channel=channel,
+        start=p.start,
+        stop=p.stop,
+        titles=titles,
+        sub_titles=sub_titles,
+        descs=descs,
+        credits=[
+            xw.Credit(kind=c["role"], name=c["name"], role=c.get("character"))
+            for c in extra.get("credits", [])
+            if c.get("role") in xw.CREDIT_KINDS and c.get("name")
+        ],
+        date=extra.get("date"),
+        categories=categories,
+        keywords=_lang(extra.get("keywords")),
+        language=_one_lang(extra.get("language")),
+        orig_language=_one_lang(extra.get("orig_language")),
+        length_seconds=_length(extra.get("length")),
+        icons=[p.icon] if p.icon else [],
+        urls=list(extra.get("urls", [])),
+        countries=_lang(extra.get("countries")),
+        episode_nums=[
+            xw.EpisodeNum(value=str(v), system=str(s or "onscreen")) for s, v in p.episode_num or []
+        ],
+        video=xw.Video(
+            present=_yes(video.get("present")),
+            colour=_yes(video.get("colour")),
+            aspect=video.get("aspect"),
+            quality=video.get("quality"),
+        )
+        if video
+        else None,
+        audio=xw.Audio(present=_yes(audio.get("present")), stereo=audio.get("stereo"))
+        if audio
+        else None,
+        previously_shown=previously,
+        premiere=_one_lang(extra.get("premiere")),
+        last_chance=_one_lang(extra.get("last_chance")),
+        new=p.is_new,
+        subtitles=[
+            xw.Subtitles(type=t)
+            for t in extra.get("subtitles", [])
+            if t in {"teletext", "onscreen", "deaf-signed"}
+        ],
+        ratings=[xw.Rating(value=str(v), system=s) for s, v in p.rating or []],
+        star_ratings=[xw.Rating(value=str(v), system=s) for s, v in extra.get("star_ratings", [])],
+    )
+
+
+def _yes(value: Any) -> bool | None:
+    if value is None:
+        return None
+    return str(value).lower() == "yes"
+
+
+def guide_channels(db: Database, rows: list[LineupRow]) -> Iterator[xw.ChannelOut]:
+    ids = [row.channel_id for row in rows]
+    names: dict[int, list[str]] = {}
+    with db.session() as session:
+        for start in range(0, len(ids), 900):
+            for cid, display in session.execute(
+                select(XmltvChannel.id, XmltvChannel.display_names).where(
+                    XmltvChannel.id.in_(ids[start : start + 900])
+                )
+            ):
+                names[cid] = list(display or [])
+    for row in rows:
+        yield channel_out(row, names.get(row.channel_id, []))
+
+
+def guide_programmes(
+    db: Database, rows: list[LineupRow], *, since: datetime | None = None
+) -> Iterator[xw.ProgrammeOut]:
+    """Programmes of the lineup's channels, by channel then start time."""
+    numbers = {row.channel_id: row.guide_number for row in rows}
+    if not numbers:
+        return
+    since = since or datetime(1970, 1, 1, tzinfo=UTC)
+    with db.session() as session:
+        stmt = (
+            select(Programme)
+            .where(Programme.xmltv_channel_id.in_(list(numbers)))
+            .where(func.coalesce(Programme.stop, Programme.start) >= since)
+            .order_by(Programme.xmltv_channel_id, Programme.start)
+            .execution_options(yield_per=2000)
+        )
+        for programme in session.scalars(stmt):
+            yield programme_out(numbers[programme.xmltv_channel_id], programme)
+            session.expunge(programme)

@@ -1,0 +1,66 @@
+"""The emulated tuner's identity: a persisted DeviceID and the tuner count.
+
+The DeviceID is generated once (valid libhdhomerun check digit) and kept in
+``app_state`` so Plex recognises the same tuner across restarts. The tuner
+count is the sum of ``max_connections`` of the accounts that may stream,
+unless the ``tuner_count`` setting overrides it.
+"""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import func, select
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Account
+from streamforge.outputs.device_id import generate_device_id, is_valid_device_id
+from streamforge.outputs.hdhomerun import TunerIdentity
+from streamforge.settings import Settings
+from streamforge.state import get_state, set_state
+from streamforge.xtream.accounts import STREAMABLE_STATUSES
+
+DEVICE_ID_KEY = "device_id"
+DEVICE_AUTH_KEY = "device_auth"
+
+
+def device_id(db: Database) -> str:
+    stored = get_state(db, DEVICE_ID_KEY)
+    if isinstance(stored, str) and is_valid_device_id(stored):
+        return stored
+    fresh = generate_device_id(random.SystemRandom())
+    set_state(db, DEVICE_ID_KEY, fresh)
+    return fresh
+
+
+def device_auth(db: Database) -> str:
+    stored = get_state(db, DEVICE_AUTH_KEY)
+    if isinstance(stored, str) and stored:
+        return stored
+    fresh = "".join(
+        random.SystemRandom().choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(24)
+    )
+    set_state(db, DEVICE_AUTH_KEY, fresh)
+    return fresh
+
+
+def tuner_count(db: Database, settings: Settings) -> int:
+    if settings.tuner_count:
+        return settings.tuner_count
+    with db.session() as session:
+        total = session.scalar(
+            select(func.coalesce(func.sum(Account.max_connections), 0)).where(
+                Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES)
+            )
+        )
+    return max(int(total or 0), 1)
+
+
+def tuner_identity(db: Database, settings: Settings, base_url: str) -> TunerIdentity:
+    return TunerIdentity(
+        device_id=device_id(db),
+        base_url=base_url,
+        tuner_count=tuner_count(db, settings),
+        device_auth=device_auth(db),
+        friendly_name=settings.device_name,
+    )

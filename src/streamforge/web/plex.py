@@ -1,0 +1,125 @@
+"""What Plex, Jellyfin, Emby and IPTV players request — open, no admin auth.
+
+HDHomeRun emulation (``/discover.json``, ``/lineup*.json``, ``/lineup.post``,
+``/device.xml``), the M3U playlist, the XMLTV guide and the tuner URLs
+``/auto/v{GuideNumber}``. Unknown query parameters (Jellyfin's
+``?transcode=``) are ignored everywhere. No answer ever contains a provider
+host, username or password: channels are published only by their
+StreamForge proxy URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from streamforge.outputs import catalog
+from streamforge.outputs.hdhomerun import (
+    LineupChannel,
+    device_xml,
+    discover_json,
+    lineup_entry,
+    lineup_status_json,
+    stream_url,
+)
+from streamforge.outputs.identity import tuner_identity
+from streamforge.outputs.m3u import M3UChannel, m3u_entry, m3u_header
+from streamforge.outputs.xmltv_writer import gzip_chunks, iter_xmltv
+from streamforge.runtime import Runtime
+from streamforge.web.deps import get_runtime
+
+router = APIRouter(tags=["plex"])
+
+
+def base_url(request: Request, runtime: Runtime) -> str:
+    """The public base URL: the setting, else the address the request came in on."""
+    if runtime.settings.base_url:
+        return runtime.settings.base_url
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/discover.json")
+def discover(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+    identity = tuner_identity(runtime.db, runtime.settings, base_url(request, runtime))
+    return JSONResponse(discover_json(identity))
+
+
+@router.get("/lineup_status.json")
+def lineup_status() -> JSONResponse:
+    return JSONResponse(lineup_status_json())
+
+
+def _lineup_channels(runtime: Runtime) -> list[catalog.LineupRow]:
+    return catalog.lineup(runtime.db)
+
+
+@router.get("/lineup.json")
+def lineup(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+    base = base_url(request, runtime)
+    entries = [
+        lineup_entry(base, LineupChannel(row.guide_number, row.name, hd=row.hd))
+        for row in _lineup_channels(runtime)
+    ]
+    return JSONResponse(entries)
+
+
+@router.post("/lineup.post")
+def lineup_post(request: Request) -> Response:
+    scan = request.query_params.get("scan", "start")
+    if scan not in {"start", "abort"}:
+        return JSONResponse({"error": "scan must be start or abort"}, status_code=400)
+    return Response(status_code=200)
+
+
+@router.get("/device.xml")
+@router.get("/capability")
+def device(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+    identity = tuner_identity(runtime.db, runtime.settings, base_url(request, runtime))
+    return Response(device_xml(identity), media_type="application/xml")
+
+
+@router.get("/playlist.m3u")
+@router.get("/playlist.m3u8")
+def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+    base = base_url(request, runtime)
+    parts = [m3u_header(base)]
+    for row in _lineup_channels(runtime):
+        parts.append(
+            m3u_entry(
+                M3UChannel(
+                    name=row.name,
+                    url=stream_url(base, row.guide_number),
+                    number=row.guide_number,
+                    tvg_id=row.guide_number,
+                    logo=row.icon or "",
+                    group=row.group,
+                )
+            )
+        )
+    return Response("".join(parts), media_type="audio/x-mpegurl")
+
+
+def _guide(runtime: Runtime) -> Iterator[bytes]:
+    rows = _lineup_channels(runtime)
+    return iter_xmltv(
+        catalog.guide_channels(runtime.db, rows),
+        catalog.guide_programmes(runtime.db, rows),
+        generator_name="StreamForge",
+    )
+
+
+@router.get("/epg.xml")
+@router.get("/xmltv.xml")
+def epg(runtime: Runtime = Depends(get_runtime)) -> StreamingResponse:
+    return StreamingResponse(_guide(runtime), media_type="application/xml; charset=utf-8")
+
+
+@router.get("/epg.xml.gz")
+def epg_gz(runtime: Runtime = Depends(get_runtime)) -> StreamingResponse:
+    return StreamingResponse(
+        gzip_chunks(_guide(runtime)),
+        media_type="application/gzip",
+        headers={"Content-Disposition": 'attachment; filename="epg.xml.gz"'},
+    )
