@@ -41,7 +41,7 @@ def _parse_http(data: bytes) -> tuple[str, dict[str, str]]:
     text = data.decode()
     assert text.endswith("\r\n\r\n")
     first, *rest = text[:-4].split("\r\n")
-    headers = {}
+    headers: dict[str, str] = {}
     for line in rest:
         name, _, value = line.partition(":")
         headers[name.upper()] = value.strip()
@@ -69,7 +69,7 @@ class _Udp:
         return data
 
     async def recv_n(self, n: int) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         for _ in range(n):
             data = await self.recv()
             assert data is not None, f"expected {n} datagrams, got {len(out)}"

@@ -179,8 +179,8 @@ def test_text_survives_round_trip() -> None:
     bbc = root.find("channel[@id='bbc1.uk']")
     assert bbc is not None
     assert [d.text for d in bbc.findall("display-name")] == ["BBC One & Friends <HD>", "بي بي سي"]
-    assert bbc.find("display-name").get("lang") == "en"  # type: ignore[union-attr]
-    assert bbc.find("icon").get("src") == "http://img/bbc1.png?size=1&fmt=png"  # type: ignore[union-attr]
+    assert bbc.find("display-name").get("lang") == "en"
+    assert bbc.find("icon").get("src") == "http://img/bbc1.png?size=1&fmt=png"
     kan = root.find("channel[@id='kan11.il']/display-name")
     assert kan is not None
     assert kan.text == HEBREW + " [1m"
@@ -206,11 +206,11 @@ def test_programme_children_follow_dtd_order() -> None:
     credits = programme.find("credits")
     assert credits is not None
     assert [c.tag for c in credits] == ["director", "actor", "guest"]
-    assert credits.find("actor").get("role") == "Hero & <Villain>"  # type: ignore[union-attr]
+    assert credits.find("actor").get("role") == "Hero & <Villain>"
     episodes = [(e.get("system"), e.text) for e in programme.findall("episode-num")]
     assert episodes == [("xmltv_ns", "1.4.0/1"), ("onscreen", "S02E05")]
     assert programme.findtext("length") == "60"
-    assert programme.find("length").get("units") == "minutes"  # type: ignore[union-attr]
+    assert programme.find("length").get("units") == "minutes"
 
 
 def test_times_are_utc() -> None:
@@ -254,9 +254,9 @@ def test_invalid_enumerations_are_omitted() -> None:
     root = _parse(_doc([ChannelOut("a.b", (LangText("A"),))], [programme]))
     node = root.find("programme")
     assert node is not None
-    assert node.find("subtitles").get("type") is None  # type: ignore[union-attr]
-    assert node.find("review").get("type") == "text"  # type: ignore[union-attr]
-    assert dict(node.find("image").attrib) == {}  # type: ignore[union-attr]
+    assert node.find("subtitles").get("type") is None
+    assert node.find("review").get("type") == "text"
+    assert dict(node.find("image").attrib) == {}
 
 
 def test_streams_lazily_with_early_header_and_bounded_chunks() -> None:

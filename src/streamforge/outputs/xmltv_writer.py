@@ -51,6 +51,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ CREDIT_KINDS: tuple[str, ...] = (
     "commentator",
     "guest",
 )
-_CREDIT_ORDER = {kind: index for index, kind in enumerate(CREDIT_KINDS)}
+_CREDIT_ORDER = MappingProxyType({kind: index for index, kind in enumerate(CREDIT_KINDS)})
 _IMAGE_TYPES = frozenset({"poster", "backdrop", "still", "person", "character"})
 _IMAGE_SIZES = frozenset({"1", "2", "3"})
 _IMAGE_ORIENTS = frozenset({"P", "L"})
