@@ -188,6 +188,10 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _dump_streams(streams: list[Stream], shape: frozenset[QuirkKind]) -> bytes:
+    return _dumps(reshape([stream_entry(s) for s in streams], shape))
+
+
 # --------------------------------------------------------------------------- handlers
 
 
@@ -238,9 +242,10 @@ async def player_api(request: web.Request) -> web.StreamResponse:
             streams = state.catalog.streams_for(account)
             if category is not None:
                 streams = [s for s in streams if str(s.category_id) == category]
-            cached = state.api_cache[key] = _dumps(
-                reshape([stream_entry(s) for s in streams], shape)
-            )
+            # Large catalogues take a noticeable fraction of a second to serialise: do
+            # it off the event loop so live streams keep their pace.
+            cached = await asyncio.to_thread(_dump_streams, streams, shape)
+            state.api_cache[key] = cached
         return _finish(cached, quirks, "application/json")
     if target == "get_short_epg":
         stream = _visible_stream(state, account, params.get("stream_id"))

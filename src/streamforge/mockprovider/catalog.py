@@ -324,7 +324,8 @@ def _synthetic(
         base = rng.choice(_COUNTRIES[country])
         # Numbered spin-offs make the catalogue larger than the base lists.
         variant = rng.randrange(8)
-        name = base if variant < 5 else f"{base} {variant - 3}"
+        numbered = variant >= 5 and not base[-1].isdigit()
+        name = f"{base} {variant - 3}" if numbered else base
         quality, profile = rng.choice(_QUALITIES)
         style = rng.choice(_PREFIX_STYLES)
         suffix = rng.choice(_SUFFIXES)

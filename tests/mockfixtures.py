@@ -1,0 +1,140 @@
+"""Shared fixtures and helpers for tests that need the mock Xtream provider.
+
+Import the fixtures into a conftest or test module::
+
+    from tests import mockfixtures
+    mock_provider = mockfixtures.mock_provider   # (or import them in conftest.py)
+
+``mock_media`` encodes the test media once per session into a temporary directory
+(``STREAMFORGE_MOCK_MEDIA_CACHE`` overrides it, e.g. to reuse encodes across runs).
+``mock_provider`` is a running :class:`MockProvider` over ``Catalog.demo()`` on
+127.0.0.1; ``mock_provider_thread`` the same for synchronous tests.
+
+:class:`RawStream` is a tiny HTTP/1.1 client on a bare socket, for tests that must
+see exactly what the wire does (a reset, an EOF, a stall with the socket still open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from streamforge.mockprovider import Catalog, MediaLibrary, MockProvider, MockProviderThread
+
+
+@pytest.fixture(scope="session")
+def mock_media(tmp_path_factory: pytest.TempPathFactory) -> MediaLibrary:
+    """Every default media profile, encoded once per test session."""
+    env = os.environ.get("STREAMFORGE_MOCK_MEDIA_CACHE")
+    cache = Path(env) if env else tmp_path_factory.mktemp("mock-media")
+    library = MediaLibrary(cache)
+    with ThreadPoolExecutor(max_workers=len(library.profiles)) as pool:
+        list(pool.map(library.load_sync, library.profiles))
+    return library
+
+
+@pytest.fixture
+async def mock_provider(mock_media: MediaLibrary) -> AsyncIterator[MockProvider]:
+    """A running mock provider with the demo catalogue on 127.0.0.1."""
+    async with MockProvider(Catalog.demo(), host="127.0.0.1", port=0, media=mock_media) as mp:
+        yield mp
+
+
+@pytest.fixture
+def mock_provider_thread(mock_media: MediaLibrary) -> Iterator[MockProviderThread]:
+    """The demo mock provider on a background thread, for synchronous tests."""
+    with MockProviderThread(Catalog.demo(), host="127.0.0.1", port=0, media=mock_media) as mp:
+        yield mp
+
+
+@dataclass
+class RawStream:
+    """An HTTP GET on a bare socket: status line and headers parsed, body left raw."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    status: int
+    headers: dict[str, str]
+
+    @classmethod
+    async def open(cls, url: str, header_wait: float = 10.0) -> RawStream:
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+        reader, writer = await asyncio.open_connection(host, parts.port or 80)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), header_wait)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        return cls(reader, writer, status, headers)
+
+    async def read_for(self, seconds: float, limit: int = 1 << 30) -> bytes:
+        """Read whatever arrives within ``seconds`` (stops early at EOF or ``limit``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        data = bytearray()
+        while len(data) < limit:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+
+    async def read_until_closed(self, within: float) -> str:
+        """Drain until the server ends the connection: ``"eof"`` or ``"reset"``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("connection still open")
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+            except ConnectionResetError:
+                return "reset"
+            if not chunk:
+                return "eof"
+
+    async def close(self) -> None:
+        self.writer.close()
+        # The server may already have reset the connection.
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+def dechunk(raw: bytes) -> bytes:
+    """Decode an HTTP/1.1 chunked body (complete chunks only)."""
+    out = bytearray()
+    pos = 0
+    while True:
+        end = raw.find(b"\r\n", pos)
+        if end < 0:
+            break
+        size = int(raw[pos:end].split(b";")[0] or b"0", 16)
+        start = end + 2
+        if size == 0 or start + size > len(raw):
+            out += raw[start : start + size] if size else b""
+            break
+        out += raw[start : start + size]
+        pos = start + size + 2
+    return bytes(out)

@@ -1,0 +1,192 @@
+"""Mock provider media: real H.264/AAC TS, per-profile identifiers, seamless endless loop."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+import av
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamforge.errors import ConfigError
+from streamforge.mockprovider import media as media_mod
+from streamforge.mockprovider.media import TS_PACKET, MediaLibrary, MediaProfile
+from tests import mockfixtures
+
+mock_media = mockfixtures.mock_media
+
+
+def psi(data: bytes) -> tuple[int, int, set[int]]:
+    """(program number, PMT PID, elementary PIDs) from the first PAT and PMT in ``data``."""
+    program = pmt_pid = -1
+    for i in range(0, len(data), TS_PACKET):
+        pkt = data[i : i + TS_PACKET]
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        if not pkt[1] & 0x40:
+            continue
+        start = 4 + (pkt[4] + 1 if pkt[3] & 0x20 else 0)
+        section = pkt[start + 1 + pkt[start] :]
+        if pid == 0 and program < 0:
+            program = (section[8] << 8) | section[9]
+            pmt_pid = ((section[10] & 0x1F) << 8) | section[11]
+        elif pid == pmt_pid:
+            length = ((section[1] & 0x0F) << 8) | section[2]
+            info_len = ((section[10] & 0x0F) << 8) | section[11]
+            pos = 12 + info_len
+            end = 3 + length - 4
+            pids = set()
+            while pos < end:
+                pids.add(((section[pos + 1] & 0x1F) << 8) | section[pos + 2])
+                pos += 5 + (((section[pos + 3] & 0x0F) << 8) | section[pos + 4])
+            return program, pmt_pid, pids
+    raise AssertionError("no PAT/PMT found")
+
+
+def cc_errors(data: bytes) -> int:
+    """Continuity-counter errors over payload-carrying packets (null packets ignored)."""
+    last: dict[int, int] = {}
+    errors = 0
+    for i in range(0, len(data), TS_PACKET):
+        pkt = data[i : i + TS_PACKET]
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        if pid == 0x1FFF or not pkt[3] & 0x10:
+            continue
+        cc = pkt[3] & 0x0F
+        if pid in last and cc != (last[pid] + 1) & 0x0F:
+            errors += 1
+        last[pid] = cc
+    return errors
+
+
+def test_profile_validation() -> None:
+    with pytest.raises(ConfigError, match="AAC"):
+        MediaProfile("bad", 320, 240, loop_frames=241)
+    with pytest.raises(ConfigError, match="even"):
+        MediaProfile("odd", 321, 240)
+    with pytest.raises(ConfigError, match="mux_rate"):
+        MediaProfile("tight", 320, 240, video_bitrate=2_000_000, mux_rate=1_000_000)
+
+
+def test_profiles_differ_in_ids_and_pictures(mock_media: MediaLibrary) -> None:
+    seen_programs = set()
+    seen_pmts = set()
+    sizes = set()
+    for name, profile in mock_media.profiles.items():
+        clip = mock_media.load_sync(name)
+        program, pmt, pids = psi(clip.data)
+        assert (program, pmt) == (profile.service_id, profile.pmt_pid)
+        assert pids == {profile.video_pid, profile.audio_pid}
+        seen_programs.add(program)
+        seen_pmts.add(pmt)
+        sizes.add((profile.width, profile.height))
+    assert len(seen_programs) == len(mock_media.profiles)
+    assert len(seen_pmts) == len(mock_media.profiles)
+    assert len(sizes) >= 3
+
+
+@pytest.mark.parametrize("name", ["sd", "fhd"])
+def test_clip_is_real_h264_and_aac(mock_media: MediaLibrary, name: str) -> None:
+    clip = mock_media.load_sync(name)
+    profile = clip.profile
+    with av.open(io.BytesIO(clip.data), format="mpegts") as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+        assert codecs == {"video": "h264", "audio": "aac"}
+        video = container.streams.video[0]
+        frames = []
+        for frame in container.decode(video=0):
+            frames.append(frame)
+            if len(frames) == 30:
+                break
+        assert (frames[0].width, frames[0].height) == (profile.width, profile.height)
+        assert video.id == profile.video_pid
+    with av.open(io.BytesIO(clip.data), format="mpegts") as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.sample_rate == 48_000
+        decoded = sum(f.samples for _, f in zip(range(20), container.decode(audio=0), strict=False))
+        assert decoded == 20 * 1024
+
+
+def test_byte_rate_matches_mux_rate(mock_media: MediaLibrary) -> None:
+    for name in mock_media.profiles:
+        clip = mock_media.load_sync(name)
+        assert clip.byte_rate * 8 == pytest.approx(clip.profile.mux_rate, rel=0.02)
+    assert mock_media.load_sync("high").byte_rate * 8 >= 7_500_000
+
+
+def test_entry_points_start_with_pat_before_a_keyframe(mock_media: MediaLibrary) -> None:
+    clip = mock_media.load_sync("hd")
+    assert len(clip.entry_points) >= clip.period - 1  # one per second (GOP 1 s)
+    for offset in clip.entry_points[:4]:
+        pkt = clip.data[int(offset) : int(offset) + TS_PACKET]
+        assert ((pkt[1] & 0x1F) << 8 | pkt[2]) == 0
+
+
+def test_loop_seam_keeps_counters_and_timestamps_continuous(mock_media: MediaLibrary) -> None:
+    clip = mock_media.load_sync("sd")
+    size = clip.loop_bytes
+    seam = clip.read(size - 3000 * TS_PACKET, size * 2 + 3000 * TS_PACKET)
+    assert cc_errors(seam) == 0
+    # Start at an entry point so the demuxer sees PAT/PMT and a keyframe first.
+    start = clip.entry_points[-2]
+    data = clip.read(int(start), size + 4 * TS_PACKET * 1000)
+    last: dict[int, int] = defaultdict(lambda: -1)
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        for packet in container.demux():
+            if packet.pts is None:
+                continue
+            index = packet.stream.index
+            assert packet.pts > last[index]
+            last[index] = packet.pts
+    assert all(v > 0 for v in last.values())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    loop=st.integers(min_value=0, max_value=2_000_000),
+    a=st.integers(min_value=0, max_value=6000),
+    length=st.integers(min_value=0, max_value=3000),
+)
+def test_render_of_a_range_equals_slice_of_the_whole_loop(
+    mock_media: MediaLibrary, loop: int, a: int, length: int
+) -> None:
+    clip = mock_media.load_sync("sd")
+    packets = clip.loop_bytes // TS_PACKET
+    a = min(a, packets)
+    b = min(a + length, packets)
+    whole = clip.render(loop, 0, clip.loop_bytes)
+    assert clip.render(loop, a * TS_PACKET, b * TS_PACKET) == whole[a * TS_PACKET : b * TS_PACKET]
+
+
+def test_render_shifts_timestamps_by_whole_loops(mock_media: MediaLibrary) -> None:
+    clip = mock_media.load_sync("sd")
+    index = clip.index
+    off = int(index.ts_offsets[0])
+    for loop in (1, 7, 123_456):
+        data = clip.render(loop, 0, clip.loop_bytes)
+        got = media_mod._read_ts(data, off)
+        expected = (int(index.ts_values[0]) + loop * clip.profile.period_90k) % (1 << 33)
+        assert got == expected
+
+
+def test_render_rejects_unaligned_ranges(mock_media: MediaLibrary) -> None:
+    clip = mock_media.load_sync("sd")
+    with pytest.raises(ValueError, match="aligned"):
+        clip.render(1, 5, 188)
+
+
+def test_disk_cache_is_reused(
+    mock_media: MediaLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_encoding(*_args: object) -> None:
+        raise AssertionError("a cached profile was encoded again")
+
+    monkeypatch.setattr(media_mod, "encode_clip", no_encoding)
+    again = MediaLibrary(mock_media.cache_dir)
+    assert again.load_sync("sd").data == mock_media.load_sync("sd").data
+
+
+def test_unknown_profile_is_a_config_error(mock_media: MediaLibrary) -> None:
+    with pytest.raises(ConfigError, match="unknown media profile"):
+        mock_media.profile("nope")
