@@ -211,9 +211,9 @@ class PmtStream:
 
     @property
     def language(self) -> str | None:
-        """ISO 639 language code from descriptor 0x0A, if present."""
+        """ISO 639 language code (ISO 639, subtitling or teletext descriptor), if present."""
         for tag, body in iter_descriptors(self.descriptors):
-            if tag == 0x0A and len(body) >= 3:
+            if tag in (0x0A, 0x56, 0x59) and len(body) >= 3:
                 return body[:3].decode("latin-1").lower()
         return None
 
