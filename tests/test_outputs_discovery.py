@@ -31,12 +31,14 @@ from streamforge.outputs.discovery import (
     DiscoveryResponder,
     MalformedFrameError,
     decode_frame,
+    device_info_from,
     encode_frame,
     encode_tlv,
     encode_var_length,
     iter_tlvs,
     parse_discover_request,
 )
+from streamforge.outputs.hdhomerun import TunerIdentity
 
 DEVICE_ID = "12345674"
 # Exactly what `hdhomerun_config discover 127.0.0.1` sends (captured).
@@ -287,3 +289,10 @@ async def test_real_hdhomerun_config_finds_us() -> None:
     text = out.decode()
     assert proc.returncode == 0, text
     assert f"hdhomerun device {DEVICE_ID} found at 127.0.0.1" in text
+
+
+def test_device_info_from_identity() -> None:
+    identity = TunerIdentity("12345674", "http://10.0.0.5:5004/", 6, device_auth="a")
+    assert device_info_from(identity) == DeviceInfo(
+        "12345674", 6, "http://10.0.0.5:5004", "http://10.0.0.5:5004/lineup.json", "a"
+    )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.outputs.ssdp import (
     DEVICE_TYPE,
     ROOT_DEVICE,
@@ -18,6 +19,7 @@ from streamforge.outputs.ssdp import (
     notify_alive,
     parse_search,
     search_response,
+    ssdp_device_from,
 )
 
 UDN = "uuid:ce44c1b0-775f-5fdc-882f-11eea4a9c51b"
@@ -251,3 +253,10 @@ async def test_port_in_use_is_a_warning(caplog: pytest.LogCaptureFixture) -> Non
         await responder.stop()
     finally:
         blocker.close()
+
+
+def test_ssdp_device_from_identity() -> None:
+    identity = TunerIdentity("12345674", "http://10.0.0.5:5004/", 2)
+    device = ssdp_device_from(identity)
+    assert device.udn == identity.udn
+    assert device.location == "http://10.0.0.5:5004/device.xml"

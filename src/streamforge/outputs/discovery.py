@@ -45,6 +45,7 @@ from typing import cast
 
 from streamforge.errors import StreamForgeError
 from streamforge.outputs.device_id import DEVICE_ID_WILDCARD, parse_device_id
+from streamforge.outputs.hdhomerun import TunerIdentity
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,17 @@ class DeviceInfo:
     base_url: str
     lineup_url: str
     device_auth: str
+
+
+def device_info_from(identity: TunerIdentity) -> DeviceInfo:
+    """The discovery view of the tuner identity ``/discover.json`` also shows."""
+    return DeviceInfo(
+        device_id=identity.device_id,
+        tuner_count=identity.tuner_count,
+        base_url=identity.base,
+        lineup_url=identity.lineup_url,
+        device_auth=identity.device_auth,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from streamforge import __version__
+from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class SsdpDevice:
     location: str  # "{base}/device.xml"
     server: str = DEFAULT_SERVER
     max_age: int = 1800
+
+
+def ssdp_device_from(identity: TunerIdentity) -> SsdpDevice:
+    """The SSDP view of the tuner: its UDN and ``{base}/device.xml``."""
+    return SsdpDevice(udn=identity.udn, location=identity.device_xml_url)
 
 
 @dataclass(frozen=True, slots=True)
