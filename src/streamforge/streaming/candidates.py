@@ -21,7 +21,6 @@ channel to be unplayable: if no stream fits, the uncapped list is used.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -31,7 +30,12 @@ from streamforge.errors import ConfigError
 
 
 class QualityTier(IntEnum):
-    """A stream's resolution class; larger is better. ``UNKNOWN`` sorts lowest."""
+    """A stream's resolution class; larger is better. ``UNKNOWN`` sorts lowest.
+
+    Same members and ranks as :class:`streamforge.xtream.quality.QualityTier`
+    (which detects the tier from a stream name at sync time), so the two
+    compare equal member by member.
+    """
 
     UNKNOWN = 0
     SD = 1
@@ -45,37 +49,13 @@ class QualityTier(IntEnum):
         return self.name.lower()
 
 
-_TIER_WORDS: Mapping[str, QualityTier] = {
+_CAP_WORDS: Mapping[str, QualityTier] = {
     "sd": QualityTier.SD,
-    "480p": QualityTier.SD,
-    "576p": QualityTier.SD,
     "hd": QualityTier.HD,
-    "720p": QualityTier.HD,
     "fhd": QualityTier.FHD,
-    "1080p": QualityTier.FHD,
-    "1080i": QualityTier.FHD,
     "uhd": QualityTier.UHD,
     "4k": QualityTier.UHD,
-    "2160p": QualityTier.UHD,
 }
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def tier_from_text(text: str | None) -> QualityTier:
-    """The best tier named by a token in ``text`` (a stream name or a quality tag).
-
-    ``"UK: BBC One FHD"`` → ``FHD``; ``"Sky News HD/SD"`` → ``HD``; no tier
-    word → ``UNKNOWN``. Tokens are whole words, so ``"SDTV"`` or ``"HDMI"`` do
-    not count.
-    """
-    if not text:
-        return QualityTier.UNKNOWN
-    best = QualityTier.UNKNOWN
-    for word in _WORD.findall(text.lower()):
-        tier = _TIER_WORDS.get(word)
-        if tier is not None and tier > best:
-            best = tier
-    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +118,8 @@ def parse_quality_cap(value: str | None) -> QualityTier | None:
     """
     if value is None or not value.strip():
         return None
-    tier = _TIER_WORDS.get(value.strip().lower())
-    if tier is None or value.strip().lower().endswith(("p", "i")):
+    tier = _CAP_WORDS.get(value.strip().lower())
+    if tier is None:
         raise ConfigError(f"quality must be one of sd, hd, fhd, uhd; got {value!r}")
     return tier
 

@@ -335,7 +335,22 @@ class _Round:
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     first_failed: ProviderStream | None = None
-    first_reason: FailureReason | None = None
+    first_reason: FailureReason | str | None = None
+
+    def failed(self, stream: ProviderStream, reason: FailureReason, detail: str) -> None:
+        """Record an attempt of this round that failed."""
+        self.failures.append(_attempt_record(stream, reason, detail))
+        self._first(stream, reason)
+
+    def skip(self, stream: ProviderStream, reason: FailureReason | str, detail: str = "") -> None:
+        """Record a candidate passed over (account skipped or full, breaker open)."""
+        self.skipped.append(_attempt_record(stream, reason, detail))
+        self._first(stream, reason)
+
+    def _first(self, stream: ProviderStream, reason: FailureReason | str) -> None:
+        if self.first_failed is None:
+            self.first_failed = stream
+            self.first_reason = reason
 
 
 def _attempt_record(
@@ -522,10 +537,7 @@ class FailoverPolicy:
             self._begin_round("failover", now, attempt, reason, detail, http_status, out)
         elif self._round is not None and attempt is self._round.attempt:
             self._round.attempt = None
-            self._round.failures.append(_attempt_record(attempt.stream, reason, detail))
-            if self._round.first_failed is None:
-                self._round.first_failed = attempt.stream
-                self._round.first_reason = reason
+            self._round.failed(attempt.stream, reason, detail)
             if account_level:
                 self._round.skipped_accounts[attempt.stream.account_id] = reason
             self._advance(now, out)
@@ -605,7 +617,7 @@ class FailoverPolicy:
             stream = self.streams[index]
             skipped_for = round_.skipped_accounts.get(stream.account_id)
             if skipped_for is not None:
-                round_.skipped.append(_attempt_record(stream, skipped_for, "account skipped"))
+                round_.skip(stream, skipped_for, "account skipped")
                 continue
             attempt = self._try_open(index, Purpose.PLAY, now, out)
             if attempt is None:
@@ -623,12 +635,12 @@ class FailoverPolicy:
         if self._slots.available(stream.account_id, stream.max_connections) == 0:
             if round_ is not None:
                 round_.skipped_accounts[stream.account_id] = FailureReason.ACCOUNT_LIMIT
-                round_.skipped.append(_attempt_record(stream, FailureReason.ACCOUNT_LIMIT))
+                round_.skip(stream, FailureReason.ACCOUNT_LIMIT)
             return None
         admission = self._breakers.admit(stream.xtream_channel_id, now)
         if not admission.admitted:
             if round_ is not None:
-                round_.skipped.append(_attempt_record(stream, "breaker_open"))
+                round_.skip(stream, "breaker_open")
             return None
         lease = self._slots.try_acquire(stream.account_id, stream.max_connections, self._holder)
         if lease is None:  # unreachable while single-threaded; keep the breaker honest
@@ -654,7 +666,7 @@ class FailoverPolicy:
         self._playing_since = now
         self._state = SessionState.PLAYING
         self._recovery_due = now + self.config.recovery_period if attempt.index > 0 else None
-        if round_.phase == "tune" and not round_.failures:
+        if round_.phase == "tune" and round_.first_failed is None:
             return
         self.failovers += 1
         from_stream = round_.origin if round_.origin is not None else round_.first_failed
@@ -693,18 +705,15 @@ class FailoverPolicy:
             attempt = round_.attempt
             round_.attempt = None
             self._close(attempt, FailureReason.BUDGET_EXCEEDED, now, out)
-            round_.failures.append(
-                _attempt_record(attempt.stream, FailureReason.BUDGET_EXCEEDED, "still pending")
-            )
+            round_.failed(attempt.stream, FailureReason.BUDGET_EXCEEDED, "still pending")
         self._exhaust(now, True, out)
 
     def _exhaust(self, now: float, budget_exceeded: bool, out: list[Command]) -> None:
         round_ = self._round
         assert round_ is not None
         origin = round_.origin
-        reason = round_.reason
-        if reason is None and round_.failures:
-            reason = FailureReason(round_.failures[-1]["reason"])
+        last = (round_.failures or round_.skipped or [{}])[-1]
+        reason = str(round_.reason) if round_.reason is not None else last.get("reason")
         elapsed_ms = round((now - round_.started) * 1000)
         why = "failover budget exceeded" if budget_exceeded else "no stream left"
         out.append(
@@ -719,7 +728,7 @@ class FailoverPolicy:
                     "from_stream": origin.name if origin else None,
                     "from_account": origin.account_name if origin else None,
                     "to_stream": None,
-                    "reason": str(reason) if reason else None,
+                    "reason": reason,
                     "detail": round_.detail,
                     "budget_exceeded": budget_exceeded,
                     "elapsed_ms": elapsed_ms,
