@@ -14,50 +14,9 @@ from streamforge.errors import ConfigError
 from streamforge.mockprovider import media as media_mod
 from streamforge.mockprovider.media import TS_PACKET, MediaLibrary, MediaProfile
 from tests import mockfixtures
+from tests.mockfixtures import cc_errors, psi
 
 mock_media = mockfixtures.mock_media
-
-
-def psi(data: bytes) -> tuple[int, int, set[int]]:
-    """(program number, PMT PID, elementary PIDs) from the first PAT and PMT in ``data``."""
-    program = pmt_pid = -1
-    for i in range(0, len(data), TS_PACKET):
-        pkt = data[i : i + TS_PACKET]
-        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
-        if not pkt[1] & 0x40:
-            continue
-        start = 4 + (pkt[4] + 1 if pkt[3] & 0x20 else 0)
-        section = pkt[start + 1 + pkt[start] :]
-        if pid == 0 and program < 0:
-            program = (section[8] << 8) | section[9]
-            pmt_pid = ((section[10] & 0x1F) << 8) | section[11]
-        elif pid == pmt_pid:
-            length = ((section[1] & 0x0F) << 8) | section[2]
-            info_len = ((section[10] & 0x0F) << 8) | section[11]
-            pos = 12 + info_len
-            end = 3 + length - 4
-            pids = set()
-            while pos < end:
-                pids.add(((section[pos + 1] & 0x1F) << 8) | section[pos + 2])
-                pos += 5 + (((section[pos + 3] & 0x0F) << 8) | section[pos + 4])
-            return program, pmt_pid, pids
-    raise AssertionError("no PAT/PMT found")
-
-
-def cc_errors(data: bytes) -> int:
-    """Continuity-counter errors over payload-carrying packets (null packets ignored)."""
-    last: dict[int, int] = {}
-    errors = 0
-    for i in range(0, len(data), TS_PACKET):
-        pkt = data[i : i + TS_PACKET]
-        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
-        if pid == 0x1FFF or not pkt[3] & 0x10:
-            continue
-        cc = pkt[3] & 0x0F
-        if pid in last and cc != (last[pid] + 1) & 0x0F:
-            errors += 1
-        last[pid] = cc
-    return errors
 
 
 def test_profile_validation() -> None:
