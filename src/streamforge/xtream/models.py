@@ -49,16 +49,23 @@ _MAX_TIMESTAMP = 32_503_680_000  # year 3000
 
 def as_text(value: object) -> str | None:
     """A stripped string, or ``None`` for null, empty and null-like words."""
-    if value is None or isinstance(value, (dict, list)):
+    if type(value) is str:  # fast path: most values are already strings
+        text = value.strip()
+    elif value is None or isinstance(value, (dict, list)):
         return None
-    text = str(value).strip()
-    if text.lower() in _NULL_WORDS:
+    else:
+        text = str(value).strip()
+    if not text or (len(text) <= 4 and text.lower() in _NULL_WORDS):
         return None
     return text
 
 
 def as_int(value: object) -> int | None:
     """An integer from ``12``, ``"12"``, ``"12.0"``, ``12.0`` or ``True``; else ``None``."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit():  # fast path: "12"
+        return int(value)
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -83,6 +90,8 @@ def as_int(value: object) -> int | None:
 
 def as_bool(value: object) -> bool:
     """``True`` for ``1``, ``"1"``, ``true``, ``"yes"`` …; everything else is ``False``."""
+    if value in ("0", "1"):  # fast path
+        return value == "1"
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
@@ -119,6 +128,15 @@ def as_timestamp(value: object) -> datetime | None:
 
 def as_id(value: object) -> str | None:
     """An identifier as a string: ``12`` and ``"12"`` both give ``"12"``; ``"12.0"`` too."""
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isdigit()
+        and (value[0] != "0" or len(value) == 1)
+    ):
+        return value  # fast path: canonical decimal string
+    if type(value) is int:
+        return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = as_text(value)

@@ -170,6 +170,8 @@ _GLUE_PIECES: tuple[str, ...] = tuple(
         reverse=True,
     )
 )
+# The same as one regex: a quick test before the piece-by-piece split.
+_GLUED = re.compile("(?:" + "|".join([*map(re.escape, _GLUE_PIECES), r"\d{2,3}FPS"]) + ")+")
 
 _ISO_ALPHA2_TEXT = """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO
@@ -297,20 +299,34 @@ _REGIONAL_Z = 0x1F1FF
 
 # -- phrase rewriting (applied to the NFKC text) ------------------------------------------
 
-_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(1080|720|2160)[pi](\d{2})\b", re.I), r" \1P \2FPS "),
-    (re.compile(r"\b(\d{2,3})\s*-?\s*(?:fps|hz)\b", re.I), r" \1FPS "),
-    (re.compile(r"\bfull[\s_-]*hd\b", re.I), " FHD "),
-    (re.compile(r"\bultra[\s_-]*hd\b", re.I), " UHD "),
-    (re.compile(r"\bhd[\s_-]*ready\b", re.I), " HD "),
-    (re.compile(r"\b[hx][\s.-]?26([45])\b", re.I), r" H26\1 "),
+# Each phrase: lower-case trigger substrings (a cheap pre-check), pattern, replacement.
+_PHRASES: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+    (("1080", "720", "2160"), re.compile(r"\b(1080|720|2160)[pi](\d{2})\b", re.I), r" \1P \2FPS "),
+    (("fps", "hz"), re.compile(r"\b(\d{2,3})\s*-?\s*(?:fps|hz)\b", re.I), r" \1FPS "),
+    (("full",), re.compile(r"\bfull[\s_-]*hd\b", re.I), " FHD "),
+    (("ultra",), re.compile(r"\bultra[\s_-]*hd\b", re.I), " UHD "),
+    (("ready",), re.compile(r"\bhd[\s_-]*ready\b", re.I), " HD "),
+    (("26",), re.compile(r"\b[hx][\s.-]?26([45])\b", re.I), r" H26\1 "),
     (
+        ("multi",),
         re.compile(r"\bmulti[\s_-]*(?:audio|lang(?:uage)?s?|subs?|subtitles?)\b", re.I),
         " MULTI ",
     ),
-    (re.compile(r"\b(?:backup|bkp|alt|alternative|reserve)(?:\s*#?\d{1,2})?\b", re.I), " BACKUP "),
+    (
+        ("backup", "bkp", "alt", "reserve"),
+        re.compile(r"\b(?:backup|bkp|alt|alternative|reserve)(?:\s*#?\d{1,2})?\b", re.I),
+        " BACKUP ",
+    ),
 )
 
+_PHRASE_TRIGGER = re.compile(
+    "|".join(re.escape(trigger) for triggers, _, _ in _PHRASES for trigger in triggers), re.I
+)
+_ANY_BRACKET = re.compile(r"[\[\](){}]")
+_FPS_PREFIX = re.compile(r"\d{2,3}FPS")
+_JOINERS = re.compile(r"[/_+-]")
+_JOINER_PRESENT = re.compile(r"[/_-]")
+_COUNTRY_JOINERS = re.compile(r"[/&+]")
 _BRACKET = re.compile(r"[\[({]([^\[\](){}]*)[\])}]")
 _DASHES = "\u2013\u2014"  # en and em dash
 _QUOTE_ARROWS = "\u00ab\u00bb\u2039\u203a"  # guillemets used as separators
@@ -360,7 +376,7 @@ def _split_glued(word: str) -> list[str] | None:
     """``word`` as a sequence of marker pieces (``HDRAW`` → ``[HD, RAW]``), else ``None``."""
     if not word:
         return []
-    fps = re.match(r"\d{2,3}FPS", word)
+    fps = _FPS_PREFIX.match(word)
     if fps is not None:
         rest = _split_glued(word[fps.end() :])
         if rest is not None:
@@ -378,13 +394,13 @@ def _markers_of(word: str) -> list[str] | None:
     upper = word.upper()
     if upper in _TIER_WORDS or upper in _TAG_WORDS or _FPS_WORD.fullmatch(upper):
         return [upper]
-    parts = [p for p in re.split(r"[/_+-]", upper) if p] if re.search(r"[/_-]", upper) else []
+    parts = [p for p in _JOINERS.split(upper) if p] if _JOINER_PRESENT.search(upper) else []
     if len(parts) > 1:
         nested = [_markers_of(part) for part in parts]
         if all(n is not None for n in nested):
             return [m for n in nested if n is not None for m in n]
         return None
-    if not upper.isalnum() or upper.isdigit():
+    if not upper.isalnum() or upper.isdigit() or _GLUED.fullmatch(upper) is None:
         return None
     return _split_glued(upper)
 
@@ -393,7 +409,7 @@ def _countries_of(word: str) -> list[str] | None:
     """Country codes in ``word`` (``UK``, ``UK/IE``, ``EX-YU``), or ``None``. Upper case only."""
     if word in _REGIONS:
         return [word]
-    parts = re.split(r"[/&+]", word) if len(word) > 3 else [word]
+    parts = _COUNTRY_JOINERS.split(word) if len(word) > 3 else [word]
     codes: list[str] = []
     for part in parts:
         if not (2 <= len(part) <= 3 and part.isascii() and part.isalpha() and part.isupper()):
@@ -434,6 +450,8 @@ def _consume_if_meta(text: str, found: _Found) -> bool:
 
 def _normalise(name: str) -> str:
     """Steps 1 and 2 of the module docstring: plain text with separators and folded phrases."""
+    if name.isascii() and name.isprintable():
+        return _fold_phrases(name)  # nothing for Unicode normalisation to do
     out: list[str] = []
     in_super = False
     chars = list(name)
@@ -478,9 +496,16 @@ def _normalise(name: str) -> str:
             cleaned.append(ch)
         else:
             cleaned.append(" | ")
-    text = "".join(cleaned)
-    for pattern, replacement in _PHRASES:
-        text = pattern.sub(replacement, text)
+    return _fold_phrases("".join(cleaned))
+
+
+def _fold_phrases(text: str) -> str:
+    if _PHRASE_TRIGGER.search(text) is None:
+        return text
+    lowered = text.lower()
+    for triggers, pattern, replacement in _PHRASES:
+        if any(trigger in lowered for trigger in triggers):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -498,11 +523,12 @@ def detect_quality(name: str, *, default_tier: QualityTier = QualityTier.UNKNOWN
     def bracket(match: re.Match[str]) -> str:
         return " " if _consume_if_meta(match.group(1), found) else f" {match.group(1)} "
 
-    previous = None
-    while previous != text:  # nested brackets: innermost first
-        previous = text
-        text = _BRACKET.sub(bracket, text)
-    text = text.replace("(", " ").replace(")", " ").replace("[", " ").replace("]", " ")
+    if _ANY_BRACKET.search(text) is not None:
+        previous = None
+        while previous != text:  # nested brackets: innermost first
+            previous = text
+            text = _BRACKET.sub(bracket, text)
+        text = _ANY_BRACKET.sub(" ", text)  # unbalanced leftovers
 
     kept: list[str] = []
     for segment in _SEPARATOR.split(text):
