@@ -49,7 +49,10 @@ from streamforge.xtream.models import AccountStatus
 PASSWORD = "S3cr&t p@ss+/=?#%"
 EXPIRED_AT = int(datetime(2026, 1, 2, 12, 0, tzinfo=UTC).timestamp())
 BIG_COUNT = 60_000
-FAST = XtreamTimeouts(connect=2.0, read=0.3, total=10.0)
+# Generous limits for answers that come; a short read limit only where a panel stalls on
+# purpose (the "slow" mode), so a loaded machine cannot turn a normal answer into a timeout.
+NORMAL = XtreamTimeouts(connect=5.0, read=20.0, total=60.0)
+STALL = XtreamTimeouts(connect=5.0, read=0.3, total=60.0)
 
 
 def user(mode: str) -> str:
@@ -320,7 +323,7 @@ async def client_for(
         panel_state.base,
         user(mode),
         PASSWORD,
-        timeouts=FAST,
+        timeouts=STALL if mode == "slow" else NORMAL,
         user_agent=user_agent,
         session=session,
     )
@@ -500,7 +503,7 @@ async def test_verify_returns_active_account(panel: Panel) -> None:
 
 
 async def test_wrong_password_is_auth_error(panel: Panel) -> None:
-    client = XtreamClient(panel.base, user("good"), PASSWORD + "x", timeouts=FAST)
+    client = XtreamClient(panel.base, user("good"), PASSWORD + "x", timeouts=NORMAL)
     async with client:
         with pytest.raises(ProviderAuthError) as info:
             await client.account_info()
@@ -606,7 +609,7 @@ async def test_connection_refused() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         async with XtreamClient(
-            f"http://127.0.0.1:{port}", user("refused"), PASSWORD, timeouts=FAST
+            f"http://127.0.0.1:{port}", user("refused"), PASSWORD, timeouts=NORMAL
         ) as client:
             with pytest.raises(ProviderUnreachable) as info:
                 await client.account_info()
@@ -645,7 +648,7 @@ async def test_broken_connections(answer: bytes, kind: type[ProviderError], need
     server, port = await raw_server(answer)
     async with (
         server,
-        XtreamClient(f"http://127.0.0.1:{port}", user("raw"), PASSWORD, timeouts=FAST) as client,
+        XtreamClient(f"http://127.0.0.1:{port}", user("raw"), PASSWORD, timeouts=NORMAL) as client,
     ):
         with pytest.raises(kind) as info:
             await client.live_streams()

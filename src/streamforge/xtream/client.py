@@ -187,8 +187,10 @@ def _normalise_server(server_url: str) -> tuple[str, str]:
 class XtreamClient:
     """One Xtream Codes account on one panel.
 
-    ``label`` names the account in error messages (default: the server's
-    ``host:port``); it must not be the password. ``session`` lets several
+    ``label`` names the account in error messages, which read "wrong username
+    or password for account {label}" and "provider {label} returned …" — so
+    pass a bare name such as ``'main'`` (default: the server's ``host:port``).
+    It must not contain the password. ``session`` lets several
     clients share one :class:`aiohttp.ClientSession`; without it the client
     creates its own on first use and closes it in :meth:`aclose` (or at the
     end of ``async with``). A shared session is never closed by the client.
@@ -674,6 +676,8 @@ class XtreamClient:
             reason = f"{reason.lower()}; check the server URL and port"
         elif isinstance(exc, aiohttp.ServerDisconnectedError):
             reason = "the server closed the connection without answering"
+        elif isinstance(exc, ConnectionResetError):
+            reason = "the server reset the connection"
         elif isinstance(exc, aiohttp.ClientResponseError):
             return self._error(
                 ProviderBadResponse,
