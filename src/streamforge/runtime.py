@@ -19,6 +19,8 @@ from streamforge.events import EventLog
 from streamforge.matching.channels import ChannelService
 from streamforge.matching.service import MatchService
 from streamforge.settings import Settings
+from streamforge.streaming.manager import SessionManager
+from streamforge.streaming.metrics import StreamMetrics
 from streamforge.tasks import TaskOwner
 from streamforge.web.auth import AdminAuth
 from streamforge.xtream.accounts import AccountService
@@ -41,6 +43,7 @@ class Runtime:
     epg: EpgService
     channels: ChannelService
     matching: MatchService
+    streams: SessionManager
     tasks: TaskOwner
 
     @classmethod
@@ -72,6 +75,8 @@ class Runtime:
         async def rematch(_account: str, _report: object) -> None:
             await asyncio.to_thread(matching.run)
 
+        channels = ChannelService(db, events)
+        streams = SessionManager(settings, channels, accounts, events, StreamMetrics())
         return cls(
             settings=settings,
             db=db,
@@ -82,12 +87,14 @@ class Runtime:
             channel_sync=channel_sync,
             sync_jobs=SyncJobs(channel_sync, tasks, after_sync=rematch),
             epg=epg,
-            channels=ChannelService(db, events),
+            channels=channels,
             matching=matching,
+            streams=streams,
             tasks=tasks,
         )
 
     async def aclose(self) -> None:
+        await self.streams.close()
         await self.tasks.close()
         self.close()
 

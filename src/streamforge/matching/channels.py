@@ -324,6 +324,16 @@ class ChannelService:
         )
 
     # -- for the stream proxy -------------------------------------------------------
+    def published(self, guide_number: str) -> tuple[int, str] | None:
+        """(id, name) of the enabled channel with this GuideNumber."""
+        with self._db.session() as session:
+            row = session.execute(
+                select(XmltvChannel.id, XmltvChannel.display_name).where(
+                    XmltvChannel.guide_number == guide_number, XmltvChannel.is_enabled.is_(True)
+                )
+            ).first()
+            return (int(row[0]), str(row[1])) if row is not None else None
+
     def streams_for_channel(self, channel_id: int) -> tuple[ProviderStream, ...]:
         with self._db.session() as session:
             rows = session.execute(

@@ -13,7 +13,7 @@ connect refused/reset/DNS   ``CONNECTION_ERROR``
 no connection in time       ``CONNECT_TIMEOUT``
 no headers in time          ``HEADER_TIMEOUT``
 non-2xx status              ``HTTP_ERROR`` (``status`` set)
-HTML/text/JSON/empty/non-TS ``INVALID_CONTENT``
+HTML/text/JSON/empty/non-TS ``INVALID_CONTENT`` (also garbage mid-stream)
 no bytes for stall_timeout  ``STALL``
 EOF                         ``END_OF_STREAM``
 error while reading         ``READ_ERROR``
@@ -41,6 +41,8 @@ from streamforge.ts.packets import looks_like_ts
 #: How many bytes of a new stream are inspected before it is accepted as TS.
 SNIFF_BYTES = 188 * 7
 _READ_SIZE = 188 * 350  # ~64 KiB
+#: Consecutive bytes without MPEG-TS structure after which a stream is dropped.
+GARBAGE_LIMIT = 188 * 100
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
 _DOC_STARTS = (b"<", b"{", b"[", b"#EXTM3U")
 
@@ -167,11 +169,22 @@ class UpstreamReader:
         result = on_data(head)
         if result is not None:
             await result
+        garbage = 0
         while True:
             chunk = await self._read(response)
             if not chunk:
                 raise UpstreamFailure(FailureReason.END_OF_STREAM, "provider ended the stream")
             self.bytes_read += len(chunk)
+            if len(chunk) >= 2 * 188:
+                if looks_like_ts(chunk, min_packets=2):
+                    garbage = 0
+                else:
+                    garbage += len(chunk)
+                    if garbage >= GARBAGE_LIMIT:
+                        raise UpstreamFailure(
+                            FailureReason.INVALID_CONTENT,
+                            "provider started sending bytes that are not MPEG-TS",
+                        )
             result = on_data(chunk)
             if result is not None:
                 await result

@@ -27,6 +27,7 @@ from streamforge.errors import (
     AccountExpiredError,
     ConfigError,
     ConflictError,
+    CredentialError,
     NotFoundError,
     ProviderAuthError,
     ProviderError,
@@ -102,6 +103,17 @@ class AccountView:
             "last_synced_at": self.last_synced_at.isoformat() if self.last_synced_at else None,
             "channel_count": self.channel_count,
         }
+
+
+@dataclass(frozen=True)
+class StreamAccess:
+    """An account's live-URL builder for the stream proxy (holds the password: never log)."""
+
+    client: XtreamClient
+    user_agent: str
+
+    def __repr__(self) -> str:
+        return "StreamAccess(<redacted>)"
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,29 @@ class AccountService:
                 timeouts=self._timeouts,
                 label=f"account {account.name!r}",
             )
+
+    def stream_access(self, account_ids: set[int]) -> dict[int, StreamAccess | str]:
+        """What the stream proxy needs to open live URLs, per account id; a
+        credential that cannot be opened gives its error message instead."""
+        access: dict[int, StreamAccess | str] = {}
+        with self._db.session() as session:
+            for account in session.scalars(select(Account).where(Account.id.in_(account_ids))):
+                try:
+                    password = self._credentials.open(account.password_encrypted)
+                except CredentialError as exc:
+                    access[account.id] = str(exc)
+                    continue
+                access[account.id] = StreamAccess(
+                    XtreamClient(
+                        account.server_url,
+                        account.username,
+                        password,
+                        user_agent=account.user_agent or self._default_user_agent,
+                        label=f"account {account.name!r}",
+                    ),
+                    account.user_agent or self._default_user_agent,
+                )
+        return access
 
     # -- writing ----------------------------------------------------------
     async def add(

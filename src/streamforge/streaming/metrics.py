@@ -1,0 +1,49 @@
+"""Prometheus metrics of the stream proxy, in a registry owned by the runtime
+(no process-global collectors, so several runtimes can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_GAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class StreamMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.sessions = Gauge("streamforge_sessions", "Live channel sessions.", registry=r)
+        self.clients = Gauge("streamforge_clients", "Connected stream clients.", registry=r)
+        self.delivered_bytes = Counter(
+            "streamforge_delivered_bytes", "Bytes sent to clients (all clients).", registry=r
+        )
+        self.upstream_bytes = Counter(
+            "streamforge_upstream_bytes", "Bytes read from providers.", registry=r
+        )
+        self.failovers = Counter(
+            "streamforge_failovers",
+            "Failovers, by the reason of the failure.",
+            ["reason"],
+            registry=r,
+        )
+        self.upgrades = Counter(
+            "streamforge_upgrades", "Switches back to a better stream.", registry=r
+        )
+        self.failover_gap = Histogram(
+            "streamforge_failover_gap_seconds",
+            "From detecting a failure to the backup's first valid data.",
+            buckets=_GAP_BUCKETS,
+            registry=r,
+        )
+        self.output_gap = Histogram(
+            "streamforge_output_gap_seconds",
+            "From a failure to the next bytes published to clients (after splicing).",
+            buckets=_GAP_BUCKETS,
+            registry=r,
+        )
+        self.tunes_rejected = Counter(
+            "streamforge_tunes_rejected",
+            "Tune requests answered 404/503, by code.",
+            ["code"],
+            registry=r,
+        )

@@ -1,0 +1,73 @@
+"""The tuner URLs ``/auto/v{GuideNumber}`` (open, like a real HDHomeRun), the
+live-session API and Prometheus metrics.
+
+A tune joins (or starts) the channel's session and streams MPEG-TS with no
+Content-Length until the client leaves or every stream has failed. Errors
+follow the HDHomeRun convention: 404 for an unknown channel, 503 with an
+``X-HDHomeRun-Error`` header when the channel cannot be tuned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamforge.errors import ConfigError
+from streamforge.runtime import Runtime
+from streamforge.streaming.fanout import FanoutReader
+from streamforge.streaming.manager import TuneError
+from streamforge.streaming.session import ChannelSession
+from streamforge.web.deps import get_runtime, require_admin
+
+router = APIRouter()
+api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)], tags=["streams"])
+
+
+async def _body(session: ChannelSession, reader: FanoutReader) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in reader:
+            yield chunk
+    finally:
+        session.leave(reader)
+
+
+@router.get("/auto/v{guide_number}", tags=["plex"])
+@router.get("/stream/{guide_number}.ts", tags=["plex"])
+async def tune(
+    guide_number: str, request: Request, runtime: Runtime = Depends(get_runtime)
+) -> Response:
+    try:
+        session, reader = await runtime.streams.tune(
+            guide_number, request.query_params.get("quality")
+        )
+    except ConfigError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    except TuneError as exc:
+        headers = {"X-HDHomeRun-Error": f"{exc.code} {exc}"} if exc.code else {}
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+    return StreamingResponse(
+        _body(session, reader),
+        media_type="video/mp2t",
+        headers={"Cache-Control": "no-cache, no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/metrics", tags=["system"])
+def metrics(runtime: Runtime = Depends(get_runtime)) -> Response:
+    return Response(
+        generate_latest(runtime.streams.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+@api.get("/sessions", summary="Live channel sessions")
+def sessions(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+    return runtime.streams.snapshot()
+
+
+@api.get("/breakers", summary="Circuit breaker state per provider stream")
+def breakers(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+    return runtime.streams.breaker_states()
