@@ -44,7 +44,15 @@ from streamforge.xtream.client import (
     XtreamTimeouts,
     redact_secrets,
 )
-from streamforge.xtream.models import AccountStatus
+from streamforge.xtream.models import (
+    AccountInfo,
+    AccountStatus,
+    as_bool,
+    as_id,
+    as_int,
+    as_timestamp,
+    parse_short_epg,
+)
 
 PASSWORD = "S3cr&t p@ss+/=?#%"
 EXPIRED_AT = int(datetime(2026, 1, 2, 12, 0, tzinfo=UTC).timestamp())
@@ -821,3 +829,138 @@ def test_redact_removes_every_encoding(username: str, password: str, prefix: str
 def test_redact_tolerates_unencodable_secrets() -> None:
     assert redact_secrets("a\ud800b", "\ud800") == "a***b"
     assert redact_secrets("nothing here", "", "zz") == "nothing here"
+
+
+# -- tolerant parsing of panel values ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (12, 12),
+        ("12", 12),
+        (" 12 ", 12),
+        ("12.0", 12),
+        (12.0, 12),
+        ("-3", -3),
+        (True, 1),
+        ("12.5", None),
+        ("", None),
+        (None, None),
+        ("abc", None),
+        ("²", None),
+        ([1], None),
+    ],
+)
+def test_as_int(raw: object, expected: int | None) -> None:
+    assert as_int(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        (1, True),
+        ("true", True),
+        ("Yes", True),
+        ("2", True),
+        ("0", False),
+        (0, False),
+        ("false", False),
+        ("", False),
+        (None, False),
+        ("null", False),
+    ],
+)
+def test_as_bool(raw: object, expected: bool) -> None:
+    assert as_bool(raw) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1767355200", datetime(2026, 1, 2, 12, 0, tzinfo=UTC)),
+        (1767355200, datetime(2026, 1, 2, 12, 0, tzinfo=UTC)),
+        ("2026-01-02 12:00:00", datetime(2026, 1, 2, 12, 0, tzinfo=UTC)),
+        ("0", None),
+        ("-1", None),
+        ("99999999999999", None),
+        ("null", None),
+        (None, None),
+        ("unlimited", None),
+    ],
+)
+def test_as_timestamp(raw: object, expected: datetime | None) -> None:
+    assert as_timestamp(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (7, "7"),
+        ("7", "7"),
+        ("007", "7"),
+        ("7.0", "7"),
+        (7.0, "7"),
+        ("sports", "sports"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_as_id(raw: object, expected: str | None) -> None:
+    assert as_id(raw) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_as_int_reads_every_spelling_of_an_integer(number: int) -> None:
+    for spelling in (number, str(number), f" {number} ", f"{number}.0", float(number)):
+        assert as_int(spelling) == number
+
+
+def test_account_status_words() -> None:
+    assert AccountStatus.parse("ACTIVE") is AccountStatus.ACTIVE
+    assert AccountStatus.parse("Inactive") is AccountStatus.DISABLED
+    assert AccountStatus.parse("Banned") is AccountStatus.BANNED
+    assert AccountStatus.parse(None) is AccountStatus.UNKNOWN
+
+
+def test_account_with_missing_and_odd_fields() -> None:
+    info = AccountInfo.parse(
+        {
+            "user_info": {
+                "auth": "1",
+                "status": "Active",
+                "exp_date": None,
+                "max_connections": None,
+                "allowed_output_formats": "ts,m3u8",
+            }
+        }
+    )
+    assert info.is_active
+    assert info.exp_date is None
+    assert info.max_connections == 0
+    assert info.active_cons == 0
+    assert info.allowed_output_formats == ("ts", "m3u8")
+    assert info.server is None
+    with pytest.raises(ProviderBadResponse):
+        AccountInfo.parse({"server_info": {}})
+
+
+def test_short_epg_shapes() -> None:
+    parsed = parse_short_epg({"epg_listings": None})
+    assert parsed is not None
+    assert parsed.items == []
+    assert parse_short_epg([]) is None
+    parsed = parse_short_epg(
+        {
+            "epg_listings": [
+                {**epg_listing("", EXPIRED_AT), "title": "Plain title!", "description": "News"},
+                {"title": "no times"},
+            ]
+        }
+    )
+    assert parsed is not None
+    assert parsed.skipped == 1
+    assert parsed.items[0].title == "Plain title!"
+    assert parsed.items[0].description == "News"

@@ -168,7 +168,11 @@ def as_text_list(value: object) -> tuple[str, ...]:
 
 
 def decode_base64_text(value: object) -> str:
-    """Decode the base64 text ``get_short_epg`` uses; return the raw text if it is not base64."""
+    """Decode the base64 text ``get_short_epg`` uses; return the raw text if it is not base64.
+
+    Text that decodes to invalid UTF-8 or to control characters was plain text
+    after all and is returned as it came.
+    """
     text = as_text(value)
     if text is None:
         return ""
@@ -177,9 +181,12 @@ def decode_base64_text(value: object) -> str:
     except (binascii.Error, ValueError):
         return text
     try:
-        return raw.decode("utf-8").strip()
+        decoded = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        return raw.decode("latin-1").strip()
+        return text  # plain text that happened to use only base64 letters ("News")
+    if not decoded.replace("\n", " ").replace("\t", " ").isprintable():
+        return text
+    return decoded
 
 
 def list_entries(data: object) -> Iterator[Mapping[str, Any]] | None:
