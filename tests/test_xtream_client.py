@@ -222,6 +222,8 @@ def make_app(panel_state: Panel, release: asyncio.Event) -> web.Application:
             raise web.HTTPFound(request.rel_url)
         if mode == user("badauth"):
             return json_response({"user_info": {"auth": 0}})
+        if mode == user("expiredauth0"):
+            return json_response(account_object(0, "Expired", str(EXPIRED_AT)))
         if mode in {user("expired"), user("banned"), user("disabled")}:
             status = {"expired": "Expired", "banned": "Banned", "disabled": "Disabled"}[
                 mode.split("_")[1]
@@ -550,6 +552,11 @@ async def test_expired_account_info_is_returned_and_verify_raises(panel: Panel) 
         with pytest.raises(AccountExpiredError) as raised:
             await client.verify()
     assert_no_secrets(raised.value, user("expired"))
+
+
+async def test_auth_zero_with_expired_status_says_expired(panel: Panel) -> None:
+    exc = await expect_error(AccountExpiredError, "expiredauth0", lambda c: c.account_info(), panel)
+    assert "expired on 2026-01-02" in str(exc)
 
 
 @pytest.mark.parametrize(("mode", "word"), [("banned", "banned"), ("disabled", "disabled")])

@@ -297,7 +297,7 @@ class XtreamClient:
             )
         info = AccountInfo.parse(data)
         if not info.auth:
-            raise self._auth_error()
+            raise self._refused_error(info)
         return info
 
     async def verify(self) -> AccountInfo:
@@ -554,7 +554,7 @@ class XtreamClient:
         if looks_like_account(data):
             info = AccountInfo.parse(data)
             if not info.auth:
-                return self._auth_error()
+                return self._refused_error(info)
             if not info.is_active:
                 return self._inactive_error(info)
             return self._error(
@@ -608,6 +608,12 @@ class XtreamClient:
         if kind is ProviderHTTPError:
             return ProviderHTTPError(safe, status if status is not None else 0)
         return kind(safe)
+
+    def _refused_error(self, info: AccountInfo) -> ProviderError:
+        """auth=0: wrong credentials, unless the panel says why (some send auth=0 when expired)."""
+        if info.status in {AccountStatus.EXPIRED, AccountStatus.DISABLED, AccountStatus.BANNED}:
+            return self._inactive_error(info)
+        return self._auth_error()
 
     def _auth_error(self) -> ProviderError:
         return self._error(
