@@ -159,9 +159,9 @@ class StreamClient:
             self.ended.set()
             self.changed.set()
 
-    async def wait_bytes(self, count: int, timeout: float = 15.0) -> None:
+    async def wait_bytes(self, count: int, within: float = 15.0) -> None:
         """Wait until at least ``count`` bytes arrived in total."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.data) < count:
                 if self.ended.is_set():
                     raise AssertionError(f"stream ended after {len(self.data)} bytes")
@@ -175,10 +175,10 @@ class StreamClient:
                 await self._task
 
 
-async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
+async def wait_until(predicate: Any, within: float = 10.0, interval: float = 0.02) -> None:
     """Poll ``predicate()`` until true (a condition, not a fixed sleep)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")

@@ -10,7 +10,7 @@ import pytest
 
 from streamforge.mockprovider import MockProvider
 from streamforge.mockprovider.faults import Fault
-from tests.mockfixtures import cc_errors, mock_media, mock_provider  # noqa: F401
+from tests.mockfixtures import cc_errors
 from tests.streamharness import StreamClient, stack, wait_until, whole_packets
 
 PRIMARY, BACKUP, SECOND_BACKUP = ("alpha", 101), ("alpha", 102), ("beta", 201)
@@ -63,7 +63,7 @@ async def test_mid_stream_failover(
         await client.wait_bytes(188 * 500)
         mock_provider.set_fault(101, fault)
         await wait_until(
-            lambda: any(e.get("reason") == reason for e in _stream_events(s.runtime)), timeout=10
+            lambda: any(e.get("reason") == reason for e in _stream_events(s.runtime)), within=10
         )
         before = len(client.data)
         await client.wait_bytes(before + 188 * 1000)
