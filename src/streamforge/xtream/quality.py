@@ -158,9 +158,15 @@ _TAG_WORDS: Mapping[str, str] = {
     "RAW": "RAW",
     "VIP": "VIP",
     "BACKUP": "BACKUP",
+    "ALT": "BACKUP",
+    "ALTERNATIVE": "BACKUP",
     "MULTI": "MULTI",
     "HQ": "HQ",
 }
+
+# Markers that are also ordinary words ("WWE Raw", "Alternative Rock Radio"):
+# outside brackets they count only when written in capitals.
+_CAPITALS_ONLY = frozenset({"RAW", "VIP", "ALT", "ALTERNATIVE", "MULTI", "HQ", "LQ"})
 
 # Pieces that may be glued together in one word ("HDRAW", "FHDHEVC"), longest first.
 _GLUE_PIECES: tuple[str, ...] = tuple(
@@ -312,11 +318,8 @@ _PHRASES: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
         re.compile(r"\bmulti[\s_-]*(?:audio|lang(?:uage)?s?|subs?|subtitles?)\b", re.I),
         " MULTI ",
     ),
-    (
-        ("backup", "bkp", "alt", "reserve"),
-        re.compile(r"\b(?:backup|bkp|alt|alternative|reserve)(?:\s*#?\d{1,2})?\b", re.I),
-        " BACKUP ",
-    ),
+    (("backup", "bkp"), re.compile(r"\b(?:backup|bkp)(?:\s*#?\d{1,2})?\b", re.I), " BACKUP "),
+    (("alt",), re.compile(r"\bALT(?:\s*#?\d{1,2})?\b"), " BACKUP "),
 )
 
 _PHRASE_TRIGGER = re.compile(
@@ -389,14 +392,30 @@ def _split_glued(word: str) -> list[str] | None:
     return None
 
 
-def _markers_of(word: str) -> list[str] | None:
-    """The markers ``word`` consists of (upper-cased), or ``None`` if it is name material."""
+def _markers_of(word: str, *, strict_case: bool = True) -> list[str] | None:
+    """The markers ``word`` consists of (upper-cased), or ``None`` if it is name material.
+
+    With ``strict_case``, a word not written in capitals is no marker if any of
+    its markers is in :data:`_CAPITALS_ONLY` (``Raw`` is a word, ``RAW`` a tag).
+    """
+    markers = _marker_parts(word)
+    if (
+        markers is not None
+        and strict_case
+        and word != word.upper()
+        and any(m in _CAPITALS_ONLY for m in markers)
+    ):
+        return None
+    return markers
+
+
+def _marker_parts(word: str) -> list[str] | None:
     upper = word.upper()
     if upper in _TIER_WORDS or upper in _TAG_WORDS or _FPS_WORD.fullmatch(upper):
         return [upper]
     parts = [p for p in _JOINERS.split(upper) if p] if _JOINER_PRESENT.search(upper) else []
     if len(parts) > 1:
-        nested = [_markers_of(part) for part in parts]
+        nested = [_marker_parts(part) for part in parts]
         if all(n is not None for n in nested):
             return [m for n in nested if n is not None for m in n]
         return None
@@ -420,8 +439,11 @@ def _countries_of(word: str) -> list[str] | None:
     return codes
 
 
-def _consume_if_meta(text: str, found: _Found) -> bool:
-    """If every word of ``text`` is a marker or country code, record them and return True."""
+def _consume_if_meta(text: str, found: _Found, *, in_brackets: bool = False) -> bool:
+    """If every word of ``text`` is a marker or country code, record them and return True.
+
+    Inside brackets the capitals-only rule is relaxed: ``(backup)``, ``(Raw)``.
+    """
     words = [w.strip(_EDGE_JUNK) for w in _WORD_SPLIT.split(text)]
     words = [w for w in words if w]
     if not words:
@@ -432,7 +454,7 @@ def _consume_if_meta(text: str, found: _Found) -> bool:
         if countries is not None:
             plan.append(("country", countries))
             continue
-        markers = _markers_of(word)
+        markers = _markers_of(word, strict_case=not in_brackets)
         if markers is None:
             return False
         plan.append(("marker", markers))
@@ -521,7 +543,9 @@ def detect_quality(name: str, *, default_tier: QualityTier = QualityTier.UNKNOWN
     text = _normalise(name)
 
     def bracket(match: re.Match[str]) -> str:
-        return " " if _consume_if_meta(match.group(1), found) else f" {match.group(1)} "
+        if _consume_if_meta(match.group(1), found, in_brackets=True):
+            return " "
+        return f" {match.group(1)} "
 
     if _ANY_BRACKET.search(text) is not None:
         previous = None
