@@ -32,7 +32,9 @@ Theory of operation
    (``HDRAW``, ``FHD/HEVC``) or as a camel-case suffix (``SkySportsHD``) — is
    removed and recorded. Everything else, numbers included (``ESPN 2``,
    ``Channel 5``, ``+1``, ``BBC Four``), is kept verbatim. ``4K`` is a marker
-   only as a whole word, and ``SHD`` is no marker at all.
+   only as a whole word, and ``SHD`` is no marker at all. Markers that are
+   also ordinary words (``RAW``, ``VIP``, ``ALT``, ``MULTI`` …) count only in
+   capitals or inside brackets, so ``WWE Raw`` keeps its name.
 
 Country codes are recognised only in upper case (``UK``, ``DE``, ``USA``,
 ``UK/IE``) and only where a whole segment or bracket consists of them, so
