@@ -13,10 +13,12 @@ import os
 import typer
 
 from streamforge import __version__
+from streamforge.cli import accounts, channels, epg, setup
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
 from streamforge.events import LEVELS
+from streamforge.mockprovider import cli as mock_cli
 from streamforge.runtime import Runtime
 from streamforge.settings import load_settings
 
@@ -32,6 +34,14 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 admin_app = typer.Typer(help="The admin password for the web UI and API.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(accounts.app, name="account")
+app.add_typer(epg.app, name="epg")
+app.add_typer(channels.channel_app, name="channel")
+app.add_typer(channels.map_app, name="map")
+app.add_typer(mock_cli.app, name="mock-provider")
+app.command("match")(channels.match)
+app.command("plex-urls")(setup.plex_urls)
+app.command("sessions")(setup.sessions)
 
 
 def _version(value: bool) -> None:

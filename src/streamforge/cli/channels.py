@@ -1,0 +1,158 @@
+"""``streamforge channel …``, ``map …``, ``match``: guide channels and their streams."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from streamforge.cli.common import console, one_line_errors, open_runtime
+from streamforge.matching.channels import ChannelView
+
+channel_app = typer.Typer(help="Guide channels (what Plex sees).", no_args_is_help=True)
+map_app = typer.Typer(help="Provider streams behind a guide channel.", no_args_is_help=True)
+
+REF_HELP = "GuideNumber, XMLTV id, or #id."
+
+
+def _print_channel(view: ChannelView) -> None:
+    state = "enabled" if view.is_enabled else "disabled"
+    console.print(
+        f"[bold]{view.guide_number or '—'}[/] {view.name}  ({view.xmltv_id}, #{view.id}, {state})",
+        highlight=False,
+    )
+    table = Table("prio", "stream id", "stream", "account", "quality", "confidence", "how")
+    for m in view.mappings:
+        table.add_row(
+            f"{m.stream_priority}{' *' if m.is_primary else ''}",
+            str(m.xtream_channel_id),
+            m.stream_name,
+            m.account + ("" if m.account_active else " (inactive)"),
+            m.quality,
+            f"{m.match_confidence:.2f}",
+            "manual" if m.is_manual else "auto",
+        )
+    console.print(table)
+
+
+@channel_app.command("list")
+@one_line_errors
+def channel_list(
+    search: str | None = typer.Option(None, "--search", "-s", help="Name, id or number."),
+    enabled: bool | None = typer.Option(None, "--enabled/--disabled", help="Filter by state."),
+    mapped: bool | None = typer.Option(None, "--mapped/--unmapped", help="Filter by streams."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List guide channels with their GuideNumber and stream count."""
+    with open_runtime() as runtime:
+        views = runtime.channels.all(search=search, enabled=enabled, mapped=mapped)
+    if as_json:
+        console.print_json(json.dumps([v.as_dict() for v in views]))
+        return
+    table = Table("number", "name", "xmltv id", "streams", "enabled")
+    for v in views:
+        table.add_row(
+            v.guide_number or "—",
+            v.name,
+            v.xmltv_id,
+            str(v.stream_count),
+            "yes" if v.is_enabled else "no",
+        )
+    console.print(table)
+
+
+@channel_app.command("show")
+@one_line_errors
+def channel_show(ref: str = typer.Argument(..., help=REF_HELP)) -> None:
+    """Show a channel and its streams in failover order."""
+    with open_runtime() as runtime:
+        _print_channel(runtime.channels.get(ref))
+
+
+@channel_app.command("enable")
+@one_line_errors
+def channel_enable(ref: str = typer.Argument(..., help=REF_HELP)) -> None:
+    """Publish the channel to Plex."""
+    with open_runtime() as runtime:
+        view = runtime.channels.set_enabled(ref, True)
+    console.print(f"{view.name} enabled as {view.guide_number}", highlight=False)
+
+
+@channel_app.command("disable")
+@one_line_errors
+def channel_disable(ref: str = typer.Argument(..., help=REF_HELP)) -> None:
+    """Hide the channel from Plex (its mappings are kept)."""
+    with open_runtime() as runtime:
+        view = runtime.channels.set_enabled(ref, False)
+    console.print(f"{view.name} disabled", highlight=False)
+
+
+@channel_app.command("number")
+@one_line_errors
+def channel_number(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    number: str = typer.Argument(..., help="New GuideNumber, e.g. 101 or 5.1."),
+) -> None:
+    """Set the channel's GuideNumber."""
+    with open_runtime() as runtime:
+        view = runtime.channels.set_number(ref, number)
+    console.print(f"{view.name} is now {view.guide_number}", highlight=False)
+
+
+@map_app.command("add")
+@one_line_errors
+def map_add(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    stream: int = typer.Argument(..., help="Provider stream id (see `channel show`)."),
+    position: int | None = typer.Option(None, help="Place in the order (0 = primary)."),
+) -> None:
+    """Map a provider stream to a channel (manual: matching never changes it)."""
+    with open_runtime() as runtime:
+        _print_channel(runtime.channels.map_add(ref, stream, position))
+
+
+@map_app.command("remove")
+@one_line_errors
+def map_remove(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    stream: int = typer.Argument(..., help="Provider stream id."),
+) -> None:
+    """Remove a stream from a channel."""
+    with open_runtime() as runtime:
+        _print_channel(runtime.channels.map_remove(ref, stream))
+
+
+@map_app.command("reorder")
+@one_line_errors
+def map_reorder(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    streams: list[int] = typer.Argument(..., help="Every mapped stream id, best first."),
+) -> None:
+    """Set the failover order of a channel's streams."""
+    with open_runtime() as runtime:
+        _print_channel(runtime.channels.reorder(ref, streams))
+
+
+@map_app.command("primary")
+@one_line_errors
+def map_primary(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    stream: int = typer.Argument(..., help="Provider stream id to play first."),
+) -> None:
+    """Make a stream the channel's primary."""
+    with open_runtime() as runtime:
+        _print_channel(runtime.channels.set_primary(ref, stream))
+
+
+@one_line_errors
+def match() -> None:
+    """Map provider streams to guide channels automatically (manual mappings are kept)."""
+    with open_runtime() as runtime:
+        summary = runtime.matching.run()
+    console.print(
+        f"{summary.mapped_streams} of {summary.streams} streams mapped onto "
+        f"{summary.channels_with_streams} channels ({summary.channels_with_backups} with "
+        f"backups); {summary.unmatched} unmatched; {summary.manual_kept} manual mappings kept",
+        highlight=False,
+    )

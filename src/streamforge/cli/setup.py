@@ -1,0 +1,65 @@
+"""``streamforge plex-urls`` and ``streamforge sessions``."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import typer
+from rich.table import Table
+
+from streamforge.cli.common import console, fail, one_line_errors
+from streamforge.outputs.setup_urls import setup_urls
+from streamforge.settings import load_settings
+
+
+@one_line_errors
+def plex_urls(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """What to type into Plex, Jellyfin/Emby and IPTV players."""
+    settings = load_settings()
+    urls = setup_urls(settings)
+    if as_json:
+        console.print_json(json.dumps(urls))
+        return
+    console.print(
+        f"[bold]Plex[/] (Live TV & DVR → set up → enter address): {urls['plex']}", highlight=False
+    )
+    console.print(f"[bold]Jellyfin/Emby tuner[/] (HDHomeRun): {urls['hdhomerun']}", highlight=False)
+    console.print(f"[bold]M3U playlist[/]: {urls['m3u']}", highlight=False)
+    console.print(f"[bold]XMLTV guide[/]: {urls['xmltv']}", highlight=False)
+
+
+@one_line_errors
+def sessions(
+    url: str | None = typer.Option(None, help="StreamForge base URL (default: from settings)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Live channel sessions of the running server."""
+    settings = load_settings()
+    base = url or f"http://127.0.0.1:{settings.port}"
+    password = settings.admin_password or typer.prompt("Admin password", hide_input=True)
+    try:
+        answer = httpx.get(f"{base}/api/v1/sessions", auth=("admin", password), timeout=5)
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach StreamForge at {base}: {type(exc).__name__}") from None
+    if answer.status_code != 200:
+        raise fail(f"{base} answered {answer.status_code}: {answer.text[:200]}")
+    rows = answer.json()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(
+        "channel", "stream", "account", "quality", "clients", "kbit/s", "failovers", "uptime"
+    )
+    for r in rows:
+        table.add_row(
+            f"{r['guide_number']} {r['channel']}",
+            r["stream"] or "—",
+            r["account"] or "—",
+            r["quality"] or "—",
+            str(r["clients"]),
+            str(r["bitrate_kbps"]),
+            str(r["failovers"]),
+            f"{r['uptime_s']:.0f}s",
+        )
+    console.print(table if rows else "no live sessions")

@@ -1,0 +1,26 @@
+"""The addresses a user types into Plex, Jellyfin/Emby and IPTV players.
+
+The LAN address is detected (never by sending a packet) unless the public base
+URL setting overrides it; a concrete bind address is used as is.
+"""
+
+from __future__ import annotations
+
+from streamforge.outputs.lan import advertised_base_url
+from streamforge.settings import Settings
+
+
+def setup_urls(settings: Settings) -> dict[str, str]:
+    """Every setup URL, from the base URL setting or the detected LAN address."""
+    base = settings.base_url or advertised_base_url(settings.host, settings.port)
+    base = base.rstrip("/")
+    return {
+        "base": base,
+        "plex": base,
+        "hdhomerun": base,
+        "discover": f"{base}/discover.json",
+        "lineup": f"{base}/lineup.json",
+        "m3u": f"{base}/playlist.m3u",
+        "xmltv": f"{base}/epg.xml",
+        "xmltv_gz": f"{base}/epg.xml.gz",
+    }

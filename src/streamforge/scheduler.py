@@ -1,0 +1,63 @@
+"""Periodic jobs: channel sync of every active account and guide refresh of
+every active source, each at its interval. Failures are recorded on the
+account or source (and in the event log) by the services themselves; the
+next round simply tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from streamforge.errors import StreamForgeError
+from streamforge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _sleep_until_due(last: datetime | None, interval: float) -> None:
+    if last is not None:
+        due = last + timedelta(seconds=interval)
+        wait = (due - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(min(wait, interval))
+
+
+async def account_sync_loop(runtime: Runtime) -> None:
+    interval = runtime.settings.account_sync_interval
+    while True:
+        views = [v for v in runtime.accounts.all() if v.is_active]
+        oldest = min((v.last_synced_at for v in views if v.last_synced_at), default=None)
+        await _sleep_until_due(oldest, interval)
+        for view in runtime.accounts.all():
+            if not view.is_active:
+                continue
+            last = view.last_synced_at
+            if last is None or datetime.now(UTC) - last >= timedelta(seconds=interval):
+                await runtime.sync_jobs.run(view.name)
+        await asyncio.sleep(60)
+
+
+async def epg_refresh_loop(runtime: Runtime) -> None:
+    interval = runtime.settings.epg_refresh_interval
+    while True:
+        refreshed = False
+        for source in runtime.epg.all():
+            if not source.is_active:
+                continue
+            last = source.last_refreshed_at
+            if last is None or datetime.now(UTC) - last >= timedelta(seconds=interval):
+                try:
+                    await runtime.epg.refresh(source.name)
+                    refreshed = True
+                except StreamForgeError as exc:
+                    log.warning("scheduled refresh of guide %r failed: %s", source.name, exc)
+        if refreshed:
+            await asyncio.to_thread(runtime.matching.run)
+        await asyncio.sleep(60)
+
+
+def start_periodic_jobs(runtime: Runtime) -> None:
+    runtime.tasks.spawn(account_sync_loop(runtime), name="account-sync")
+    runtime.tasks.spawn(epg_refresh_loop(runtime), name="epg-refresh")
