@@ -207,10 +207,25 @@ class SynthSpec:
     first_frame: int = 0
     cc_start: int = 0
     extra_pid: int | None = None
+    pcr_pid: int | None = None  # default: the video PID
+
+
+def _pcr_pid(spec: SynthSpec) -> int:
+    if spec.pcr_pid is not None:
+        return spec.pcr_pid
+    return next(s.pid for s in spec.streams if s.stream_type in (0x1B, 0x24))
+
+
+def _pcr_only(pid: int, pcr: int, cc: int) -> bytes:
+    base, ext = divmod(pcr % ((1 << 33) * 300), 300)
+    af = bytes([0x10]) + (base >> 1).to_bytes(4, "big")
+    af += bytes([((base & 1) << 7) | 0x7E | (ext >> 8), ext & 0xFF])
+    af += b"\xff" * (183 - len(af))
+    return bytes([0x47, pid >> 8, pid & 0xFF, 0x20 | cc, 183]) + af
 
 
 def _pmt_body(spec: SynthSpec) -> bytes:
-    pcr_pid = next(s.pid for s in spec.streams if s.stream_type in (0x1B, 0x24))
+    pcr_pid = _pcr_pid(spec)
     body = bytes([0xE0 | (pcr_pid >> 8), pcr_pid & 0xFF, 0xF0, 0])
     for s in spec.streams:
         desc = b""
@@ -309,9 +324,10 @@ def synth_ts(spec: SynthSpec = SynthSpec()) -> bytes:
     Video PES (H.264 stream type 0x1B or HEVC 0x24) carry an AUD, and on
     keyframes SPS/PPS/SEI then an IDR (H.264 NAL 5 / HEVC NAL 19) slice,
     otherwise a non-IDR slice.  Each video frame is followed by one audio PES
-    per audio stream (``audio_lead`` ticks ahead of the frame's PTS).  PCR
-    rides on the first packet of every video PES, ``pcr_delay`` ticks before
-    its DTS.
+    per audio stream (``audio_lead`` ticks ahead of the frame's PTS).  A PCR,
+    ``pcr_delay`` ticks before each frame's DTS, rides on the first packet of
+    the PES of ``pcr_pid`` (default: video), or on a PCR-only packet when
+    ``pcr_pid`` is not an elementary stream.
     """
     p = _Packetizer(spec.cc_start)
     pat = _section(
@@ -338,12 +354,17 @@ def synth_ts(spec: SynthSpec = SynthSpec()) -> bytes:
             p.emit(spec.extra_pid, b"\x00\x00\x01\xbd\x00\x00" + bytes(20))
         dts = spec.first_pts + n * spec.frame_ticks
         key = n % spec.gop == 0
+        pcr_pid = _pcr_pid(spec)
+        pcr = (dts - spec.pcr_delay) * 300
+        if pcr_pid not in {s.pid for s in spec.streams}:
+            p.out += _pcr_only(pcr_pid, pcr, p.cc.get(pcr_pid, 0))
         for v in video:
             hevc = v.stream_type == 0x24
             es = b"\x00\x00\x00\x01" + (b"\x46\x01\x50" if hevc else b"\x09\xf0")
             if key and spec.idr_prelude:
                 es += b"\x00\x00\x00\x01" + (b"\x42\x01" if hevc else b"\x67\x42") + bytes(20)
-                es += b"\x00\x00\x01\x06\x05" + bytes(range(1, 250))
+                sei = b"\x4e\x01\x05" if hevc else b"\x06\x05"
+                es += b"\x00\x00\x01" + sei + bytes(range(1, 250))
             nal = (
                 (b"\x26\x01" if hevc else b"\x65\x88")
                 if key
@@ -353,12 +374,16 @@ def synth_ts(spec: SynthSpec = SynthSpec()) -> bytes:
             p.emit(
                 v.pid,
                 _pes(0xE0, dts, None, es, bounded=False),
-                pcr=(dts - spec.pcr_delay) * 300,
+                pcr=pcr if v.pid == pcr_pid else None,
                 rai=key and spec.rai,
             )
         for i, a in enumerate(audios):
             es = b"\xff\xf1" + bytes([i, n & 0xFF]) * (spec.audio_bytes // 2)
-            p.emit(a.pid, _pes(0xC0 + i, dts + spec.audio_lead, None, es, bounded=True))
+            p.emit(
+                a.pid,
+                _pes(0xC0 + i, dts + spec.audio_lead, None, es, bounded=True),
+                pcr=pcr if a.pid == pcr_pid else None,
+            )
     return bytes(p.out)
 
 
