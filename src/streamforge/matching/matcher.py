@@ -62,7 +62,7 @@ import enum
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from streamforge.matching.normalize import (
     TIER_UNTAGGED,
@@ -81,12 +81,13 @@ ABBREVIATION_CONFIDENCE = 0.95
 """Confidence when the only differences are abbreviated words (``Prem``/``Premier``)."""
 
 _CHECK_FLOOR = 60.0
+_SHORTLIST = 5
 _TOKEN_AGREEMENT = 75.0
 _MIN_ABBREVIATION = 3
 _SHORT_NAME = 8
 _SHORT_PENALTY = 0.03
-_MAX_POSTING = 400
-_MAX_CANDIDATES = 600
+_MIN_CANDIDATES = 16
+_MAX_CANDIDATES = 400
 
 _VARIANT_WORDS = frozenset(
     {
@@ -216,6 +217,8 @@ class _Block:
 
     entries: list[_Candidate]
     postings: dict[str, list[int]]
+    keys: list[str]
+    compacts: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +337,12 @@ class ChannelMatcher:
             _append_unique(self._cores, core, channel)
         block = self._blocks.get(name.signature)
         if block is None:
-            block = _Block([], {})
+            block = _Block([], {}, [], [])
             self._blocks[name.signature] = block
         position = len(block.entries)
         block.entries.append(_Candidate(channel, name, self._countries[channel]))
+        block.keys.append(name.key)
+        block.compacts.append(name.compact)
         for term in {*name.tokens, "^" + name.compact[:3]}:
             block.postings.setdefault(term, []).append(position)
 
@@ -388,7 +393,7 @@ class ChannelMatcher:
         best = _Scored(None, 0.0)
         block = self._blocks.get(query.signature)
         if block is not None:
-            for position in self._candidates(query, block):
+            for position in self._shortlist(query, block):
                 candidate = block.entries[position]
                 if not _countries_agree(query.country, candidate.country):
                     continue
@@ -405,17 +410,47 @@ class ChannelMatcher:
                 best = _Scored(variant, VARIANT_CONFIDENCE)
         return best
 
+    def _shortlist(self, query: NormalizedName, block: _Block) -> set[int]:
+        """The few candidates worth a full :func:`_similarity` check.
+
+        rapidfuzz scores the blocked candidates in C with both scorers; only
+        the best :data:`_SHORTLIST` of each above :data:`_CHECK_FLOOR` go on.
+        """
+        positions = self._candidates(query, block)
+        if not positions:
+            return set()
+        shortlist: set[int] = set()
+        for text, choices, scorer in (
+            (query.key, [block.keys[i] for i in positions], fuzz.token_sort_ratio),
+            (query.compact, [block.compacts[i] for i in positions], fuzz.ratio),
+        ):
+            for _, _, index in process.extract(
+                text,
+                choices,
+                scorer=scorer,
+                processor=None,
+                score_cutoff=_CHECK_FLOOR,
+                limit=_SHORTLIST,
+            ):
+                shortlist.add(positions[index])
+        return shortlist
+
     def _candidates(self, query: NormalizedName, block: _Block) -> list[int]:
+        """Blocked candidates: names sharing the query's rarest tokens.
+
+        A true match shares every correctly spelt token with the query, so
+        the rarest shared token's posting list already contains it; postings
+        are added rarest first until :data:`_MIN_CANDIDATES` names are in
+        hand, which also covers a typo that hits the rarest token.
+        """
         terms = [*dict.fromkeys(query.tokens), "^" + query.compact[:3]]
-        postings = [block.postings[term] for term in terms if term in block.postings]
-        if not postings:
-            return []
-        selective = [p for p in postings if len(p) <= _MAX_POSTING]
-        chosen = selective or [min(postings, key=len)]
+        postings = sorted(
+            (block.postings[term] for term in terms if term in block.postings), key=len
+        )
         seen: dict[int, None] = {}
-        for posting in chosen:
-            seen.update(dict.fromkeys(posting))
-            if len(seen) >= _MAX_CANDIDATES:
+        for posting in postings:
+            seen.update(dict.fromkeys(posting[:_MAX_CANDIDATES]))
+            if len(seen) >= _MIN_CANDIDATES:
                 break
         return list(seen)
 

@@ -134,6 +134,7 @@ _GROUP_WORDS = frozenset(
     }
 )
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -243,6 +244,8 @@ class NormalizedName:
     ``key`` is the space-joined token list (timeshift included as ``+N``) and
     is what exact matching compares; ``compact`` is ``key`` without spaces and
     without the timeshift, for spelling-insensitive fuzzy comparison.
+    ``compact`` (the tokens glued together, so ``skycinema`` == ``sky
+    cinema``) is what spelling-insensitive comparison uses.
     ``country`` is the ISO alpha-2 code of a stripped country prefix
     (``UK: …`` → ``uk``), ``None`` if there was none or it named a region.
     """
@@ -253,11 +256,7 @@ class NormalizedName:
     timeshift: str | None
     tier: int | None
     country: str | None = None
-
-    @property
-    def compact(self) -> str:
-        """The identity tokens glued together (``skycinema`` == ``sky cinema``)."""
-        return "".join(self.tokens)
+    compact: str = ""
 
     @property
     def signature(self) -> tuple[tuple[str, ...], str | None]:
@@ -266,6 +265,8 @@ class NormalizedName:
 
 
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.casefold()
     # Superscript tags glued to a name ("Oneᴴᴰ") must become separate words.
     text = _MODIFIER_RUN_RE.sub(lambda run: f" {run.group(0)} ", text)
     text = unicodedata.normalize("NFKC", text)
@@ -311,6 +312,8 @@ def _drop_bracketed_countries(text: str, countries: list[str]) -> str:
             countries.append(code)
         return " "
 
+    if "(" not in text and "[" not in text:
+        return text
     return _BRACKETED_RE.sub(replace, text)
 
 
@@ -319,11 +322,13 @@ def normalize_name(name: str) -> NormalizedName:
     countries: list[str] = []
     text = _drop_bracketed_countries(_strip_prefixes(_fold(name), countries), countries)
     timeshift: str | None = None
-    shift = _TIMESHIFT_RE.search(text)
+    shift = _TIMESHIFT_RE.search(text) if "+" in text or "plus" in text else None
     if shift is not None and int(shift.group(1)) > 0:
         timeshift = f"+{int(shift.group(1))}"
         text = text[: shift.start()] + " " + text[shift.end() :]
-    text = _CODEC_RE.sub(" ", text).replace("&", " ").replace("+", " plus ")
+    if "." in text:
+        text = _CODEC_RE.sub(" ", text)
+    text = text.replace("&", " ").replace("+", " plus ")
     tier: int | None = None
     tokens: list[str] = []
     for raw in _TOKEN_RE.findall(text):
@@ -334,14 +339,19 @@ def normalize_name(name: str) -> NormalizedName:
         if raw in _NOISE_TAGS or raw in _STOP_WORDS:
             continue
         word = _NUMBER_WORDS.get(raw) or _ABBREVIATIONS.get(raw, raw)
-        tokens.extend(_SPLIT_RE.sub(" ", word).split())
+        if word.isalpha() or word.isdigit():
+            tokens.append(word)
+        else:
+            tokens.extend(_SPLIT_RE.sub(" ", word).split())
     if not tokens:
         # A name made only of tags ("HD", "TV") still needs an identity.
         tokens = _TOKEN_RE.findall(text)
     numbers = tuple(sorted(token for token in tokens if token.isdigit()))
     key_tokens = [*tokens, timeshift] if timeshift else tokens
     country = countries[0] if countries else None
-    return NormalizedName(" ".join(key_tokens), tuple(tokens), numbers, timeshift, tier, country)
+    return NormalizedName(
+        " ".join(key_tokens), tuple(tokens), numbers, timeshift, tier, country, "".join(tokens)
+    )
 
 
 def quality_tier_of(name: str) -> int:
