@@ -204,7 +204,7 @@ class AccountService:
                 password,
                 user_agent=account.user_agent or self._default_user_agent,
                 timeouts=self._timeouts,
-                label=f"account {account.name!r}",
+                label=repr(account.name),
             )
 
     def stream_access(self, account_ids: set[int]) -> dict[int, StreamAccess | str]:
@@ -224,7 +224,7 @@ class AccountService:
                         account.username,
                         password,
                         user_agent=account.user_agent or self._default_user_agent,
-                        label=f"account {account.name!r}",
+                        label=repr(account.name),
                     ),
                     account.user_agent or self._default_user_agent,
                 )
@@ -317,7 +317,6 @@ class AccountService:
             password,
             user_agent=user_agent or self._default_user_agent,
             timeouts=self._timeouts,
-            label="the new account",
         )
         try:
             async with client:
