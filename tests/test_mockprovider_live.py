@@ -371,3 +371,21 @@ async def test_close_ends_stalled_connections_promptly(mock_media: MediaLibrary)
     await raw.close()
     assert provider.stats().open_connections() == 0
 
+
+
+async def test_offline_refuses_connections_and_online_restores(
+    mock_provider: MockProvider,
+) -> None:
+    playing = await RawStream.open(mock_provider.stream_url(101))
+    await mock_provider.wait_for(streaming(101))
+    await mock_provider.go_offline()
+    assert await playing.read_until_closed(3.0) in ("eof", "reset")
+    await playing.close()
+    with pytest.raises(ConnectionRefusedError):
+        await RawStream.open(mock_provider.stream_url(101))
+    await mock_provider.go_online()
+    again = await RawStream.open(mock_provider.stream_url(101))
+    assert again.status == 200
+    await again.close()
+    stats = await mock_provider.wait_for(all_closed)
+    assert stats.closes()[0].reason == "provider_offline"

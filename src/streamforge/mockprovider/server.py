@@ -76,6 +76,7 @@ class MockProvider:
             self.state.add_quirk(quirk)
         self.warm_media = warm_media
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._port: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -94,10 +95,34 @@ class MockProvider:
         site = web.TCPSite(runner, self.host, self.requested_port)
         await site.start()
         self._runner = runner
-        self._port = _bound_port(runner)
+        self._site = site
+        self._port = site.port
+
+    async def go_offline(self, *, kill_connections: bool = True) -> None:
+        """Stop listening: new connections are refused by the OS (ECONNREFUSED).
+
+        With ``kill_connections`` the open live connections are aborted too, as when a
+        panel's server dies. The control API is unreachable while offline; use the
+        in-process methods.
+        """
+        site, self._site = self._site, None
+        if site is not None:
+            await site.stop()
+        if kill_connections:
+            self.state.registry.kill(reason="provider_offline")
+
+    async def go_online(self) -> None:
+        """Listen again on the same port after :meth:`go_offline`."""
+        if self._runner is None:
+            raise RuntimeError("mock provider is not running")
+        if self._site is None:
+            site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            await site.start()
+            self._site = site
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None
+        self._site = None
         if runner is None:
             return
         self.state.registry.kill(reason="provider_shutdown")
@@ -187,15 +212,6 @@ class MockProvider:
             await self.state.registry.wait_changed(min(remaining, 0.25))
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    for server in runner.sites:
-        sock_server = getattr(server, "_server", None)
-        sockets = getattr(sock_server, "sockets", None) or ()
-        for sock in sockets:
-            return int(sock.getsockname()[1])
-    raise RuntimeError("mock provider site has no bound socket")
-
-
 class MockProviderThread:
     """A :class:`MockProvider` on a private event loop in a background thread (sync API)."""
 
@@ -221,7 +237,11 @@ class MockProviderThread:
         try:
             loop.run_until_complete(self._main(ready))
         finally:
-            loop.close()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
 
     async def _main(self, ready: Future[None]) -> None:
         self._stopped = asyncio.Event()
@@ -305,6 +325,12 @@ class MockProviderThread:
 
     def set_limit_mode(self, mode: LimitMode) -> None:
         self._on_loop(lambda p: p.set_limit_mode(mode))
+
+    def go_offline(self, *, kill_connections: bool = True) -> None:
+        self._call(self.provider.go_offline(kill_connections=kill_connections))
+
+    def go_online(self) -> None:
+        self._call(self.provider.go_online())
 
     def update_account(self, username: str, **changes: Any) -> Account:
         return self._on_loop(lambda p: p.update_account(username, **changes))
