@@ -12,7 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from streamforge.db.models import Account, XtreamChannel
-from streamforge.errors import ConflictError, NotFoundError, ProviderBadResponse
+from streamforge.errors import (
+    AccountExpiredError,
+    ConflictError,
+    NotFoundError,
+    ProviderBadResponse,
+)
 from streamforge.mockprovider import Catalog, MediaLibrary, MockProvider
 from streamforge.mockprovider.faults import ApiQuirk
 from streamforge.runtime import Runtime
@@ -69,7 +74,7 @@ async def test_wrong_password_and_expired(runtime: Runtime, mock_provider: MockP
     assert not expired.ok
     assert expired.account.status == "Expired"
     assert not expired.account.streamable
-    with pytest.raises(Exception, match="Expired|expired"):
+    with pytest.raises(AccountExpiredError, match=r"[Ee]xpired"):
         await runtime.channel_sync.sync("old")
 
 
