@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +120,7 @@ _GATE: Final = -4
 _DEFAULT_VIDEO_FRAME: Final = PTS_HZ // 25
 _DEFAULT_AUDIO_FRAME: Final = 1920
 _MAX_FRAME: Final = PTS_HZ // 5
+_WORDS: Final = PACKET_SIZE // 2
 
 
 class SpliceError(ProviderBadResponse):
@@ -425,7 +426,10 @@ class TsSplicer:
         self._route: _Route | None = None
         self._aligner = PacketAligner()
         self._candidate: _Candidate | None = self._new_candidate(auto=True)
-        self._cc = np.full(PID_COUNT, 15, dtype=np.int16)
+        # Continuity counters: one column per session output PID (see _rewrite_cc).
+        self._column = np.zeros(PID_COUNT, dtype=np.intp)
+        self._columns = np.arange(0, dtype=np.intp)
+        self._cc = np.zeros(0, dtype=np.int32)
         self._last_dts: dict[int, int] = {}
         self._max_pts: dict[int, int] = {}
         self._frame: dict[int, int] = {}
@@ -570,6 +574,8 @@ class TsSplicer:
             raise RuntimeError("candidate is not ready")
         first = self._session is None
         self._session = session = cand.session
+        if first:
+            self._start_counters(session)
         offset, discontinuity = self._offset_for(plan, cut)
         lut = np.full(PID_COUNT, _DROP, dtype=np.int32)
         gates: dict[int, _Gate] = {}
@@ -608,6 +614,14 @@ class TsSplicer:
         tables = [(session.pat_packet, PAT_PID)]
         tables += [(p, session.pmt_pid) for p in session.pmt_packets]
         return self._process(cand.buffer, prefix=tables)
+
+    def _start_counters(self, session: _Session) -> None:
+        pids = {PAT_PID, session.pmt_pid, session.pmt.pcr_pid}
+        pids.update(s.pid for s in session.pmt.streams)
+        ordered = sorted(pids)
+        self._column[ordered] = np.arange(len(ordered))
+        self._columns = np.arange(len(ordered), dtype=np.intp)
+        self._cc = np.full(len(ordered), 15, dtype=np.int32)
 
     def _offset_for(self, plan: _Plan, cut: _Cut) -> tuple[int, bool]:
         """Timestamp offset for the new route, and whether to flag a PCR discontinuity."""
@@ -664,31 +678,36 @@ class TsSplicer:
         if prefix is None:
             self._stats.packets_in += n
         pk = np.frombuffer(buf, dtype=np.uint8).reshape(n, PACKET_SIZE)
-        b1 = pk[:, 1]
-        pid = ((b1 & 0x1F).astype(np.intp) << 8) | pk[:, 2]
+        # Bytes 1-2 of every packet as one big-endian word: TEI, PUSI, priority, PID.
+        head = np.frombuffer(buf, dtype=">u2", count=(len(buf) - 1) // 2, offset=1)[::_WORDS]
+        pid = head & 0x1FFF
         act = route.lut[pid]
-        tei = (b1 & 0x80) != 0
-        if tei.any():
-            act[tei] = _DROP
+        if int(head.max(initial=0)) & 0x8000:
+            act[head >= 0x8000] = _DROP
         inserts: list[tuple[int, bytes, int]] = [(0, p, o) for p, o in prefix or ()]
-        special = np.flatnonzero(act < _DROP)
-        psi = np.zeros(n, dtype=bool)
-        if len(special):
-            psi[special] = (act[special] == _PAT) | (act[special] == _PMT)
+        special = np.flatnonzero(act < _DROP).tolist()
+        psi: set[int] = set()
+        if special:
+            psi = {i for i in special if act[i] in (_PAT, _PMT)}
             self._special_rows(route, session, buf, pk, pid, act, special, inserts)
-        pusi = (b1 & 0x40) != 0
         keep = act >= 0
-        self._stats.packets_dropped += n - int(np.count_nonzero(keep))
-        for i in np.flatnonzero(pusi & keep & ~psi).tolist():
-            self._pes_row(route, buf, i * PACKET_SIZE, int(act[i]))
-        b3 = pk[:, 3]
-        has_pcr = ((b3 & 0x20) != 0) & (pk[:, 4] >= 7) & ((pk[:, 5] & 0x10) != 0)
+        kept = int(np.count_nonzero(keep))
+        self._stats.packets_dropped += n - kept
+        for i in np.flatnonzero(head & 0x4000).tolist():
+            out_pid = int(act[i])
+            if out_pid >= 0 and i not in psi:
+                self._pes_row(route, buf, i * PACKET_SIZE, out_pid)
         synth = route.plan.synth_pcr_up
-        if synth is not None:
-            for i in np.flatnonzero(has_pcr & (pid == synth)).tolist():
-                self._synth_pcr(route, session, buf, i, inserts)
-        for i in np.flatnonzero(has_pcr & keep & ~psi).tolist():
-            self._pcr_row(route, session, buf, i * PACKET_SIZE, int(act[i]))
+        pcr_pid = session.pmt.pcr_pid
+        for i in np.flatnonzero(pk[:, 3] & 0x20).tolist():
+            pos = i * PACKET_SIZE
+            if buf[pos + 4] < 7 or not buf[pos + 5] & 0x10 or i in psi:
+                continue
+            if synth is not None and int(pid[i]) == synth:
+                self._synth_pcr(route, buf, pos, i, pcr_pid, inserts)
+            out_pid = int(act[i])
+            if out_pid >= 0:
+                self._pcr_row(route, buf, pos, out_pid == pcr_pid)
         if inserts:
             inserts.sort(key=lambda t: t[0])
             idx = [t[0] for t in inserts]
@@ -696,35 +715,35 @@ class TsSplicer:
             pk = np.insert(pk, idx, rows.reshape(-1, PACKET_SIZE), axis=0)
             act = np.insert(act, idx, [t[2] for t in inserts])
             keep = act >= 0
-        if bool(keep.all()):
+            kept = int(np.count_nonzero(keep))
+        if kept == len(act):
             out, opid = pk, act
         else:
             out, opid = pk[keep], act[keep]
-        if len(out) == 0:
+        if kept == 0:
             return b""
         if not route.identity:
             out[:, 1] = (out[:, 1] & 0xE0) | (opid >> 8).astype(np.uint8)
-            out[:, 2] = (opid & 0xFF).astype(np.uint8)
+            out[:, 2] = opid.astype(np.uint8)
         self._rewrite_cc(out, opid)
-        self._stats.packets_out += len(out)
+        self._stats.packets_out += kept
         return out.tobytes()
 
     def _rewrite_cc(self, out: npt.NDArray[np.uint8], opid: npt.NDArray[np.int32]) -> None:
-        """Give every output PID a continuous counter (payload packets count, others repeat)."""
-        order = np.argsort(opid, kind="stable")
-        spid = opid[order]
-        spay = ((out[order, 3] & 0x10) != 0).astype(np.int32)
-        csum = np.cumsum(spay)
-        bounds = np.flatnonzero(spid[1:] != spid[:-1]) + 1
-        starts = np.concatenate(([0], bounds))
-        ends = np.concatenate((bounds, [len(spid)])) - 1
-        before = csum[starts] - spay[starts]
-        within = csum - np.repeat(before, ends - starts + 1)
-        cc_sorted = (self._cc[spid] + within) & 0x0F
-        cc = np.empty_like(cc_sorted)
-        cc[order] = cc_sorted
+        """Give every output PID a continuous counter (payload packets count, others repeat).
+
+        Output PIDs are few (the session's), so each gets a column: a running
+        sum down the one-hot matrix of payload-carrying packets gives every
+        packet the number of payload packets of its PID up to and including it.
+        """
+        col = self._column[opid]
+        payload = (out[:, 3] >> 4) & 1
+        hot = (col[:, None] == self._columns) * payload[:, None]
+        running = np.cumsum(hot, axis=0, dtype=np.int32)
+        within = np.take_along_axis(running, col[:, None], axis=1)[:, 0]
+        cc = (self._cc[col] + within) & 0x0F
         out[:, 3] = (out[:, 3] & 0xF0) | cc.astype(np.uint8)
-        self._cc[spid[ends]] = cc_sorted[ends]
+        self._cc = (self._cc + running[-1]) & 0x0F
 
     def _special_rows(
         self,
@@ -732,13 +751,13 @@ class TsSplicer:
         session: _Session,
         buf: bytearray,
         pk: npt.NDArray[np.uint8],
-        pid: npt.NDArray[np.intp],
+        pid: npt.NDArray[np.integer[Any]],
         act: npt.NDArray[np.int32],
-        rows: npt.NDArray[np.intp],
+        rows: list[int],
         inserts: list[tuple[int, bytes, int]],
     ) -> None:
         """PSI packets are replaced by the session's tables; gated streams wait for their start."""
-        for i in rows.tolist():
+        for i in rows:
             pos = i * PACKET_SIZE
             kind = int(act[i])
             up = int(pid[i])
@@ -859,13 +878,11 @@ class TsSplicer:
         if top is None or ts_diff(pts, top) > 0:
             self._max_pts[out] = pts
 
-    def _pcr_row(
-        self, route: _Route, session: _Session, buf: bytearray, pos: int, out: int
-    ) -> None:
+    def _pcr_row(self, route: _Route, buf: bytearray, pos: int, on_pcr_pid: bool) -> None:
         at = pos + 6
         if route.offset:
             write_pcr(buf, at, read_pcr(buf, at) + route.offset * PCR_PER_PTS)
-        if out == session.pmt.pcr_pid:
+        if on_pcr_pid:
             if route.discontinuity_pending:
                 set_discontinuity(buf, pos)
                 route.discontinuity_pending = False
@@ -874,19 +891,18 @@ class TsSplicer:
     def _synth_pcr(
         self,
         route: _Route,
-        session: _Session,
         buf: bytearray,
-        i: int,
+        pos: int,
+        row: int,
+        pcr_pid: int,
         inserts: list[tuple[int, bytes, int]],
     ) -> None:
         """Carry an upstream PCR onto the session's PCR PID as a PCR-only packet."""
-        at = pcr_position(buf, i * PACKET_SIZE)
-        pcr = (read_pcr(buf, at) + route.offset * PCR_PER_PTS) % PCR_MODULUS
-        pcr_pid = session.pmt.pcr_pid
+        pcr = (read_pcr(buf, pos + 6) + route.offset * PCR_PER_PTS) % PCR_MODULUS
         packet = pcr_packet(pcr_pid, pcr, discontinuity=route.discontinuity_pending)
         route.discontinuity_pending = False
         self._last_pcr = pcr
-        inserts.append((i, bytes(packet), pcr_pid))
+        inserts.append((row, bytes(packet), pcr_pid))
 
 
 def _replace_pmt_pid(plan: _Plan, pmt_pid: int) -> _Plan:
