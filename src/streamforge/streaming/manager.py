@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -186,7 +187,11 @@ class SessionManager:
 
     def breaker_states(self) -> list[dict[str, Any]]:
         """Every stream's circuit breaker with history (key: xtream channel id)."""
-        now = asyncio.get_running_loop().time()
+        return self.breaker_states_sync()
+
+    def breaker_states_sync(self) -> list[dict[str, Any]]:
+        """The same, callable from a worker thread (breakers run on the loop clock)."""
+        now = time.monotonic()
         return [status.as_dict() for status in self.breakers.snapshot(now)]
 
     def snapshot(self) -> list[dict[str, Any]]:
