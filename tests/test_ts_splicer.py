@@ -557,3 +557,60 @@ def test_real_h264_aac_splice_decodes(tmp_path: Path) -> None:
     assert ffmpeg.returncode == 0
     assert "continuity" not in ffmpeg.stderr.lower()
     assert "packet corrupt" not in ffmpeg.stderr.lower()
+
+
+# ------------------------------------------------- PCR PIDs and PSI changes
+
+
+def audio_frames(info: list[PacketInfo], pid: int) -> list[int]:
+    """The frame number each audio PES carries (its last payload byte)."""
+    return video_frames(info, pid)
+
+
+def test_session_with_a_pcr_only_pid() -> None:
+    own_pcr = SynthSpec(pcr_pid=0x1FF)
+    backup_own_pcr = SynthSpec(
+        program=9,
+        pmt_pid=0x1200,
+        streams=(SynthStream(0x300, 0x1B), SynthStream(0x301, 0x0F, "eng")),
+        first_pts=5_000_000,
+        pcr_pid=0x3FF,
+    )
+    sp, out = splice(synth_ts(own_pcr), synth_ts(B), synth_ts(backup_own_pcr))
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101, 0x1FF}
+    pcrs = [p.pcr for p in info if p.pid == 0x1FF and p.pcr is not None]
+    assert len(pcrs) >= 3 * 40
+    assert all(b > a for a, b in itertools.pairwise(pcrs))
+    assert not any(p.pcr is not None for p in info if p.pid == 0x100 and p.payload is False)
+    assert sp.stats.splices == 2
+
+
+def test_pmt_change_in_the_current_stream_is_followed() -> None:
+    before = synth_ts(SynthSpec(frames=24))
+    moved = SynthSpec(
+        streams=(SynthStream(0x100, 0x1B), SynthStream(0x105, 0x0F, "eng")),
+        first_frame=24,
+    )
+    sp = TsSplicer()
+    out = run(sp, before + synth_ts(moved)) + sp.flush()
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101}
+    frames = audio_frames(info, 0x101)
+    assert frames[:24] == list(range(24))
+    assert frames[-1] == 71  # audio from the moved PID arrives on the session's PID
+    assert len(set(psi_sections(info, 0x1000))) == 1  # clients see the same PMT
+
+
+def test_pmt_pid_change_in_the_current_stream_is_followed() -> None:
+    before = synth_ts(SynthSpec(frames=24))
+    after = synth_ts(SynthSpec(pmt_pid=0x1010, first_frame=24))
+    sp = TsSplicer()
+    out = run(sp, before + after) + sp.flush()
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101}
+    second_half = info[len(info) // 2 :]
+    assert sum(1 for p in second_half if p.pid == 0x1000) >= 3
