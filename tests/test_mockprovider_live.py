@@ -248,7 +248,8 @@ async def test_reset_resets_the_connection(mock_provider: MockProvider) -> None:
 async def test_stall_keeps_socket_open_without_bytes(mock_provider: MockProvider) -> None:
     mock_provider.set_fault(102, Fault(FaultKind.STALL, after=0.3))
     raw = await RawStream.open(mock_provider.stream_url(102))
-    before = await quiet_for(raw, 0.5, within=5.0)
+    await mock_provider.wait_for(lambda s: s.faulted("stall", stream_id=102) == 1)
+    before = await quiet_for(raw, 0.3, within=5.0)
     assert len(before) > 0
     # Stalled: no bytes, yet neither EOF nor reset, and the panel counts it open.
     assert await raw.read_for(0.3) == b""
@@ -264,7 +265,8 @@ async def test_stall_keeps_socket_open_without_bytes(mock_provider: MockProvider
 async def test_drip_sends_a_few_bytes_per_second(mock_provider: MockProvider) -> None:
     mock_provider.set_fault(201, Fault(FaultKind.DRIP, after=0.3, rate=40))
     raw = await RawStream.open(mock_provider.stream_url(201))
-    await quiet_for(raw, 0.2, within=5.0)  # the healthy part has been delivered
+    await mock_provider.wait_for(lambda s: s.faulted("drip") == 1)
+    await raw.read_for(0.1)  # what was sent before the fault fired
     dripped = await raw.read_for(1.1)
     assert 0 < len(dripped) < 400  # 40 B/s plus chunk framing
     await raw.close()
@@ -274,7 +276,8 @@ async def test_drip_sends_a_few_bytes_per_second(mock_provider: MockProvider) ->
 async def test_garbage_replaces_ts_with_noise(mock_provider: MockProvider) -> None:
     mock_provider.set_fault(201, Fault(FaultKind.GARBAGE, after=0.3))
     raw = await RawStream.open(mock_provider.stream_url(201))
-    data = dechunk(await raw.read_for(1.5))
+    await mock_provider.wait_for(lambda s: s.faulted("garbage") == 1)
+    data = dechunk(await raw.read_for(0.5))
     await raw.close()
     tail = data[-TS_PACKET * 20 :]
     assert len(tail) == TS_PACKET * 20

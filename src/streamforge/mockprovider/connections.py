@@ -76,6 +76,7 @@ class Connection:
     streaming: bool = False
     kill_reason: str | None = None
     bytes_sent: int = 0
+    fault: str = ""
 
     def client_gone(self) -> bool:
         """True once the peer closed or we aborted the transport."""
@@ -97,6 +98,7 @@ class ConnectionInfo:
     opened_at: float
     streaming: bool
     bytes_sent: int
+    fault: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,15 @@ class ProviderStats:
             1
             for c in self.open
             if (account is None or c.account == account)
+            and (stream_id is None or c.stream_id == stream_id)
+        )
+
+    def faulted(self, kind: str | None = None, *, stream_id: int | None = None) -> int:
+        """Open connections on which a during-streaming fault (of ``kind``) has fired."""
+        return sum(
+            1
+            for c in self.open
+            if c.fault and (kind is None or c.fault == kind)
             and (stream_id is None or c.stream_id == stream_id)
         )
 
@@ -269,6 +280,11 @@ class ConnectionRegistry:
         self._changed()
         return True
 
+    def mark_fault(self, conn: Connection, kind: str) -> None:
+        """Record that a during-streaming fault has fired on ``conn`` (tests wait on it)."""
+        conn.fault = kind
+        self._changed()
+
     def kill(
         self, *, stream_id: int | None = None, account: str | None = None, reset: bool = False,
         reason: str = "killed",
@@ -295,7 +311,7 @@ class ConnectionRegistry:
             open=tuple(
                 ConnectionInfo(
                     c.conn_id, c.stream_id, c.account, c.remote, c.opened_at, c.streaming,
-                    c.bytes_sent,
+                    c.bytes_sent, c.fault,
                 )
                 for c in self._open.values()
             ),

@@ -214,6 +214,7 @@ async def _during_stream(
 ) -> str:
     fault = slot.fault
     kind = fault.kind
+    state.registry.mark_fault(conn, kind.value)
     log.info("stream %s connection %s: %s fault fires", conn.stream_id, conn.conn_id, kind.value)
     if kind is FaultKind.EOF:
         await response.write_eof()
