@@ -614,3 +614,39 @@ def test_pmt_pid_change_in_the_current_stream_is_followed() -> None:
     assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101}
     second_half = info[len(info) // 2 :]
     assert sum(1 for p in second_half if p.pid == 0x1000) >= 3
+
+
+def test_candidate_survives_a_failover_and_can_end_it() -> None:
+    a = synth_ts(A)
+    b = synth_ts(B)
+    sp = TsSplicer()
+    out = run(sp, a[: len(a) // 2])
+    sp.prepare()
+    sp.push_candidate(b[: len(b) // 2])
+    sp.switch()  # the old stream died while the candidate was being probed
+    assert sp.switching
+    assert sp.push(synth_ts(SynthSpec(program=3, first_frame=1))[: 9 * PACKET_SIZE]) == b""
+    assert sp.candidate_ready
+    out += sp.commit()
+    assert not sp.switching
+    out += run(sp, b[len(b) // 2 :]) + sp.flush()
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101}
+    video = [p.pts for p in by_pid(info, 0x100) if p.pusi and p.pts is not None]
+    assert all(ts_diff(b, a) > 0 for a, b in itertools.pairwise(video))
+
+
+def test_candidate_prepared_before_the_session_exists_is_remapped() -> None:
+    sp = TsSplicer()
+    sp.prepare()
+    sp.push_candidate(synth_ts(B)[: 30 * PACKET_SIZE])
+    out = run(sp, synth_ts(A))  # the first stream defines the session
+    assert sp.session_pmt is not None
+    assert sp.session_pmt.program_number == 1
+    sp.push_candidate(synth_ts(B)[30 * PACKET_SIZE :])
+    assert sp.candidate_ready
+    out += sp.commit() + sp.flush()
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100, 0x101}

@@ -309,6 +309,15 @@ class _Candidate:
                 self.cut = None
                 self.buffer = bytearray()
 
+    def rebind(self, session: _Session | None) -> None:
+        """Map this candidate onto ``session`` (defined meanwhile by another upstream)."""
+        self.session = session
+        plan = self.plan
+        if plan is not None and session is not None:
+            self.plan = _make_plan(session, plan.program_number, plan.pmt_pid, plan.pmt)
+            self.cut = None
+            self.buffer = bytearray()
+
     def _learn(self, buf: bytearray, pos: int) -> None:
         pid = packet_pid(buf, pos)
         if pid == PAT_PID:
@@ -425,7 +434,10 @@ class TsSplicer:
         self._session: _Session | None = None
         self._route: _Route | None = None
         self._aligner = PacketAligner()
-        self._candidate: _Candidate | None = self._new_candidate(auto=True)
+        # The upstream that push() feeds while a switch waits for it (auto cut) ...
+        self._pending: _Candidate | None = self._new_candidate(auto=True)
+        # ... and the make-before-break candidate that push_candidate() feeds.
+        self._probe: _Candidate | None = None
         # Continuity counters: one column per session output PID (see _rewrite_cc).
         self._column = np.zeros(PID_COUNT, dtype=np.intp)
         self._columns = np.arange(0, dtype=np.intp)
@@ -445,8 +457,7 @@ class TsSplicer:
         """A snapshot of the counters."""
         s = replace(self._stats)
         aligners = [self._aligner]
-        if self._candidate is not None:
-            aligners.append(self._candidate.aligner)
+        aligners += [c.aligner for c in (self._pending, self._probe) if c is not None]
         s.resyncs = self._retired_resyncs + sum(a.resyncs for a in aligners)
         s.bytes_skipped = self._retired_skipped + sum(a.bytes_skipped for a in aligners)
         return s
@@ -454,13 +465,12 @@ class TsSplicer:
     @property
     def switching(self) -> bool:
         """True while output waits for a new upstream's PSI and keyframe."""
-        return self._candidate is not None and self._candidate.auto
+        return self._pending is not None
 
     @property
     def candidate_ready(self) -> bool:
         """A make-before-break candidate has PSI and a keyframe; :meth:`commit` may cut."""
-        c = self._candidate
-        return c is not None and not c.auto and c.ready
+        return self._probe is not None and self._probe.ready
 
     @property
     def session_pat(self) -> Pat | None:
@@ -474,56 +484,68 @@ class TsSplicer:
 
     def push(self, data: bytes | bytearray | memoryview) -> bytes:
         """Feed bytes of the current upstream; return whole packets for the clients."""
-        cand = self._candidate
-        if cand is not None and cand.auto:
-            return self._feed_candidate(cand, data)
+        if self._pending is not None:
+            return self._feed_pending(self._pending, data)
         packets = self._aligner.feed(data)
         return self._process(packets) if packets else b""
 
     def switch(self) -> None:
-        """The current upstream is gone; following :meth:`push` calls carry a new one."""
+        """The current upstream is gone; following :meth:`push` calls carry a new one.
+
+        A make-before-break candidate, if any, is unaffected and may still be
+        committed (which then also ends this switch).
+        """
         self._retire(self._aligner)
         self._aligner = PacketAligner()
-        if self._candidate is not None:
-            self._retire(self._candidate.aligner)
-        self._candidate = self._new_candidate(auto=True)
+        if self._pending is not None:
+            self._retire(self._pending.aligner)
+        self._pending = self._new_candidate(auto=True)
 
     def prepare(self) -> None:
-        """Start a make-before-break candidate fed through :meth:`push_candidate`."""
-        if self.switching:
-            raise RuntimeError("a switch is already waiting for the new stream")
-        if self._candidate is not None:
-            self._retire(self._candidate.aligner)
-        self._candidate = self._new_candidate(auto=False)
+        """Start a make-before-break candidate fed through :meth:`push_candidate`.
+
+        An earlier candidate is abandoned.
+        """
+        self.cancel()
+        self._probe = self._new_candidate(auto=False)
 
     def push_candidate(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the candidate's bytes (raises :class:`SpliceError` and drops it on give-up)."""
-        cand = self._candidate
-        if cand is None or cand.auto:
+        probe = self._probe
+        if probe is None:
             raise RuntimeError("no make-before-break candidate; call prepare() first")
-        packets = cand.aligner.feed(data)
+        packets = probe.aligner.feed(data)
         self._stats.packets_in += len(packets) // PACKET_SIZE
         try:
-            cand.absorb(packets)
+            probe.absorb(packets)
         except SpliceError:
-            self._give_up(cand)
-            self._candidate = None
+            self._give_up(probe)
+            self._probe = None
             raise
 
     def commit(self) -> bytes:
-        """Cut over to the ready candidate; return its bytes from the keyframe on."""
-        cand = self._candidate
-        if cand is None or cand.auto or not cand.ready:
+        """Cut over to the ready candidate; return its bytes from the keyframe on.
+
+        Afterwards :meth:`push` carries the candidate's upstream; a pending
+        :meth:`switch` is abandoned.
+        """
+        probe = self._probe
+        if probe is None or not probe.ready:
             raise RuntimeError("no ready candidate to commit")
-        return self._cut(cand)
+        self._probe = None
+        if self._pending is not None:
+            self._stats.packets_dropped += self._pending.seen
+            self._retire(self._pending.aligner)
+            self._pending = None
+        return self._cut(probe)
 
     def cancel(self) -> None:
-        """Abandon a make-before-break candidate."""
-        cand = self._candidate
-        if cand is not None and not cand.auto:
-            self._stats.packets_dropped += cand.seen
-            self._retire(cand.aligner)
-            self._candidate = None
+        """Abandon the make-before-break candidate, if any."""
+        probe = self._probe
+        if probe is not None:
+            self._stats.packets_dropped += probe.seen
+            self._retire(probe.aligner)
+            self._probe = None
 
     def null_packets(self, count: int) -> bytes:
         """Spec-correct null packets to keep clients reading while a switch is pending."""
@@ -532,8 +554,8 @@ class TsSplicer:
 
     def flush(self) -> bytes:
         """At end of input, release the packet held back for sync verification."""
-        if self._candidate is not None and self._candidate.auto:
-            return self._feed_candidate(self._candidate, b"", final=True)
+        if self._pending is not None:
+            return self._feed_pending(self._pending, b"", final=True)
         packets = self._aligner.flush()
         return self._process(packets) if packets else b""
 
@@ -553,7 +575,7 @@ class TsSplicer:
         self._stats.packets_dropped += cand.seen
         self._retire(cand.aligner)
 
-    def _feed_candidate(
+    def _feed_pending(
         self, cand: _Candidate, data: bytes | bytearray | memoryview, *, final: bool = False
     ) -> bytes:
         packets = cand.aligner.flush() if final else cand.aligner.feed(data)
@@ -562,11 +584,21 @@ class TsSplicer:
             cand.absorb(packets)
         except SpliceError:
             self._give_up(cand)
-            self._candidate = self._new_candidate(auto=True)
+            self._pending = self._new_candidate(auto=True)
             raise
         if not cand.ready:
             return b""
-        return self._cut(cand)
+        self._pending = None
+        out = self._cut(cand)
+        probe = self._probe
+        if probe is not None and probe.session is not self._session:
+            # The probe started before the session existed: map it onto the session.
+            try:
+                probe.rebind(self._session)
+            except SpliceError:
+                self._give_up(probe)
+                self._probe = None
+        return out
 
     def _cut(self, cand: _Candidate) -> bytes:
         plan, cut = cand.plan, cand.cut
@@ -606,7 +638,6 @@ class TsSplicer:
         )
         self._retire(self._aligner)
         self._aligner = cand.aligner
-        self._candidate = None
         if not first:
             self._stats.splices += 1
         kept = len(cand.buffer) // PACKET_SIZE
