@@ -1,10 +1,17 @@
 """What the outputs publish, read from the database.
 
 The **lineup** is every enabled guide channel that has a GuideNumber and at
-least one provider stream mapped from an account that may stream. The same
-channel is known by its GuideNumber everywhere: the lineup's ``GuideNumber``,
-the M3U's ``tvg-id``/``tvg-chno`` and the XMLTV ``<channel id>`` — so Plex,
-Jellyfin and any player tie guide data to channels without guessing.
+least one provider stream mapped from an account that may stream. Each
+published channel has one guide id (:attr:`LineupRow.epg_id`): its XMLTV id
+when that is unique and looks like ``name.domain`` (what XMLTV expects), else
+``{GuideNumber}.streamforge``. The same id is the M3U's ``tvg-id`` and the
+XMLTV ``<channel id>``, and the GuideNumber is the lineup's ``GuideNumber``,
+the M3U's ``tvg-chno`` and a ``<display-name>`` — so Plex, Jellyfin and any
+player tie guide data to channels without guessing.
+
+Plex hides channels that have no guide data, so a published channel whose
+guide has no programmes gets two-hour placeholder blocks titled with the
+channel's name.
 
 Programmes are streamed from the database in batches (``yield_per``) so a
 week-long guide for thousands of channels never sits in memory.
@@ -13,8 +20,8 @@ week-long guide for thousands of channels never sits in memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -45,6 +52,7 @@ class LineupRow:
     group: str
     best_tier: str
     stream_count: int
+    epg_id: str = ""
 
     @property
     def hd(self) -> bool:
@@ -108,7 +116,23 @@ def lineup(db: Database) -> list[LineupRow]:
         for cid, e in by_channel.items()
     ]
     result.sort(key=lambda row: guide_number_key(row.guide_number))
-    return result
+    seen: dict[str, int] = {}
+    for row in result:
+        seen[row.xmltv_id] = seen.get(row.xmltv_id, 0) + 1
+    return [
+        replace(
+            row,
+            epg_id=row.xmltv_id
+            if seen[row.xmltv_id] == 1 and _looks_like_xmltv_id(row.xmltv_id)
+            else f"{row.guide_number}.streamforge",
+        )
+        for row in result
+    ]
+
+
+def _looks_like_xmltv_id(value: str) -> bool:
+    head, dot, tail = value.partition(".")
+    return bool(head and dot and tail) and not any(c.isspace() for c in value)
 
 
 def find_channel(db: Database, guide_number: str) -> LineupRow | None:
@@ -119,8 +143,12 @@ def find_channel(db: Database, guide_number: str) -> LineupRow | None:
 
 
 def channel_out(row: LineupRow, display_names: list[str]) -> xw.ChannelOut:
-    names = [xw.LangText(row.name)] + [xw.LangText(n) for n in display_names if n != row.name]
-    return xw.ChannelOut(id=row.guide_number, display_names=names, icon=row.icon)
+    names = [row.name, *(n for n in display_names if n != row.name)]
+    if row.guide_number not in names:
+        names.append(row.guide_number)
+    return xw.ChannelOut(
+        id=row.epg_id, display_names=[xw.LangText(n) for n in names], icon=row.icon
+    )
 
 
 def _lang(items: Any) -> list[xw.LangText]:
@@ -230,19 +258,45 @@ def guide_channels(db: Database, rows: list[LineupRow]) -> Iterator[xw.ChannelOu
 def guide_programmes(
     db: Database, rows: list[LineupRow], *, since: datetime | None = None
 ) -> Iterator[xw.ProgrammeOut]:
-    """Programmes of the lineup's channels, by channel then start time."""
-    numbers = {row.channel_id: row.guide_number for row in rows}
-    if not numbers:
+    """Programmes of the lineup's channels, by channel then start time; then
+    placeholders for the channels that have none."""
+    ids = {row.channel_id: row.epg_id for row in rows}
+    if not ids:
         return
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
+    covered: set[int] = set()
     with db.session() as session:
         stmt = (
             select(Programme)
-            .where(Programme.xmltv_channel_id.in_(list(numbers)))
+            .where(Programme.xmltv_channel_id.in_(list(ids)))
             .where(func.coalesce(Programme.stop, Programme.start) >= since)
             .order_by(Programme.xmltv_channel_id, Programme.start)
             .execution_options(yield_per=2000)
         )
         for programme in session.scalars(stmt):
-            yield programme_out(numbers[programme.xmltv_channel_id], programme)
+            covered.add(programme.xmltv_channel_id)
+            yield programme_out(ids[programme.xmltv_channel_id], programme)
             session.expunge(programme)
+    for row in rows:
+        if row.channel_id not in covered:
+            yield from placeholder_programmes(row, datetime.now(UTC))
+
+
+PLACEHOLDER_HOURS = 2
+
+
+def placeholder_programmes(row: LineupRow, now: datetime) -> Iterator[xw.ProgrammeOut]:
+    """Two-hour blocks from a day back to a week ahead, titled with the channel name."""
+    block = timedelta(hours=PLACEHOLDER_HOURS)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    start -= timedelta(hours=start.hour % PLACEHOLDER_HOURS)
+    end = now + timedelta(days=7)
+    while start < end:
+        yield xw.ProgrammeOut(
+            channel=row.epg_id,
+            start=start,
+            stop=start + block,
+            titles=[xw.LangText(row.name)],
+            descs=[xw.LangText(f"{row.name} (no guide data for this channel)")],
+        )
+        start += block

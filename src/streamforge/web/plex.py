@@ -92,7 +92,7 @@ def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Respo
                     name=row.name,
                     url=stream_url(base, row.guide_number),
                     number=row.guide_number,
-                    tvg_id=row.guide_number,
+                    tvg_id=row.epg_id,
                     logo=row.icon or "",
                     group=row.group,
                 )
