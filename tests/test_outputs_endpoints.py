@@ -100,7 +100,8 @@ def test_discover_and_device(
         "BaseURL",
         "LineupURL",
     ):
-        assert isinstance(d[key], str) and d[key], key
+        assert isinstance(d[key], str), key
+        assert d[key], key
     assert is_valid_device_id(d["DeviceID"])
     assert d["TunerCount"] == 3  # alpha 2 + beta 1
     assert d["BaseURL"] == "http://testserver"
@@ -109,7 +110,8 @@ def test_discover_and_device(
     with TestClient(create_app(runtime)) as again:
         assert again.get("/discover.json").json()["DeviceID"] == d["DeviceID"]
     status = client.get("/lineup_status.json").json()
-    assert status["ScanInProgress"] == 0 and status["ScanPossible"] == 1
+    assert status["ScanInProgress"] == 0
+    assert status["ScanPossible"] == 1
     xml = client.get("/device.xml")
     assert xml.headers["content-type"].startswith("application/xml")
     root = ET.fromstring(xml.content)
@@ -159,14 +161,16 @@ def test_ids_agree_across_lineup_m3u_and_xmltv(
     assert channel_ids == tvg_ids == ["bbcone.uk", "bbctwo.uk", "espn.us", "daserste.de"]
     for channel, entry in zip(root.findall("channel"), lineup, strict=True):
         names = [n.text for n in channel.findall("display-name")]
-        assert entry["GuideName"] in names and entry["GuideNumber"] in names
+        assert entry["GuideName"] in names
+        assert entry["GuideNumber"] in names
     titles = {p.findtext("title") for p in root.findall("programme")}
     assert "News & Weather <live>" in titles
     assert "Ünïcödé 🎉 emoji" in titles
     assert "عربي RTL نص" in titles
     # BBC Two has no programmes in the guide: placeholders keep it visible in Plex
     bbc2 = [p for p in root.findall("programme") if p.get("channel") == "bbctwo.uk"]
-    assert bbc2 and bbc2[0].findtext("title") == "BBC Two"
+    assert bbc2
+    assert bbc2[0].findtext("title") == "BBC Two"
     gz = client.get("/epg.xml.gz")
     assert gzip.decompress(gz.content) == client.get("/epg.xml").content
 
