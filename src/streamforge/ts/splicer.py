@@ -121,6 +121,7 @@ _DEFAULT_VIDEO_FRAME: Final = PTS_HZ // 25
 _DEFAULT_AUDIO_FRAME: Final = 1920
 _MAX_FRAME: Final = PTS_HZ // 5
 _WORDS: Final = PACKET_SIZE // 2
+_HOLD_LIMIT: Final = 4_000
 
 
 class SpliceError(ProviderBadResponse):
@@ -438,6 +439,10 @@ class TsSplicer:
         self._pending: _Candidate | None = self._new_candidate(auto=True)
         # ... and the make-before-break candidate that push_candidate() feeds.
         self._probe: _Candidate | None = None
+        # While a ready candidate waits for commit(), the old upstream's packets
+        # from its last anchor PES start on are held back so the cut falls on a
+        # frame boundary (see _hold_back).
+        self._held = bytearray()
         # Continuity counters: one column per session output PID (see _rewrite_cc).
         self._column = np.zeros(PID_COUNT, dtype=np.intp)
         self._columns = np.arange(0, dtype=np.intp)
@@ -487,6 +492,8 @@ class TsSplicer:
         if self._pending is not None:
             return self._feed_pending(self._pending, data)
         packets = self._aligner.feed(data)
+        if self._held or self.candidate_ready:
+            packets = self._hold_back(packets)
         return self._process(packets) if packets else b""
 
     def switch(self) -> None:
@@ -497,6 +504,8 @@ class TsSplicer:
         """
         self._retire(self._aligner)
         self._aligner = PacketAligner()
+        self._stats.packets_dropped += len(self._held) // PACKET_SIZE
+        self._held = bytearray()
         if self._pending is not None:
             self._retire(self._pending.aligner)
         self._pending = self._new_candidate(auto=True)
@@ -537,7 +546,8 @@ class TsSplicer:
             self._stats.packets_dropped += self._pending.seen
             self._retire(self._pending.aligner)
             self._pending = None
-        return self._cut(probe)
+        old_tail = self._finish_held()
+        return old_tail + self._cut(probe)
 
     def cancel(self) -> None:
         """Abandon the make-before-break candidate, if any."""
@@ -556,10 +566,60 @@ class TsSplicer:
         """At end of input, release the packet held back for sync verification."""
         if self._pending is not None:
             return self._feed_pending(self._pending, b"", final=True)
-        packets = self._aligner.flush()
+        packets, self._held = self._held + self._aligner.flush(), bytearray()
         return self._process(packets) if packets else b""
 
     # --------------------------------------------------------------- switching
+
+    def _hold_back(self, packets: bytearray) -> bytearray:
+        """Split the old upstream's packets at its last anchor PES start.
+
+        While a candidate is ready, only packets before the anchor stream's
+        latest PES start are released; the rest waits in ``_held`` for either
+        more data (released up to the next PES start) or :meth:`commit`.  When
+        the candidate goes away the held packets are released in order.
+        """
+        packets = self._held + packets
+        self._held = bytearray()
+        route = self._route
+        if not self.candidate_ready or route is None or not packets:
+            return packets
+        n = len(packets) // PACKET_SIZE
+        head = np.frombuffer(packets, dtype=">u2", count=(len(packets) - 1) // 2, offset=1)
+        head = head[::_WORDS]
+        starts = np.flatnonzero((head & 0x5FFF) == (0x4000 | route.plan.anchor_up))
+        if len(starts) == 0:
+            if n <= _HOLD_LIMIT:
+                self._held = packets
+                return bytearray()
+            return packets
+        split = int(starts[-1]) * PACKET_SIZE
+        self._held = packets[split:]
+        return packets[:split]
+
+    def _finish_held(self) -> bytes:
+        """At a commit, end the old upstream cleanly from its held-back packets.
+
+        The anchor stream stops before its held PES; every other stream keeps
+        the continuation packets of a PES it already started (so audio frames
+        are not cut short) and stops at its next PES start.
+        """
+        held, self._held = self._held, bytearray()
+        route = self._route
+        if not held or route is None:
+            return b""
+        closed = {route.plan.anchor_up, PAT_PID, route.plan.pmt_pid}
+        tail = bytearray()
+        for pos in range(0, len(held), PACKET_SIZE):
+            pid = packet_pid(held, pos)
+            if pid in closed:
+                continue
+            if held[pos + 1] & 0x40:
+                closed.add(pid)
+                continue
+            tail += held[pos : pos + PACKET_SIZE]
+        self._stats.packets_dropped += (len(held) - len(tail)) // PACKET_SIZE
+        return self._process(tail, counted=True) if tail else b""
 
     def _new_candidate(self, *, auto: bool) -> _Candidate:
         return _Candidate(
@@ -700,13 +760,19 @@ class TsSplicer:
 
     # ------------------------------------------------------------ steady state
 
-    def _process(self, buf: bytearray, *, prefix: list[tuple[bytes, int]] | None = None) -> bytes:
+    def _process(
+        self,
+        buf: bytearray,
+        *,
+        prefix: list[tuple[bytes, int]] | None = None,
+        counted: bool = False,
+    ) -> bytes:
         """Map one batch of aligned packets of the current route to output bytes."""
         route, session = self._route, self._session
         n = len(buf) // PACKET_SIZE
         if route is None or session is None:  # pragma: no cover - routes exist after a cut
             return b""
-        if prefix is None:
+        if prefix is None and not counted:
             self._stats.packets_in += n
         pk = np.frombuffer(buf, dtype=np.uint8).reshape(n, PACKET_SIZE)
         # Bytes 1-2 of every packet as one big-endian word: TEI, PUSI, priority, PID.
