@@ -4,13 +4,10 @@ A stream that keeps failing should not make every new viewer wait through its
 timeouts. Each provider stream (keyed by its ``xtream_channel_id``) has a
 breaker with three states::
 
-             failures >= threshold                 cool-down over
-    CLOSED ─────────────────────────▶ OPEN ─────────────────────────▶ HALF_OPEN
-      ▲                                ▲   (admit() hands out one trial)  │
-      │        trial succeeded         │         trial failed             │
-      └────────────────────────────────┼──────────────────────────────────┤
-                                       └──────────────────────────────────┘
-                                          re-open with a longer cool-down
+    CLOSED     --threshold consecutive failures-->  OPEN
+    OPEN       --cool-down over, admit()-------->  HALF_OPEN (one caller holds the trial)
+    HALF_OPEN  --trial succeeded--------------->  CLOSED
+    HALF_OPEN  --trial failed------------------>  OPEN, with the next, longer cool-down
 
 * CLOSED: streams are admitted; consecutive failures are counted and any
   success resets the count.
@@ -29,7 +26,7 @@ breaker with three states::
 Time is passed in (``now``, monotonic seconds); nothing here reads a clock.
 State changes that users should see are returned as :class:`BreakerChange`
 so that the caller can log them. Breakers without history are not stored,
-so memory is bounded by the number of streams that are currently failing.
+so memory is bounded by the number of streams that failed since they last worked.
 
 Not thread-safe: it is used from the event-loop thread only.
 """

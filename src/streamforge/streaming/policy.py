@@ -19,17 +19,23 @@ Commands out: :class:`OpenUpstream`, :class:`CloseUpstream`,
 :class:`SwitchTo` (cut the client over to this attempt and forward from it),
 :class:`LogEvent`, :class:`EndSession`, :class:`RequestWakeup`.
 
-States and transitions (:class:`SessionState`)::
+States and transitions (:class:`SessionState`), the whole table::
 
-    IDLE ──Start──▶ CONNECTING ──first valid TS──▶ PLAYING ◀──probe fails/times out──┐
-                      ▲    │                          │  │                             │
-     playing stream   │    │ no candidate left        │  └──recovery period over──▶ PROBING
-     fails ───────────┼────┼──────────────────────────┘       (make-before-break)     │
-                      │    ▼                                                          │
-                      │  ENDED ◀── ClientsGone (from any state)                       │
-                      │                                                               │
-                      └── playing stream fails while probing (probe adopted) ◀────────┘
-                                          probe delivered enough valid TS ──▶ PLAYING
+    state       event                              next        commands
+    ----------  ---------------------------------  ----------  ------------------------------------
+    IDLE        Start                              CONNECTING  open the first eligible stream
+    CONNECTING  valid data from the attempt        PLAYING     SwitchTo [+ failover event]
+    CONNECTING  the attempt failed                 CONNECTING  close it, open the next candidate
+                                  (none left)      ENDED       close, exhausted event, EndSession
+    CONNECTING  Tick at the round's budget         ENDED       close, exhausted event, EndSession
+    PLAYING     the playing stream failed          CONNECTING  close it, open the next candidate
+    PLAYING     Tick at the recovery period        PROBING     open a probe (PROBE purpose)
+                                  (none eligible)  PLAYING     wait another period
+    PROBING     probe delivered probe_min_bytes    PLAYING     SwitchTo probe, close old, upgrade
+    PROBING     probe failed / Tick at its timeout PLAYING     close probe, upgrade_failed event
+    PROBING     the playing stream failed          CONNECTING  close it; the probe is the attempt
+    any         ClientsGone                        ENDED       close every attempt, EndSession
+    ENDED       anything but Start                 ENDED       nothing (ignored)
 
 * **Failover round** (state CONNECTING). Started by :class:`Start` (the
   *tune* phase) or by the failure of the playing stream (the *failover*
@@ -448,6 +454,18 @@ class FailoverPolicy:
 
     def handle(self, event: Event) -> list[Command]:
         """Feed one event; return the commands to carry out, in order."""
+        playing = self._playing
+        if (
+            type(event) is UpstreamData
+            and playing is not None
+            and event.attempt_id == playing.attempt_id
+            and event.valid_ts
+            and event.nbytes >= 0
+        ):
+            # The hot path, once per chunk forwarded: nothing to decide.
+            self._now = max(event.now, self._now)
+            playing.valid_bytes += event.nbytes
+            return []
         now = max(event.now, self._now)
         self._now = now
         if type(event) not in _ACCEPTS[self._state]:
