@@ -57,8 +57,30 @@ with ``push`` while feeding the new one with :meth:`TsSplicer.push_candidate`,
 and when :attr:`TsSplicer.candidate_ready` is true call
 :meth:`TsSplicer.commit`, which cuts over and returns the candidate's bytes
 from its latest keyframe; afterwards ``push`` carries the new upstream.  While
-a switch is pending, :meth:`TsSplicer.null_packets` produces keep-alive
-padding for clients with short read timeouts.
+a candidate is ready, ``push`` holds the old upstream back from its latest
+anchor PES start, so that at the commit the old video ends on a whole frame
+and the other streams finish the PES they had started: an upgrade is cut as
+cleanly as the decoder can tell.  (A failover cannot be: the old upstream died
+mid-frame and its bytes are already out.)  The candidate survives a
+``switch()``; committing it also ends that switch.  While a switch is pending,
+:meth:`TsSplicer.null_packets` produces keep-alive padding for clients with
+short read timeouts.
+
+Public API::
+
+    TsSplicer(*, psi_wait_packets=8000, keyframe_wait_packets=40000, max_pcr_gap=90000)
+    push(data) -> bytes            # current upstream in, whole packets out
+    switch() -> None               # break-before-make: next push() is a new upstream
+    switching -> bool              # output waits for the new upstream's PSI/keyframe
+    prepare() -> None              # make-before-break: start a candidate
+    push_candidate(data) -> None   # feed the candidate (raises SpliceError on give-up)
+    candidate_ready -> bool        # commit() may cut now
+    commit() -> bytes              # cut over; candidate's bytes from its keyframe
+    cancel() -> None               # drop the candidate
+    null_packets(n) -> bytes       # keep-alive padding
+    flush() -> bytes               # end of input: release the held-back packet
+    stats -> SpliceStats           # packets in/out/dropped, resyncs, splices, give-ups
+    session_pat / session_pmt      # what the clients see
 """
 
 from __future__ import annotations
