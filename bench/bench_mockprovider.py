@@ -92,9 +92,15 @@ async def bench_throughput(base: str, user: str, ids: list[int], nominal: float,
                            window: float) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        rates = await asyncio.gather(
-            *(one_stream(session, f"{base}/live/{user}/{user}/{i}.ts", 1.5, window) for i in ids)
-        )
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    one_stream(session, f"{base}/live/{user}/{user}/{i}.ts", 1.5, window),
+                    name=f"bench-stream:{i}",
+                )
+                for i in ids
+            ]
+        rates = [t.result() for t in tasks]
     ratios = [r / nominal for r in rates]
     total_mbit = sum(rates) * 8 / 1e6
     print(f"{len(ids)} concurrent 8 Mbit/s streams: aggregate {total_mbit:.1f} Mbit/s")

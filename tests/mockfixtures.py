@@ -73,7 +73,8 @@ class RawStream:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), header_wait)
+        async with asyncio.timeout(header_wait):
+            head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         headers = {}
@@ -93,7 +94,8 @@ class RawStream:
             if remaining <= 0:
                 break
             try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+                async with asyncio.timeout(remaining):
+                    chunk = await self.reader.read(65536)
             except TimeoutError:
                 break
             if not chunk:
@@ -110,7 +112,8 @@ class RawStream:
             if remaining <= 0:
                 raise TimeoutError("connection still open")
             try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+                async with asyncio.timeout(remaining):
+                    chunk = await self.reader.read(65536)
             except ConnectionResetError:
                 return "reset"
             if not chunk:

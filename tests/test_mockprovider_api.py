@@ -20,6 +20,7 @@ from streamforge.mockprovider import (
     QuirkKind,
 )
 from tests import mockfixtures
+from tests.mockfixtures import RawStream
 
 mock_media = mockfixtures.mock_media
 mock_provider = mockfixtures.mock_provider
@@ -250,3 +251,14 @@ async def test_sixty_thousand_streams_are_served_quickly(mock_media: MediaLibrar
     assert first == again
     assert cached_time < 2.0  # served from the in-memory cache
     assert len({s["stream_id"] for s in first}) == 60_000
+
+
+async def test_active_cons_counts_streaming_connections(mock_provider: MockProvider) -> None:
+    raw = await RawStream.open(mock_provider.stream_url(101))
+    await mock_provider.wait_for(lambda s: any(c.streaming for c in s.open))
+    data = await api_json(mock_provider, **ALPHA)
+    assert data["user_info"]["active_cons"] == "1"
+    await raw.close()
+    await mock_provider.wait_for(lambda s: s.open_connections() == 0)
+    data = await api_json(mock_provider, **ALPHA)
+    assert data["user_info"]["active_cons"] == "0"

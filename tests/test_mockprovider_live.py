@@ -191,7 +191,8 @@ async def test_redirect_to_expiring_token(mock_provider: MockProvider) -> None:
         issued = time.monotonic()
         async with session.get(mock_provider.stream_url(103), allow_redirects=False) as resp:
             assert resp.status == 302
-            location = mock_provider.base_url + resp.headers["Location"]
+            location = resp.headers["Location"]
+            assert location.startswith(f"{mock_provider.base_url}/live/play/")
         async with session.get(location) as resp:
             assert resp.status == 200
         # Let the token's lifetime pass (a timer, not a synchronisation point).

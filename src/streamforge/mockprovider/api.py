@@ -100,7 +100,7 @@ def reshape(value: Any, kinds: frozenset[QuirkKind]) -> Any:
 # --------------------------------------------------------------------------- payloads
 
 
-def user_info(account: Account, now: float) -> dict[str, Any]:
+def user_info(account: Account, now: float, active: int = 0) -> dict[str, Any]:
     status = account.effective_status(now)
     return {
         "username": account.username,
@@ -110,7 +110,7 @@ def user_info(account: Account, now: float) -> dict[str, Any]:
         "status": status.value,
         "exp_date": None if account.exp_date is None else str(account.exp_date),
         "is_trial": "1" if account.is_trial else "0",
-        "active_cons": "0",
+        "active_cons": str(active),
         "created_at": str(account.created_at),
         "max_connections": str(account.max_connections),
         "allowed_output_formats": list(account.allowed_output_formats),
@@ -220,7 +220,8 @@ async def player_api(request: web.Request) -> web.StreamResponse:
     if account is None:
         return _finish(_dumps({"user_info": {"auth": 0}}), quirks, "application/json")
     if target == "user_info" or account.effective_status(now) is not AccountStatus.ACTIVE:
-        body = {"user_info": user_info(account, now),
+        active = state.registry.streaming_count(account.username)
+        body = {"user_info": user_info(account, now, active),
                 "server_info": server_info(request, state.catalog.timezone, now)}
         return _finish(_dumps(reshape(body, shape)), quirks, "application/json")
     if target == "get_live_categories":

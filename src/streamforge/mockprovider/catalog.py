@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from streamforge.errors import ConfigError, NotFoundError
@@ -274,7 +275,7 @@ def _account_from(data: Mapping[str, Any]) -> Account:
 
 # --------------------------------------------------------------------------- synthetic
 
-_COUNTRIES: dict[str, tuple[str, ...]] = {
+_COUNTRIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "UK": ("BBC One", "BBC Two", "ITV 1", "Channel 4", "Channel 5", "Sky Sports Main Event",
            "Sky Sports Premier League", "Sky Atlantic", "Sky Cinema Premiere", "BT Sport 1",
            "Dave", "E4", "Film4", "Gold", "Comedy Central UK", "Eurosport 1"),
@@ -292,7 +293,7 @@ _COUNTRIES: dict[str, tuple[str, ...]] = {
     "PL": ("TVP 1", "TVP 2", "Polsat", "TVN", "Canal+ Sport", "Eleven Sports 1"),
     "TR": ("TRT 1", "ATV", "Show TV", "Star TV", "beIN Sports TR 1", "Kanal D"),
     "AR": ("MBC 1", "Al Jazeera", "beIN Sports AR 1", "Rotana Cinema", "OSN Movies"),
-}
+})
 _GENRES = ("Entertainment", "Sports", "News", "Movies", "Documentary", "Kids", "Music", "Regional")
 _QUALITIES = (("FHD", "fhd"), ("HD", "hd"), ("SD", "sd"), ("HEVC", "fhd"), ("4K", "high"),
               ("HD+", "hd"), ("UHD", "high"), ("RAW", "hd"), ("50FPS", "fhd"), ("", "sd"))

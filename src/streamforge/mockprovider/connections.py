@@ -216,7 +216,8 @@ class ConnectionRegistry:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             pass  # the caller re-checks its condition either way
         finally:
@@ -299,6 +300,13 @@ class ConnectionRegistry:
         for c in victims:
             c.kill(reason, reset=reset)
         return len(victims)
+
+    def streaming_count(self, account: str) -> int:
+        """Connections of ``account`` currently sending video (the panel's active_cons)."""
+        return sum(
+            1 for c in self._open.values()
+            if c.account == account and c.streaming and c.kill_reason is None
+        )
 
     def connections(self) -> Iterable[Connection]:
         return list(self._open.values())

@@ -158,7 +158,7 @@ async def _before_headers(
         return web.Response(body=b"", content_type=TS_CONTENT_TYPE), "empty"
     if kind is FaultKind.REDIRECT:
         token = state.issue_token(username, conn.stream_id, fault.token_ttl)
-        location = f"/live/play/{token}/{conn.stream_id}.ts"
+        location = f"{request.scheme}://{request.host}/live/play/{token}/{conn.stream_id}.ts"
         return web.Response(status=302, headers={"Location": location}), "redirect"
     # SLOW_HEADERS: hold the request, then serve normally.
     deadline = time.monotonic() + fault.delay

@@ -503,4 +503,6 @@ class MediaLibrary:
 
     async def warm(self, names: Iterable[str]) -> None:
         """Encode/load every named profile (in parallel threads)."""
-        await asyncio.gather(*(self.get(n) for n in sorted(set(names))))
+        async with asyncio.TaskGroup() as group:
+            for name in sorted(set(names)):
+                group.create_task(self.get(name), name=f"mock-media-warm:{name}")
