@@ -206,6 +206,7 @@ def test_first_stream_defines_the_session() -> None:
     assert stats.splices == 0
     assert stats.packets_in == len(synth_ts(A)) // PACKET_SIZE
     assert stats.packets_out == len(info)
+    assert stats.packets_out == stats.packets_in - stats.packets_dropped + 2  # tables at the cut
 
 
 def test_first_stream_waits_for_a_keyframe() -> None:

@@ -514,6 +514,7 @@ class TsSplicer:
         if self._pending is not None:
             return self._feed_pending(self._pending, data)
         packets = self._aligner.feed(data)
+        self._stats.packets_in += len(packets) // PACKET_SIZE
         if self._held or self.candidate_ready:
             packets = self._hold_back(packets)
         return self._process(packets) if packets else b""
@@ -588,7 +589,9 @@ class TsSplicer:
         """At end of input, release the packet held back for sync verification."""
         if self._pending is not None:
             return self._feed_pending(self._pending, b"", final=True)
-        packets, self._held = self._held + self._aligner.flush(), bytearray()
+        last = self._aligner.flush()
+        self._stats.packets_in += len(last) // PACKET_SIZE
+        packets, self._held = self._held + last, bytearray()
         return self._process(packets) if packets else b""
 
     # --------------------------------------------------------------- switching
@@ -641,7 +644,7 @@ class TsSplicer:
                 continue
             tail += held[pos : pos + PACKET_SIZE]
         self._stats.packets_dropped += (len(held) - len(tail)) // PACKET_SIZE
-        return self._process(tail, counted=True) if tail else b""
+        return self._process(tail) if tail else b""
 
     def _new_candidate(self, *, auto: bool) -> _Candidate:
         return _Candidate(
@@ -782,20 +785,12 @@ class TsSplicer:
 
     # ------------------------------------------------------------ steady state
 
-    def _process(
-        self,
-        buf: bytearray,
-        *,
-        prefix: list[tuple[bytes, int]] | None = None,
-        counted: bool = False,
-    ) -> bytes:
+    def _process(self, buf: bytearray, *, prefix: list[tuple[bytes, int]] | None = None) -> bytes:
         """Map one batch of aligned packets of the current route to output bytes."""
         route, session = self._route, self._session
         n = len(buf) // PACKET_SIZE
         if route is None or session is None:  # pragma: no cover - routes exist after a cut
             return b""
-        if prefix is None and not counted:
-            self._stats.packets_in += n
         pk = np.frombuffer(buf, dtype=np.uint8).reshape(n, PACKET_SIZE)
         # Bytes 1-2 of every packet as one big-endian word: TEI, PUSI, priority, PID.
         head = np.frombuffer(buf, dtype=">u2", count=(len(buf) - 1) // 2, offset=1)[::_WORDS]
