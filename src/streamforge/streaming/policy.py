@@ -379,7 +379,12 @@ class FailoverPolicy:
     ``streams`` are the channel's provider streams already in failover order
     (:func:`~streamforge.streaming.candidates.order_streams`); ``slots`` and
     ``breakers`` are the process-wide registries; ``channel`` names the guide
-    channel in events.
+    channel in events; ``holder`` tags this session's slot leases so that
+    :meth:`AccountSlots.leases` shows who holds a connection.
+
+    Public read-only state for the API: :attr:`state`, :attr:`playing`,
+    :attr:`open_attempts`, :attr:`next_deadline`, :attr:`failovers`,
+    :attr:`upgrades` and :meth:`status`.
     """
 
     def __init__(
