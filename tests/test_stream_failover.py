@@ -3,6 +3,7 @@ response across every kind of provider failure."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -30,7 +31,7 @@ async def test_tune_streams_valid_ts(tmp_path: Path, mock_provider: MockProvider
         number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
         client = StreamClient(http, f"{s.base_url}/auto/v{number}")
         client.start()
-        await client.wait_bytes(188 * 2000)
+        await client.wait_bytes(188 * 300)
         assert client.status == 200
         assert client.headers["Content-Type"] == "video/mp2t"
         assert "Content-Length" not in client.headers
@@ -60,13 +61,13 @@ async def test_mid_stream_failover(
         number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
         client = StreamClient(http, f"{s.base_url}/auto/v{number}")
         client.start()
-        await client.wait_bytes(188 * 500)
+        await client.wait_bytes(188 * 300)
         mock_provider.set_fault(101, fault)
         await wait_until(
             lambda: any(e.get("reason") == reason for e in _stream_events(s.runtime)), within=10
         )
         before = len(client.data)
-        await client.wait_bytes(before + 188 * 1000)
+        await client.wait_bytes(before + 188 * 500)
         assert not client.ended.is_set()
         await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1)
         events = [e for e in _stream_events(s.runtime) if e.get("reason") == reason]
@@ -81,3 +82,163 @@ async def test_mid_stream_failover(
         assert cc_errors(data) == 0
         await client.stop()
         await mock_provider.wait_for(lambda st: not st.open, timeout=3)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault("refuse"), "connection_error"),
+        (Fault("status", status=404), "http_error"),
+        (Fault("html"), "invalid_content"),
+        (Fault("empty"), "invalid_content"),
+        (Fault("slow_headers", delay=5.0), "header_timeout"),
+    ],
+)
+async def test_tune_time_failover(
+    tmp_path: Path, mock_provider: MockProvider, fault: Fault, reason: str
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        mock_provider.set_fault(101, fault)
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        assert client.status == 200
+        await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1)
+        (event,) = [e for e in _stream_events(s.runtime) if e.get("reason") == reason]
+        assert event["to_stream"] == "UK: BBC One HD"
+        assert event["phase"] == "tune"
+        await client.stop()
+        await mock_provider.wait_for(lambda st: not st.open, timeout=3)
+
+
+async def test_account_level_failure_skips_the_accounts_other_streams(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        mock_provider.set_fault(101, Fault("status", status=403))
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        await mock_provider.wait_for(lambda st: st.open_connections(stream_id=201) == 1)
+        stats = mock_provider.stats()
+        assert stats.opens(stream_id=102) == 0  # alpha's other stream was skipped
+        (event,) = [e for e in _stream_events(s.runtime) if e.get("to_stream")]
+        assert event["reason"] == "credential_error"
+        assert event["to_account"] == "beta"
+        assert [k["stream"] for k in event["skipped"]] == ["UK: BBC One HD"]
+        await client.stop()
+        await mock_provider.wait_for(lambda st: not st.open, timeout=3)
+
+
+async def test_priority_order_across_accounts(tmp_path: Path, mock_provider: MockProvider) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [SECOND_BACKUP, PRIMARY, BACKUP])
+        mock_provider.set_fault(201, Fault("status", status=500))
+        mock_provider.set_fault(101, Fault("status", status=502))
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        opens = [e.stream_id for e in mock_provider.stats().events if e.event == "open"]
+        assert opens[:3] == [201, 101, 102]
+        await client.stop()
+
+
+async def test_upgrade_back_to_the_primary(tmp_path: Path, mock_provider: MockProvider) -> None:
+    async with (
+        stack(tmp_path, mock_provider, recovery_period=1.5) as s,
+        aiohttp.ClientSession() as http,
+    ):
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        mock_provider.set_fault(101, Fault("eof", after=0.0, times=1))
+        await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1)
+        await wait_until(
+            lambda: any(
+                e.get("kind") == "upgrade" or "upgrade" in str(e.get("message"))
+                for e in _stream_events(s.runtime)
+            ),
+            within=15,
+        )
+        await mock_provider.wait_for(
+            lambda st: (
+                st.open_connections(stream_id=101) == 1 and st.open_connections(stream_id=102) == 0
+            )
+        )
+        before = len(client.data)
+        await client.wait_bytes(before + 188 * 300)
+        data = bytes(client.data[: len(client.data) // 188 * 188])
+        assert whole_packets(data)
+        assert cc_errors(data) == 0
+        sessions = s.runtime.streams.snapshot()
+        assert sessions[0]["stream"] == "UK: BBC One FHD"
+        assert sessions[0]["upgrades"] == 1
+        await client.stop()
+
+
+async def test_all_streams_fail_ends_the_response_with_an_error_event(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        for stream_id in (102, 201):
+            mock_provider.set_fault(stream_id, Fault("status", status=500))
+        mock_provider.set_fault(101, Fault("reset", after=0.0))
+        async with asyncio.timeout(10):
+            await client.ended.wait()
+        errors = [e for e in _stream_events(s.runtime) if e["level"] == "error"]
+        assert len(errors) == 1
+        assert errors[0]["to_stream"] is None
+        assert "all streams failed" in str(errors[0]["message"])
+        size = len(client.data)
+        assert size % 188 == 0
+        await mock_provider.wait_for(lambda st: not st.open, timeout=3)
+        assert s.runtime.streams.snapshot() == []
+
+
+async def test_two_clients_share_one_upstream_and_nothing_leaks(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        first = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        second = StreamClient(http, f"{s.base_url}/auto/v{number}?transcode=heavy")
+        first.start()
+        await first.wait_bytes(188 * 100)
+        second.start()
+        await second.wait_bytes(188 * 300)
+        assert mock_provider.stats().open_connections() == 1
+        assert s.runtime.streams.snapshot()[0]["clients"] == 2
+        await first.stop()
+        await wait_until(lambda: s.runtime.streams.snapshot()[0]["clients"] == 1)
+        assert mock_provider.stats().open_connections() == 1
+        # the last client vanishes in the middle of a failover: nothing may stay open
+        mock_provider.set_fault(101, Fault("stall", after=0.0))
+        mock_provider.set_fault(102, Fault("slow_headers", delay=5.0))
+        await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1, timeout=10)
+        await second.stop()
+        await mock_provider.wait_for(lambda st: not st.open, timeout=1.5)
+        await wait_until(lambda: s.runtime.streams.snapshot() == [])
+        assert s.runtime.streams.slots.snapshot() == {}
+
+
+async def test_full_account_is_all_tuners_in_use(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        one = s.order("bbcone.uk", [SECOND_BACKUP])
+        two = s.order("espn.us", [("beta", 202)])
+        client = StreamClient(http, f"{s.base_url}/auto/v{one}")
+        client.start()
+        await client.wait_bytes(188 * 100)
+        async with http.get(f"{s.base_url}/auto/v{two}") as answer:
+            assert answer.status == 503
+            assert answer.headers["X-HDHomeRun-Error"].startswith("805")
+        assert mock_provider.stats().open_connections(account="beta") == 1
+        await client.stop()

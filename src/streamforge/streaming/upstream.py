@@ -12,7 +12,7 @@ stream can die is translated into one :class:`UpstreamFailure` carrying a
 connect refused/reset/DNS   ``CONNECTION_ERROR``
 no connection in time       ``CONNECT_TIMEOUT``
 no headers in time          ``HEADER_TIMEOUT``
-non-2xx status              ``HTTP_ERROR`` (``status`` set)
+non-2xx status              ``HTTP_ERROR`` (``status`` set; 401/403: ``CREDENTIAL_ERROR``)
 HTML/text/JSON/empty/non-TS ``INVALID_CONTENT`` (also garbage mid-stream)
 no bytes for stall_timeout  ``STALL``
 EOF                         ``END_OF_STREAM``
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from streamforge.streaming.reasons import FailureReason
+from streamforge.streaming.reasons import FailureReason, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
 
 #: How many bytes of a new stream are inspected before it is accepted as TS.
@@ -134,7 +134,9 @@ class UpstreamReader:
             self.status = response.status
             if not 200 <= response.status < 300:
                 raise UpstreamFailure(
-                    FailureReason.HTTP_ERROR, f"HTTP {response.status}", response.status
+                    reason_for_http_status(response.status),
+                    f"HTTP {response.status}",
+                    response.status,
                 )
             await self._stream(response, on_open, on_data)
 
