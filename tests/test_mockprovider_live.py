@@ -19,7 +19,7 @@ from streamforge.mockprovider import (
     MockProvider,
     ProviderStats,
 )
-from streamforge.mockprovider.media import TS_PACKET
+from streamforge.mockprovider.media import TS_PACKET, pts_offset_for
 from tests import mockfixtures
 from tests.mockfixtures import RawStream, dechunk, psi
 
@@ -95,6 +95,20 @@ async def test_streams_differ_in_program_pids_and_resolution(mock_provider: Mock
     assert len({v[1] for v in seen.values()}) == 3
     assert len({v[2] for v in seen.values()}) == 3
     assert len({v[3] for v in seen.values()}) == 3
+
+
+async def test_streams_of_one_profile_have_unrelated_clocks(mock_provider: MockProvider) -> None:
+    first_pts = {}
+    async with aiohttp.ClientSession() as session:
+        for stream_id in (102, 103):  # both use the "hd" clip
+            async with session.get(mock_provider.stream_url(stream_id)) as resp:
+                data = await read_bytes(resp, 100_000)
+            with av.open(io.BytesIO(data), format="mpegts") as container:
+                packet = next(p for p in container.demux(video=0) if p.pts is not None)
+                first_pts[stream_id] = packet.pts
+    expected = (pts_offset_for(103) - pts_offset_for(102)) % (1 << 33)
+    got = (first_pts[103] - first_pts[102]) % (1 << 33)
+    assert abs(got - expected) < 3 * 90_000  # same broadcast position, within a GOP or two
 
 
 async def test_pacing_is_near_the_bitrate(mock_provider: MockProvider) -> None:

@@ -129,6 +129,22 @@ def test_render_shifts_timestamps_by_whole_loops(mock_media: MediaLibrary) -> No
         assert got == expected
 
 
+def test_pts_offset_shifts_every_timestamp(mock_media: MediaLibrary) -> None:
+    clip = mock_media.load_sync("sd")
+    index = clip.index
+    plain = clip.render(2, 0, clip.loop_bytes)
+    shifted = clip.read(2 * clip.loop_bytes, 3 * clip.loop_bytes, pts_offset=12_345)
+    for off, pcr_off in zip(index.ts_offsets[:50], index.pcr_offsets[:50], strict=True):
+        delta = media_mod._read_ts(shifted, int(off)) - media_mod._read_ts(plain, int(off))
+        assert delta == 12_345
+        pcr_delta = media_mod._read_pcr_base(shifted, int(pcr_off)) - media_mod._read_pcr_base(
+            plain, int(pcr_off)
+        )
+        assert pcr_delta == 12_345
+    assert media_mod.pts_offset_for(101) != media_mod.pts_offset_for(102)
+    assert all(media_mod.pts_offset_for(i) < 1 << 32 for i in range(1, 2000))
+
+
 def test_render_rejects_unaligned_ranges(mock_media: MediaLibrary) -> None:
     clip = mock_media.load_sync("sd")
     with pytest.raises(ValueError, match="aligned"):

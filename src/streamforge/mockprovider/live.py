@@ -17,6 +17,10 @@ position, so it first receives up to one GOP at once — like a real panel's bur
 and then every ``TICK`` seconds the bytes that have become due. Between ticks the
 handler checks the transport, so a client that leaves is noticed within a tick even
 if nothing is being written; a stalled connection polls the same way.
+
+Every stream adds its own fixed offset (:func:`~.media.pts_offset_for`) to PCR/PTS/DTS,
+so two streams made from the same clip still have unrelated clocks, as streams from
+different real providers do.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from streamforge.mockprovider.api import HTML_PAGE, STATE
 from streamforge.mockprovider.catalog import Account, AccountStatus
 from streamforge.mockprovider.connections import Connection, abort_transport
 from streamforge.mockprovider.faults import Fault, FaultKind, FaultSlot
-from streamforge.mockprovider.media import TS_PACKET, MediaClip
+from streamforge.mockprovider.media import TS_PACKET, MediaClip, pts_offset_for
 from streamforge.mockprovider.state import ProviderState
 
 log = logging.getLogger(__name__)
@@ -178,8 +182,9 @@ async def _pump(
 ) -> str:
     """Stream the paced feed until the client leaves or a fault ends it; returns the reason."""
     live = _due(state, clip)
-    loop_index, offset = divmod(live, clip.loop_bytes)
-    position = loop_index * clip.loop_bytes + clip.entry_at_or_before(offset)
+    loop_index, within = divmod(live, clip.loop_bytes)
+    position = loop_index * clip.loop_bytes + clip.entry_at_or_before(within)
+    offset = pts_offset_for(conn.stream_id)
     while True:
         if conn.client_gone():
             return conn.kill_reason or "client_closed"
@@ -192,7 +197,7 @@ async def _pump(
                 return await _during_stream(state, conn, response, clip, slot, position)
         due = _due(state, clip)
         if due > position:
-            chunk = clip.read(position, due)
+            chunk = clip.read(position, due, offset)
             await response.write(chunk)
             conn.bytes_sent += len(chunk)
             position = due
@@ -229,9 +234,10 @@ async def _during_stream(
     if kind is FaultKind.DRIP:
         pending = b""
         step = max(1, fault.rate // 4)
+        offset = pts_offset_for(conn.stream_id)
         while not conn.client_gone():
             if len(pending) < step:
-                pending += clip.read(position, position + 4 * TS_PACKET)
+                pending += clip.read(position, position + 4 * TS_PACKET, offset)
                 position += 4 * TS_PACKET
             await response.write(pending[:step])
             conn.bytes_sent += step

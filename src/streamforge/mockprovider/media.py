@@ -404,11 +404,15 @@ class MediaClip:
         j = int(np.searchsorted(points, offset, side="right")) - 1
         return int(points[max(j, 0)])
 
-    def render(self, loop: int, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of loop number ``loop`` (both packet-aligned)."""
+    def render(self, loop: int, start: int, end: int, pts_offset: int = 0) -> bytes:
+        """Bytes ``[start, end)`` of loop number ``loop`` (both packet-aligned).
+
+        ``pts_offset`` (90 kHz ticks) is added to every timestamp on top of the loop
+        shift, so different streams built from the same clip have unrelated clocks.
+        """
         if start % TS_PACKET or end % TS_PACKET or not 0 <= start <= end <= self.loop_bytes:
             raise ValueError(f"render range [{start}, {end}) is not packet-aligned in the loop")
-        if loop == 0 or start == end:
+        if (loop == 0 and pts_offset == 0) or start == end:
             return self.data[start:end]
         idx = self.index
         buf = bytearray(self.data[start:end])
@@ -417,7 +421,7 @@ class MediaClip:
         add = lut[idx.pids[start // TS_PACKET : end // TS_PACKET]].astype(np.uint8)
         header = packets[:, 3]
         packets[:, 3] = (header & 0xF0) | ((header + add) & 0x0F)
-        shift = loop * self.profile.period_90k
+        shift = loop * self.profile.period_90k + pts_offset
         lo, hi = np.searchsorted(idx.ts_offsets, [start, end])
         for k in range(int(lo), int(hi)):
             off = int(idx.ts_offsets[k])
@@ -428,16 +432,25 @@ class MediaClip:
             _write_pcr_base(buf, off - start, (int(idx.pcr_values[k]) + shift) % PTS_MODULO)
         return bytes(buf)
 
-    def read(self, position: int, end: int) -> bytes:
+    def read(self, position: int, end: int, pts_offset: int = 0) -> bytes:
         """Bytes ``[position, end)`` of the endless feed (absolute, packet-aligned)."""
         out: list[bytes] = []
         size = self.loop_bytes
         while position < end:
             loop, offset = divmod(position, size)
             take = min(size - offset, end - position)
-            out.append(self.render(loop, offset, offset + take))
+            out.append(self.render(loop, offset, offset + take, pts_offset))
             position += take
         return b"".join(out)
+
+
+def pts_offset_for(stream_id: int) -> int:
+    """A fixed, stream-specific clock offset (90 kHz ticks) below 2**32.
+
+    Real providers' clocks are unrelated, so each stream gets its own; staying below
+    2**32 keeps a 2**33 wrap-around more than 13 hours away, so tests stay deterministic.
+    """
+    return (stream_id * 0x9E3779B1) % (1 << 32)
 
 
 class MediaLibrary:
