@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def _free_port() -> int:
@@ -61,3 +63,46 @@ def test_serve_starts_prints_password_once_and_stops(tmp_path: Path) -> None:
     password = first.split("only its hash is stored):", 1)[1].split()[0]
     assert password not in second
     assert (tmp_path / "streamforge.db").exists()
+
+
+def _udp_port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_served_tuner_is_found_by_the_real_hdhomerun_config(tmp_path: Path) -> None:
+    if shutil.which("hdhomerun_config") is None:
+        pytest.skip("hdhomerun_config (Debian hdhomerun-config) is not installed")
+    if not _udp_port_free(65001):
+        pytest.skip("UDP port 65001 is in use on this machine")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
+    env.update(
+        STREAMFORGE_DATA_DIR=str(tmp_path),
+        STREAMFORGE_KEYRING="false",
+        STREAMFORGE_DISCOVERY_ENABLED="true",
+        STREAMFORGE_SSDP_ENABLED="false",
+        STREAMFORGE_ADMIN_PASSWORD="x" * 12,
+    )
+    cmd = [sys.executable, "-m", "streamforge", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        device_id = httpx.get(f"http://127.0.0.1:{port}/discover.json").json()["DeviceID"]
+        found = subprocess.run(
+            ["hdhomerun_config", "discover", "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert f"hdhomerun device {device_id} found at 127.0.0.1" in found.stdout, found
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
