@@ -243,7 +243,8 @@ def test_switch_remaps_pids_tables_and_continues_counters() -> None:
     assert len(set(psi_sections(info, 0x1000))) == 1
     assert len(set(psi_sections(info, 0))) == 1
     frames = video_frames(info, 0x100)
-    assert frames == list(range(48)) + list(range(12, 53))
+    # The old stream's last frame cannot be known complete when it dies: dropped.
+    assert frames == list(range(47)) + list(range(12, 53))
     assert sp.stats.splices == 1
 
 
@@ -283,7 +284,7 @@ def test_audio_before_the_cut_is_dropped() -> None:
     )
     _, out = splice(synth_ts(A), synth_ts(late_audio))
     info = packets_of(out)
-    cut = [i for i, p in enumerate(info) if p.pid == 0x100 and p.pusi][48]
+    cut = [i for i, p in enumerate(info) if p.pid == 0x100 and p.pusi][47]
     key_pts = info[cut].pts
     assert key_pts is not None
     after = [p for p in info[cut:] if p.pid == 0x101 and p.pusi]
@@ -311,7 +312,7 @@ def test_keyframe_found_from_nal_units_without_random_access_flag() -> None:
     no_rai = SynthSpec(program=4, pmt_pid=0x1500, first_frame=20, rai=False)
     _, out = splice(synth_ts(A), synth_ts(no_rai))
     frames = video_frames(packets_of(out), 0x100)
-    assert frames[48] == 24
+    assert frames[47] == 24
 
 
 def test_hevc_session() -> None:
@@ -320,7 +321,7 @@ def test_hevc_session() -> None:
     second = SynthSpec(streams=hevc, first_frame=6, rai=False, first_pts=1)
     _, out = splice(synth_ts(first), synth_ts(second))
     info = packets_of(out)
-    assert video_frames(info, 0x100)[48] == 12
+    assert video_frames(info, 0x100)[47] == 12
     assert not cc_errors(info)
 
 
@@ -513,10 +514,26 @@ def test_any_cut_points_keep_whole_packets_and_counters(
 # ------------------------------------------------------------- real decoders
 
 
-def test_real_h264_aac_splice_decodes(tmp_path: Path) -> None:
-    a = make_ts(tmp_path / "a.ts", MediaSpec(seconds=2.4))
+def ffmpeg_warnings(path: Path) -> str:
+    """Everything FFmpeg says at warning level or above while decoding ``path``."""
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "warning", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+@pytest.fixture(scope="module")
+def real_media(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """Two small H.264/AAC streams: different size, PIDs, program number and tone."""
+    where = tmp_path_factory.mktemp("media")
+    a = make_ts(where / "a.ts", MediaSpec(seconds=2.4))
     b = make_ts(
-        tmp_path / "b.ts",
+        where / "b.ts",
         MediaSpec(
             width=352,
             height=288,
@@ -527,13 +544,30 @@ def test_real_h264_aac_splice_decodes(tmp_path: Path) -> None:
             tone_hz=660.0,
         ),
     )
-    da, db = a.read_bytes(), b.read_bytes()
+    return a.read_bytes(), b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("a_end", "b_start", "b_end", "a_again", "chunk"),
+    [(0.5, 0.2, 0.75, 0.33, 4096), (0.37, 0.51, 0.93, 0.61, 1000), (0.81, 0.03, 0.47, 0.12, 7777)],
+)
+def test_real_h264_aac_splice_decodes(
+    tmp_path: Path,
+    real_media: tuple[bytes, bytes],
+    a_end: float,
+    b_start: float,
+    b_end: float,
+    a_again: float,
+    chunk: int,
+) -> None:
+    """Failover A -> B -> A, each old stream dying at an arbitrary byte."""
+    da, db = real_media
     sp = TsSplicer()
-    out = run(sp, da[: len(da) // 2], 4096)
+    out = run(sp, da[: int(len(da) * a_end)], chunk)
     sp.switch()
-    out += run(sp, db[len(db) // 5 : len(db) * 3 // 4], 1000)
+    out += run(sp, db[int(len(db) * b_start) : int(len(db) * b_end)], chunk)
     sp.switch()
-    out += run(sp, da[len(da) // 3 :], 7777) + sp.flush()
+    out += run(sp, da[int(len(da) * a_again) :], chunk) + sp.flush()
     path = tmp_path / "out.ts"
     path.write_bytes(out)
 
@@ -549,19 +583,13 @@ def test_real_h264_aac_splice_decodes(tmp_path: Path) -> None:
     assert all(y > x for x, y in zip(decoded.video_pts, decoded.video_pts[1:], strict=False))
     assert all(y > x for x, y in zip(decoded.audio_pts, decoded.audio_pts[1:], strict=False))
     # Both streams keep decoding after the last switch.
-    assert decoded.video_pts[-1] > decoded.video_pts[0] + 3.0
+    assert decoded.video_pts[-1] > decoded.video_pts[0] + 2.0
     assert decoded.audio_pts[-1] > decoded.video_pts[-1] - 0.5
 
-    ffmpeg = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert ffmpeg.returncode == 0
-    assert "continuity" not in ffmpeg.stderr.lower()
-    assert "packet corrupt" not in ffmpeg.stderr.lower()
+    # The old streams end on whole frames (held back until the next frame
+    # starts), so not even FFmpeg's demuxer and decoders have a warning.
+    assert decoded.errors == 0
+    assert ffmpeg_warnings(path) == ""
 
 
 # ------------------------------------------------- PCR PIDs and PSI changes
@@ -695,12 +723,4 @@ def test_real_make_before_break_is_clean(tmp_path: Path) -> None:
     assert sum(1 for x, y in itertools.pairwise(decoded.video_sizes) if x != y) == 2
     assert all(y > x for x, y in itertools.pairwise(decoded.video_pts))
     assert all(y > x for x, y in itertools.pairwise(decoded.audio_pts))
-    ffmpeg = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert ffmpeg.returncode == 0
-    assert ffmpeg.stderr == ""
+    assert ffmpeg_warnings(path) == ""

@@ -461,10 +461,12 @@ class TsSplicer:
         self._pending: _Candidate | None = self._new_candidate(auto=True)
         # ... and the make-before-break candidate that push_candidate() feeds.
         self._probe: _Candidate | None = None
-        # While a ready candidate waits for commit(), the old upstream's packets
-        # from its last anchor PES start on are held back so the cut falls on a
-        # frame boundary (see _hold_back).
+        # The current upstream's packets from its last anchor PES start on are
+        # held back until the next one, so any cut falls on a frame boundary
+        # (see _hold_back); the old upstream's finished tail waits in _tail
+        # for the cut that follows a switch().
         self._held = bytearray()
+        self._tail = b""
         # Continuity counters: one column per session output PID (see _rewrite_cc).
         self._column = np.zeros(PID_COUNT, dtype=np.intp)
         self._columns = np.arange(0, dtype=np.intp)
@@ -515,8 +517,7 @@ class TsSplicer:
             return self._feed_pending(self._pending, data)
         packets = self._aligner.feed(data)
         self._stats.packets_in += len(packets) // PACKET_SIZE
-        if self._held or self.candidate_ready:
-            packets = self._hold_back(packets)
+        packets = self._hold_back(packets)
         return self._process(packets) if packets else b""
 
     def switch(self) -> None:
@@ -527,8 +528,7 @@ class TsSplicer:
         """
         self._retire(self._aligner)
         self._aligner = PacketAligner()
-        self._stats.packets_dropped += len(self._held) // PACKET_SIZE
-        self._held = bytearray()
+        self._tail += self._finish_held()
         if self._pending is not None:
             self._retire(self._pending.aligner)
         self._pending = self._new_candidate(auto=True)
@@ -569,7 +569,8 @@ class TsSplicer:
             self._stats.packets_dropped += self._pending.seen
             self._retire(self._pending.aligner)
             self._pending = None
-        old_tail = self._finish_held()
+        old_tail = self._tail + self._finish_held()
+        self._tail = b""
         return old_tail + self._cut(probe)
 
     def cancel(self) -> None:
@@ -597,37 +598,42 @@ class TsSplicer:
     # --------------------------------------------------------------- switching
 
     def _hold_back(self, packets: bytearray) -> bytearray:
-        """Split the old upstream's packets at its last anchor PES start.
+        """Release the current upstream's packets up to its latest anchor PES start.
 
-        While a candidate is ready, only packets before the anchor stream's
-        latest PES start are released; the rest waits in ``_held`` for either
-        more data (released up to the next PES start) or :meth:`commit`.  When
-        the candidate goes away the held packets are released in order.
+        The packets from the anchor stream's latest PES start on wait in
+        ``_held`` until a later PES start shows that frame is complete, which
+        costs at most one frame of latency.  Should the upstream be cut there
+        (a commit, or a switch after a failure), the clients never see half a
+        frame: see :meth:`_finish_held`.  If the anchor stream falls silent the
+        hold is released after ``_HOLD_LIMIT`` packets.
         """
-        packets = self._held + packets
-        self._held = bytearray()
         route = self._route
-        if not self.candidate_ready or route is None or not packets:
+        if self._held:
+            packets = self._held + packets
+            self._held = bytearray()
+        if route is None or not packets:
             return packets
-        n = len(packets) // PACKET_SIZE
-        head = np.frombuffer(packets, dtype=">u2", count=(len(packets) - 1) // 2, offset=1)
-        head = head[::_WORDS]
-        starts = np.flatnonzero((head & 0x5FFF) == (0x4000 | route.plan.anchor_up))
-        if len(starts) == 0:
-            if n <= _HOLD_LIMIT:
+        last = _last_pes_start(packets, route.plan.anchor_up)
+        if last < 0:
+            if len(packets) <= _HOLD_LIMIT * PACKET_SIZE:
                 self._held = packets
                 return bytearray()
             return packets
-        split = int(starts[-1]) * PACKET_SIZE
+        split = last * PACKET_SIZE
+        if split == 0:
+            self._held = packets
+            return bytearray()
         self._held = packets[split:]
-        return packets[:split]
+        del packets[split:]
+        return packets
 
     def _finish_held(self) -> bytes:
-        """At a commit, end the old upstream cleanly from its held-back packets.
+        """End the current upstream cleanly from its held-back packets.
 
-        The anchor stream stops before its held PES; every other stream keeps
-        the continuation packets of a PES it already started (so audio frames
-        are not cut short) and stops at its next PES start.
+        The anchor stream stops before its held (possibly partial) PES; every
+        other stream keeps the continuation packets of a PES it had already
+        started (so audio frames are not cut short) and stops at its next PES
+        start.  Returns the output bytes of that tail.
         """
         held, self._held = self._held, bytearray()
         route = self._route
@@ -674,7 +680,8 @@ class TsSplicer:
         if not cand.ready:
             return b""
         self._pending = None
-        out = self._cut(cand)
+        out = self._tail + self._cut(cand)
+        self._tail = b""
         probe = self._probe
         if probe is not None and probe.session is not self._session:
             # The probe started before the session existed: map it onto the session.
@@ -729,7 +736,7 @@ class TsSplicer:
         self._stats.packets_dropped += max(0, cand.seen - kept)
         tables = [(session.pat_packet, PAT_PID)]
         tables += [(p, session.pmt_pid) for p in session.pmt_packets]
-        return self._process(cand.buffer, prefix=tables)
+        return self._process(self._hold_back(cand.buffer), prefix=tables)
 
     def _start_counters(self, session: _Session) -> None:
         pids = {PAT_PID, session.pmt_pid, session.pmt.pcr_pid}
@@ -791,6 +798,8 @@ class TsSplicer:
         n = len(buf) // PACKET_SIZE
         if route is None or session is None:  # pragma: no cover - routes exist after a cut
             return b""
+        if n == 0:
+            return self._emit_only(prefix or [])
         pk = np.frombuffer(buf, dtype=np.uint8).reshape(n, PACKET_SIZE)
         # Bytes 1-2 of every packet as one big-endian word: TEI, PUSI, priority, PID.
         head = np.frombuffer(buf, dtype=">u2", count=(len(buf) - 1) // 2, offset=1)[::_WORDS]
@@ -841,6 +850,16 @@ class TsSplicer:
             out[:, 2] = opid.astype(np.uint8)
         self._rewrite_cc(out, opid)
         self._stats.packets_out += kept
+        return out.tobytes()
+
+    def _emit_only(self, packets: list[tuple[bytes, int]]) -> bytes:
+        """Output packets the splicer made itself (tables at a cut) with their counters."""
+        if not packets:
+            return b""
+        rows = np.frombuffer(b"".join(p for p, _ in packets), dtype=np.uint8)
+        out = rows.reshape(-1, PACKET_SIZE).copy()
+        self._rewrite_cc(out, np.array([pid for _, pid in packets], dtype=np.int32))
+        self._stats.packets_out += len(out)
         return out.tobytes()
 
     def _rewrite_cc(self, out: npt.NDArray[np.uint8], opid: npt.NDArray[np.int32]) -> None:
@@ -1017,6 +1036,13 @@ class TsSplicer:
         route.discontinuity_pending = False
         self._last_pcr = pcr
         inserts.append((row, bytes(packet), pcr_pid))
+
+
+def _last_pes_start(packets: bytearray, pid: int) -> int:
+    """Index of the last packet of ``pid`` with payload_unit_start_indicator, or -1."""
+    head = np.frombuffer(packets, dtype=">u2", count=(len(packets) - 1) // 2, offset=1)
+    starts = np.flatnonzero((head[::_WORDS] & 0x5FFF) == (0x4000 | pid))
+    return int(starts[-1]) if len(starts) else -1
 
 
 def _replace_pmt_pid(plan: _Plan, pmt_pid: int) -> _Plan:
