@@ -56,15 +56,18 @@ the primary): call :meth:`TsSplicer.prepare`, keep pushing the old upstream
 with ``push`` while feeding the new one with :meth:`TsSplicer.push_candidate`,
 and when :attr:`TsSplicer.candidate_ready` is true call
 :meth:`TsSplicer.commit`, which cuts over and returns the candidate's bytes
-from its latest keyframe; afterwards ``push`` carries the new upstream.  While
-a candidate is ready, ``push`` holds the old upstream back from its latest
-anchor PES start, so that at the commit the old video ends on a whole frame
-and the other streams finish the PES they had started: an upgrade is cut as
-cleanly as the decoder can tell.  (A failover cannot be: the old upstream died
-mid-frame and its bytes are already out.)  The candidate survives a
-``switch()``; committing it also ends that switch.  While a switch is pending,
-:meth:`TsSplicer.null_packets` produces keep-alive padding for clients with
-short read timeouts.
+from its latest keyframe; afterwards ``push`` carries the new upstream.  The
+candidate survives a ``switch()``; committing it also ends that switch.  While
+a switch is pending, :meth:`TsSplicer.null_packets` produces keep-alive
+padding for clients with short read timeouts.
+
+*Clean ends.*  ``push`` holds the current upstream back from its anchor
+stream's latest PES start until the next one arrives (at most one frame of
+latency).  So when an upstream is cut, by a commit or by a switch after it
+died mid-frame, its video ends on the last whole frame and the other streams
+keep only the continuation of PES they had already started: the clients'
+demuxers and decoders never see a truncated access unit.  After a switch that
+tail is emitted just before the new upstream's first packets.
 
 Public API::
 
