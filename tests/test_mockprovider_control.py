@@ -163,3 +163,17 @@ def test_subprocess_runner(mock_media: MediaLibrary) -> None:
         info.value.close()
         stats = proc.control.wait_for(lambda s: s.open_connections() == 0)
         assert stats.total_opened == 2
+
+
+def test_stats_can_limit_the_event_log(mock_provider_thread: MockProviderThread) -> None:
+    mp = mock_provider_thread
+    for _ in range(3):
+        read_some_ts(mp.stream_url(101))
+    control = ControlClient(mp.base_url)
+    stats = control.wait_for(lambda s: s.total_closed == 3, events=2)
+    assert len(stats.events) == 2
+    assert stats.events[-1].event == "close"
+    assert len(control.stats(events=0).events) == 0
+    assert len(control.stats().events) == 6
+    with pytest.raises(ProviderError, match="400"):
+        control.request("GET", "/stats?events=-1")

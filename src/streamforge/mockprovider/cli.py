@@ -182,7 +182,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON."),
 ) -> None:
     """Show open connections per stream and account, and recent closes."""
-    snapshot = _control("stats", lambda: _client(url).stats())
+    snapshot = _control("stats", lambda: _client(url).stats(None if as_json else 200))
     if as_json:
         typer.echo(json.dumps(snapshot.to_dict(), indent=2))
         return

@@ -169,10 +169,14 @@ class ProviderStats:
             and (account is None or e.account == account)
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, last_events: int | None = None) -> dict[str, Any]:
+        """JSON-ready form; ``last_events`` keeps only the newest events of the log."""
+        events = self.events if last_events is None else self.events[-last_events:]
+        if last_events == 0:
+            events = ()
         return {
             "open": [asdict(c) for c in self.open],
-            "events": [asdict(e) for e in self.events],
+            "events": [asdict(e) for e in events],
             "total_opened": self.total_opened,
             "total_closed": self.total_closed,
             "api_calls": dict(self.api_calls),

@@ -2,7 +2,7 @@
 
 Routes (all JSON)::
 
-    GET    /_control/stats                       connection counters and log
+    GET    /_control/stats[?events=N]            connection counters and (newest N) log
     GET    /_control/faults                      current faults, quirks, limit mode
     POST   /_control/streams/{id}/fault          body: Fault fields, e.g. {"kind": "stall"}
     POST   /_control/streams/{id}/recover        the stream is healthy again
@@ -55,7 +55,12 @@ def _stream_id(request: web.Request) -> int:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].stats().to_dict())
+    """``?events=N`` returns only the newest N log events (the log can be long)."""
+    raw = request.query.get("events")
+    if raw is not None and not raw.isdigit():
+        return _error(400, "events must be a non-negative number")
+    last = int(raw) if raw is not None else None
+    return web.json_response(request.app[STATE].stats().to_dict(last))
 
 
 async def faults(request: web.Request) -> web.Response:

@@ -385,13 +385,17 @@ class ControlClient:
         answer = self.request("POST", f"/streams/{stream_id}/kill{'?reset=1' if reset else ''}", {})
         return int(answer["killed"])
 
-    def stats(self) -> ProviderStats:
-        return ProviderStats.from_dict(self.request("GET", "/stats"))
+    def stats(self, events: int | None = None) -> ProviderStats:
+        """Counters and the log (only its newest ``events`` entries when given)."""
+        query = "" if events is None else f"?events={events}"
+        return ProviderStats.from_dict(self.request("GET", f"/stats{query}"))
 
-    def wait_for(self, predicate: StatsPredicate, timeout: float = 5.0) -> ProviderStats:
+    def wait_for(
+        self, predicate: StatsPredicate, timeout: float = 5.0, events: int | None = None
+    ) -> ProviderStats:
         deadline = time.monotonic() + timeout
         while True:
-            snapshot = self.stats()
+            snapshot = self.stats(events)
             if predicate(snapshot):
                 return snapshot
             if time.monotonic() >= deadline:
