@@ -65,6 +65,15 @@ def parse_xmltv_time(value: str) -> datetime:
     >>> parse_xmltv_time("20240301193000 +0100").isoformat()
     '2024-03-01T18:30:00+00:00'
     """
+    if (
+        len(value) == 20
+        and value.isascii()
+        and value[14] == " "
+        and value[15] in "+-"
+        and value[:14].isdigit()
+        and value[16:].isdigit()
+    ):
+        return _parse_canonical(value)
     match = _TIME_RE.match(value)
     if match is None:
         raise XmltvTimeError(f"not an XMLTV time: {value!r}")
@@ -88,10 +97,33 @@ def parse_xmltv_time(value: str) -> datetime:
     if second == 60:  # a leap second written by a careless exporter
         second = 59
     try:
-        local = datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except ValueError as exc:
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise XmltvTimeError(f"not a valid XMLTV time: {value!r} ({exc})") from exc
-    return local.astimezone(UTC)
+
+
+def _parse_canonical(value: str) -> datetime:
+    """Fast path for the overwhelmingly common ``YYYYMMDDhhmmss +HHMM`` form."""
+    hours, minutes = int(value[16:18]), int(value[18:20])
+    if minutes >= 60:
+        raise XmltvTimeError(f"bad time zone offset {value[15:]!r}")
+    offset = timedelta(hours=hours, minutes=minutes)
+    if offset > _MAX_OFFSET:
+        raise XmltvTimeError(f"time zone offset {value[15:]!r} is out of range")
+    second = min(int(value[12:14]), 59)  # 60: a leap second written by a careless exporter
+    try:
+        moment = datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+            second,
+            tzinfo=UTC,
+        )
+        return moment + offset if value[15] == "-" else moment - offset
+    except (ValueError, OverflowError) as exc:
+        raise XmltvTimeError(f"not a valid XMLTV time: {value!r} ({exc})") from exc
 
 
 def format_xmltv_time(moment: datetime) -> str:
