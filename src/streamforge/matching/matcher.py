@@ -22,9 +22,10 @@ A stream is matched in this order:
    tokens and timeshift) equals the stream's, so ``ESPN`` never meets
    ``ESPN 2`` and ``ITV +1`` never meets ``ITV``. Within that block an
    inverted index (token → names, plus the first three letters of the compact
-   name for run-together spellings) narrows the candidates, and rapidfuzz
-   scores them: the better of ``token_sort_ratio`` on the keys and ``ratio``
-   on the space-less keys. Short names get a penalty proportional to how
+   name for run-together spellings) narrows the candidates to names sharing
+   the query's rarest tokens; rapidfuzz ranks those in C and only the top few
+   get the full check, whose raw score is the better of ``token_sort_ratio``
+   on the keys and ``ratio`` on the space-less keys. Short names get a penalty proportional to how
    short they are (``CBS`` vs ``CBBC`` scores 0.86 raw, which would otherwise
    pass), so the score tends towards "exact or nothing" below eight letters.
    Whole-name similarity is not enough on its own: the words only one side
