@@ -724,3 +724,20 @@ def test_real_make_before_break_is_clean(tmp_path: Path) -> None:
     assert all(y > x for x, y in itertools.pairwise(decoded.video_pts))
     assert all(y > x for x, y in itertools.pairwise(decoded.audio_pts))
     assert ffmpeg_warnings(path) == ""
+
+
+def test_hold_back_lets_other_streams_flow_when_video_pauses() -> None:
+    data = synth_ts(SynthSpec(frames=400, video_bytes=100))
+    half = len(data) // 2 // PACKET_SIZE * PACKET_SIZE
+    rest = b"".join(
+        data[i : i + PACKET_SIZE]
+        for i in range(half, len(data), PACKET_SIZE)
+        if (data[i + 1] & 0x1F, data[i + 2]) != (0x01, 0x00)  # the video PID pauses
+    )
+    sp = TsSplicer()
+    out = run(sp, data[:half] + rest)  # no flush: only what is released on the way
+    audio_in = sum(1 for p in packets_of(data[:half] + rest) if p.pid == 0x101)
+    audio_out = sum(1 for p in packets_of(out) if p.pid == 0x101)
+    assert audio_in - audio_out <= 100
+    assert audio_in - 100 > sum(1 for p in packets_of(data[:half]) if p.pid == 0x101)
+    assert not cc_errors(packets_of(out))

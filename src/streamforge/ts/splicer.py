@@ -146,7 +146,11 @@ _DEFAULT_VIDEO_FRAME: Final = PTS_HZ // 25
 _DEFAULT_AUDIO_FRAME: Final = 1920
 _MAX_FRAME: Final = PTS_HZ // 5
 _WORDS: Final = PACKET_SIZE // 2
-_HOLD_LIMIT: Final = 4_000
+# A hold is released early when the anchor stream pauses: after this many
+# packets of other streams (about a second of one audio track), or this many
+# packets in all (a very large frame).
+_HOLD_OTHERS: Final = 100
+_HOLD_LIMIT: Final = 8_000
 
 
 class SpliceError(ProviderBadResponse):
@@ -608,7 +612,8 @@ class TsSplicer:
         costs at most one frame of latency.  Should the upstream be cut there
         (a commit, or a switch after a failure), the clients never see half a
         frame: see :meth:`_finish_held`.  If the anchor stream falls silent the
-        hold is released after ``_HOLD_LIMIT`` packets.
+        hold is released after ``_HOLD_OTHERS`` packets of other streams (or
+        ``_HOLD_LIMIT`` packets in all), so the other streams keep flowing.
         """
         route = self._route
         if self._held:
@@ -616,13 +621,10 @@ class TsSplicer:
             self._held = bytearray()
         if route is None or not packets:
             return packets
-        last = _last_pes_start(packets, route.plan.anchor_up)
-        if last < 0:
-            if len(packets) <= _HOLD_LIMIT * PACKET_SIZE:
-                self._held = packets
-                return bytearray()
-            return packets
-        split = last * PACKET_SIZE
+        last, others = _anchor_scan(packets, route.plan.anchor_up)
+        split = max(last, 0) * PACKET_SIZE
+        if others > _HOLD_OTHERS or len(packets) - split > _HOLD_LIMIT * PACKET_SIZE:
+            return packets  # the anchor stream paused: let the others flow
         if split == 0:
             self._held = packets
             return bytearray()
@@ -1041,11 +1043,15 @@ class TsSplicer:
         inserts.append((row, bytes(packet), pcr_pid))
 
 
-def _last_pes_start(packets: bytearray, pid: int) -> int:
-    """Index of the last packet of ``pid`` with payload_unit_start_indicator, or -1."""
+def _anchor_scan(packets: bytearray, pid: int) -> tuple[int, int]:
+    """Index of the last PES start on ``pid`` (-1 if none), and how many packets
+    of other PIDs follow it (or are in ``packets`` at all, if there is none)."""
     head = np.frombuffer(packets, dtype=">u2", count=(len(packets) - 1) // 2, offset=1)
-    starts = np.flatnonzero((head[::_WORDS] & 0x5FFF) == (0x4000 | pid))
-    return int(starts[-1]) if len(starts) else -1
+    head = head[::_WORDS]
+    starts = np.flatnonzero((head & 0x5FFF) == (0x4000 | pid))
+    last = int(starts[-1]) if len(starts) else -1
+    tail = head[max(last, 0) :] & 0x1FFF
+    return last, int(np.count_nonzero(tail != pid))
 
 
 def _replace_pmt_pid(plan: _Plan, pmt_pid: int) -> _Plan:
