@@ -35,7 +35,8 @@ from streamforge.mockprovider.media import TS_PACKET
 def mock_media(tmp_path_factory: pytest.TempPathFactory) -> MediaLibrary:
     """Every default media profile, encoded once per test session."""
     env = os.environ.get("STREAMFORGE_MOCK_MEDIA_CACHE")
-    cache = Path(env) if env else tmp_path_factory.mktemp("mock-media")
+    # One directory per session, shared even when several modules import this fixture.
+    cache = Path(env) if env else tmp_path_factory.getbasetemp() / "mock-media"
     library = MediaLibrary(cache)
     with ThreadPoolExecutor(max_workers=len(library.profiles)) as pool:
         list(pool.map(library.load_sync, library.profiles))
