@@ -105,45 +105,66 @@ async def _serve(
     *,
     via_token: bool,
 ) -> web.StreamResponse:
+    """Count the connection from accept until its answer has been handed to the socket."""
     label = account.username if account is not None else "?"
     conn = state.registry.open(stream_id, label, request.transport, request.remote or "")
     reason = "completed"
     try:
-        error = _access_error(state, account, stream_id)
-        if error is not None or account is None:
-            status, reason = error or (401, "unauthorized")
-            return web.Response(status=status, text=f"{reason}\n")
-        slot = state.board.slot(stream_id)
-        if (
-            slot is not None
-            and slot.fault.kind.before_headers
-            and not (via_token and slot.fault.kind is FaultKind.REDIRECT)
-        ):
-            state.board.consume(stream_id, slot)
-            answer, reason = await _before_headers(request, state, conn, slot.fault, username)
-            if answer is not None:
-                return answer
-        if conn.client_gone():
-            reason = "client_closed"
-            return web.Response(status=499)
-        if not state.registry.admit(conn, account.max_connections):
-            status = state.registry.limit_mode.refuse_status
-            reason = "limit_refused"
-            return web.Response(status=status, text="max connections reached\n")
-        clip = await state.media.get(state.catalog.stream(stream_id).profile)
-        response = web.StreamResponse(headers={"Content-Type": TS_CONTENT_TYPE})
-        response.force_close()
-        await response.prepare(request)
-        try:
-            reason = await _pump(state, conn, response, clip)
-        except ConnectionError:
-            reason = "client_closed"
+        response, reason = await _answer(request, state, conn, username, account, via_token)
+        if not response.prepared and not conn.client_gone():
+            # Short answers are sent here, so the connection is logged closed only
+            # after its bytes are on their way.
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            except ConnectionError:
+                reason = "client_closed"
         return response
     except asyncio.CancelledError:
         reason = "cancelled"
         raise
     finally:
         state.registry.close(conn, reason)
+
+
+async def _answer(
+    request: web.Request,
+    state: ProviderState,
+    conn: Connection,
+    username: str,
+    account: Account | None,
+    via_token: bool,
+) -> tuple[web.StreamResponse, str]:
+    """Decide and produce the answer to a live request; returns it and the close reason."""
+    stream_id = conn.stream_id
+    error = _access_error(state, account, stream_id)
+    if error is not None or account is None:
+        status, reason = error or (401, "unauthorized")
+        return web.Response(status=status, text=f"{reason}\n"), reason
+    slot = state.board.slot(stream_id)
+    if (
+        slot is not None
+        and slot.fault.kind.before_headers
+        and not (via_token and slot.fault.kind is FaultKind.REDIRECT)
+    ):
+        state.board.consume(stream_id, slot)
+        answer, reason = await _before_headers(request, state, conn, slot.fault, username)
+        if answer is not None:
+            return answer, reason
+    if conn.client_gone():
+        return web.Response(status=499), "client_closed"
+    if not state.registry.admit(conn, account.max_connections):
+        status = state.registry.limit_mode.refuse_status
+        return web.Response(status=status, text="max connections reached\n"), "limit_refused"
+    clip = await state.media.get(state.catalog.stream(stream_id).profile)
+    response = web.StreamResponse(headers={"Content-Type": TS_CONTENT_TYPE})
+    response.force_close()
+    await response.prepare(request)
+    try:
+        reason = await _pump(state, conn, response, clip)
+    except ConnectionError:
+        reason = "client_closed"
+    return response, reason
 
 
 async def _before_headers(
