@@ -14,7 +14,7 @@ tunes, plays the primary for a moment, the fault is injected on the open
 primary connection (``MockProvider.set_fault`` with ``after=0``; for the
 "backup answers …" kinds the first backup is made to fail first, then the
 primary ends with EOF), the client keeps reading until the switched stream
-has delivered, then leaves; the next trial starts once the mock's open
+has delivered for 0.2 s, then leaves; the next trial starts once the mock's open
 connections have dropped to 0 and every fault is recovered.
 
 Three figures per trial:
@@ -67,6 +67,8 @@ from streamforge.runtime import Runtime
 PACKET = 188
 PRIMARY, BACKUP, SECOND = ("alpha", 101), ("alpha", 102), ("beta", 201)
 TRIAL_TIMEOUT = 15.0
+#: Seconds of playback kept after a switch, so the gap around it is bounded by later data.
+AFTER_SWITCH = 0.2
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ async def mid_stream_trial(b: Bench, kind: Kind, steady: float) -> Trial:
         await b.provider.wait_for(lambda st: st.open_connections(stream_id=PRIMARY[1]) == 1)
         playing_since = time.monotonic()
         await wait_until(lambda: time.monotonic() - playing_since >= steady
-                         and client.total >= PACKET * 300, within=TRIAL_TIMEOUT,
+                         and client.total >= PACKET * 50, within=TRIAL_TIMEOUT,
                          what="steady playback")
         if kind.backup is not None:
             b.provider.set_fault(BACKUP[1], kind.backup)
@@ -231,7 +233,8 @@ async def mid_stream_trial(b: Bench, kind: Kind, steady: float) -> Trial:
                          what=f"failover after {kind.name}")
         event = b.failovers[seen]
         switched_at = float(event["at"])
-        await wait_until(lambda: client.bytes_since(switched_at) >= PACKET * 300,
+        await wait_until(lambda: client.bytes_since(switched_at) >= PACKET * 20
+                         and time.monotonic() - switched_at >= AFTER_SWITCH,
                          within=TRIAL_TIMEOUT, what="data after the switch")
         noise = client.largest_gap(playing_since, fault_at - 0.05)
         gap = client.largest_gap(fault_at - 0.05)
