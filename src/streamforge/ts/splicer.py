@@ -449,6 +449,13 @@ class TsSplicer:
 
     See the module docstring for the theory of operation.  Not thread-safe;
     one instance per channel session, driven from one task.
+
+    ``psi_wait_packets``: packets of a new upstream to read for its PAT/PMT
+    before giving up; ``keyframe_wait_packets``: packets after the PMT to wait
+    for a keyframe (make it cover the longest GOP expected; 40 000 packets is
+    about 10 s at 6 Mbit/s); ``max_pcr_gap``: the largest forward step, in
+    90 kHz ticks, the timeline may take at a cut to keep the PCR from going
+    backwards, beyond which the discontinuity_indicator is used instead.
     """
 
     def __init__(
