@@ -407,3 +407,14 @@ async def test_offline_refuses_connections_and_online_restores(
     await again.close()
     stats = await mock_provider.wait_for(all_closed)
     assert stats.closes()[0].reason == "provider_offline"
+
+
+async def test_eof_is_a_clean_end_of_body_for_an_http_client(mock_provider: MockProvider) -> None:
+    mock_provider.set_fault(201, Fault(FaultKind.EOF, after=0.2))
+    async with aiohttp.ClientSession() as session, session.get(
+        mock_provider.stream_url(201)
+    ) as resp:
+        body = await resp.read()  # returns at the end of the body, without an error
+    assert len(body) > 0
+    assert body[0] == 0x47
+    await mock_provider.wait_for(all_closed)

@@ -243,8 +243,10 @@ async def _during_stream(
     state.registry.mark_fault(conn, kind.value)
     log.info("stream %s connection %s: %s fault fires", conn.stream_id, conn.conn_id, kind.value)
     if kind is FaultKind.EOF:
+        # End the chunked body properly, then close after the buffer drains (FIN).
         await response.write_eof()
-        abort_transport(conn.transport, reset=False)
+        if conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.close()
         return "eof"
     if kind is FaultKind.RESET:
         abort_transport(conn.transport, reset=True)
@@ -257,7 +259,7 @@ async def _during_stream(
         step = max(1, fault.rate // 4)
         offset = pts_offset_for(conn.stream_id)
         while not conn.client_gone():
-            if len(pending) < step:
+            while len(pending) < step:
                 pending += clip.read(position, position + 4 * TS_PACKET, offset)
                 position += 4 * TS_PACKET
             await response.write(pending[:step])
