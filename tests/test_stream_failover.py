@@ -4,6 +4,7 @@ response across every kind of provider failure."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +16,7 @@ from tests.mockfixtures import cc_errors
 from tests.streamharness import StreamClient, stack, wait_until, whole_packets
 
 PRIMARY, BACKUP, SECOND_BACKUP = ("alpha", 101), ("alpha", 102), ("beta", 201)
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:test-admin-password").decode()}
 
 
 def _stream_events(runtime: object) -> list[dict[str, object]]:
@@ -241,4 +243,57 @@ async def test_full_account_is_all_tuners_in_use(
             assert answer.status == 503
             assert answer.headers["X-HDHomeRun-Error"].startswith("805")
         assert mock_provider.stats().open_connections(account="beta") == 1
+        await client.stop()
+
+
+async def test_open_breakers_answer_503_without_touching_the_provider(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with (
+        stack(tmp_path, mock_provider, breaker_threshold=1) as s,
+        aiohttp.ClientSession() as http,
+    ):
+        number = s.order("bbcone.uk", [PRIMARY])
+        mock_provider.set_fault(101, Fault("status", status=500))
+        async with http.get(f"{s.base_url}/auto/v{number}") as answer:
+            assert answer.status == 503
+            assert answer.headers["X-HDHomeRun-Error"].startswith("807")
+        opened = mock_provider.stats().opens(stream_id=101)
+        async with http.get(f"{s.base_url}/auto/v{number}") as answer:
+            assert answer.status == 503
+            assert answer.headers["X-HDHomeRun-Error"].startswith("806")
+            assert "failed recently" in (await answer.json())["error"]
+        assert mock_provider.stats().opens(stream_id=101) == opened
+        async with http.get(f"{s.base_url}/api/v1/breakers", headers=ADMIN) as answer:
+            (breaker,) = await answer.json()
+        assert breaker["state"] == "open"
+        events = _stream_events(s.runtime)
+        assert any(e["kind"] == "breaker_open" for e in events)
+        assert any(e["level"] == "error" for e in events)
+
+
+async def test_sessions_api_metrics_and_quality_cap(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}?quality=sd")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        assert mock_provider.stats().open_connections(stream_id=201) == 1
+        async with http.get(f"{s.base_url}/api/v1/sessions", headers=ADMIN) as answer:
+            (session,) = await answer.json()
+        assert session["stream"] == "|UK| BBC ONE SD"
+        assert session["quality"] == "sd"
+        assert session["clients"] == 1
+        assert session["guide_number"] == number
+        assert session["bytes"] > 0
+        async with http.get(f"{s.base_url}/api/v1/sessions") as answer:
+            assert answer.status == 401
+        async with http.get(f"{s.base_url}/metrics") as answer:
+            text = await answer.text()
+        assert "streamforge_sessions 1.0" in text
+        assert "streamforge_clients 1.0" in text
+        async with http.get(f"{s.base_url}/auto/v{number}?quality=8k") as answer:
+            assert answer.status == 400
         await client.stop()

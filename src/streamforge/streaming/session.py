@@ -358,6 +358,7 @@ class ChannelSession:
     def _log(self, command: LogEvent) -> None:
         details = {
             **command.details,
+            "kind": str(command.kind),
             "channel_id": self.channel.id,
             "guide_number": self.channel.guide_number,
             "channel_name": self.channel.name,
