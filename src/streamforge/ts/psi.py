@@ -25,6 +25,7 @@ client keeps decoding a PID according to the session's PMT.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from streamforge.ts.packets import PACKET_SIZE, SYNC_BYTE, payload_offset
@@ -142,40 +143,48 @@ def build_pat(pat: Pat) -> bytes:
     return _finish_section(body)
 
 
-_VIDEO_TYPES: Final = {
-    0x01: "mpeg1v",
-    0x02: "mpeg2v",
-    0x10: "mpeg4v",
-    0x1B: "h264",
-    0x24: "hevc",
-    0x42: "cavs",
-    0xD1: "dirac",
-    0xEA: "vc1",
-}
-_AUDIO_TYPES: Final = {
-    0x03: "mpega",
-    0x04: "mpega",
-    0x0F: "aac",
-    0x11: "latm",
-    0x81: "ac3",
-    0x87: "eac3",
-    0x82: "dts",
-    0x85: "dts",
-    0x8A: "dts",
-}
-_PRIVATE_DESCRIPTORS: Final = {
-    0x6A: ("ac3", "audio"),
-    0x7A: ("eac3", "audio"),
-    0x7B: ("dts", "audio"),
-    0x59: ("dvbsub", "subtitle"),
-    0x56: ("teletext", "subtitle"),
-}
-_REGISTRATIONS: Final = {
-    b"AC-3": ("ac3", "audio"),
-    b"EAC3": ("eac3", "audio"),
-    b"Opus": ("opus", "audio"),
-    b"HEVC": ("hevc", "video"),
-}
+_VIDEO_TYPES: Final = MappingProxyType(
+    {
+        0x01: "mpeg1v",
+        0x02: "mpeg2v",
+        0x10: "mpeg4v",
+        0x1B: "h264",
+        0x24: "hevc",
+        0x42: "cavs",
+        0xD1: "dirac",
+        0xEA: "vc1",
+    }
+)
+_AUDIO_TYPES: Final = MappingProxyType(
+    {
+        0x03: "mpega",
+        0x04: "mpega",
+        0x0F: "aac",
+        0x11: "latm",
+        0x81: "ac3",
+        0x87: "eac3",
+        0x82: "dts",
+        0x85: "dts",
+        0x8A: "dts",
+    }
+)
+_PRIVATE_DESCRIPTORS: Final = MappingProxyType(
+    {
+        0x6A: ("ac3", "audio"),
+        0x7A: ("eac3", "audio"),
+        0x7B: ("dts", "audio"),
+        0x59: ("dvbsub", "subtitle"),
+        0x56: ("teletext", "subtitle"),
+    }
+)
+_REGISTRATIONS: Final = MappingProxyType(
+    {
+        b"AC-3": ("ac3", "audio"),
+        b"EAC3": ("eac3", "audio"),
+        b"Opus": ("opus", "audio"),
+        b"HEVC": ("hevc", "video"),
+    }
+)
 
 
 def iter_descriptors(data: bytes) -> list[tuple[int, bytes]]:
