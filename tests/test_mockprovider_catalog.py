@@ -27,6 +27,7 @@ from streamforge.mockprovider import (
     ProviderConfig,
     QuirkKind,
 )
+from streamforge.mockprovider.api import reshape
 from streamforge.mockprovider.catalog import GuideChannel
 from streamforge.mockprovider.faults import FaultBoard
 from streamforge.mockprovider.guide import programmes, render_xmltv
@@ -223,3 +224,32 @@ height = 120
         ProviderConfig.load(js)
     with pytest.raises(ConfigError):
         ProviderConfig.load(tmp_path / "missing.json")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["num", "stream_icon", "epg_channel_id", "name", "x"]),
+                      children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=json_values)
+def test_reshaping_quirks_keep_json_valid(value: object) -> None:
+    stringly = reshape(value, frozenset({QuirkKind.STRINGLY}))
+    assert json.loads(json.dumps(stringly)) == stringly
+
+    def no_ints(v: object) -> bool:
+        if isinstance(v, dict):
+            return all(no_ints(x) for x in v.values())
+        if isinstance(v, list):
+            return all(no_ints(x) for x in v)
+        return not (isinstance(v, int) and not isinstance(v, bool))
+
+    assert no_ints(stringly)
+    missing = reshape(value, frozenset({QuirkKind.MISSING_FIELDS}))
+    assert "stream_icon" not in json.dumps(missing)
+    nulls = reshape(value, frozenset({QuirkKind.NULLS}))
+    assert json.loads(json.dumps(nulls)) == nulls
