@@ -25,7 +25,7 @@ from streamforge.ts.packets import (
 from tests.tsmedia import SynthSpec, packets_of, split_at, synth_ts
 
 CLEAN = synth_ts(SynthSpec(frames=12))
-PACKETS = [CLEAN[i : i + PACKET_SIZE] for i in range(0, len(CLEAN), PACKET_SIZE)]
+PACKETS = tuple(CLEAN[i : i + PACKET_SIZE] for i in range(0, len(CLEAN), PACKET_SIZE))
 
 
 def align_all(chunks: list[bytes]) -> bytes:
