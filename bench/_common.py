@@ -312,3 +312,65 @@ class ChildServer:
 
 def elapsed_since(start: float) -> float:
     return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- mock provider child
+class MockServerProcess:
+    """``python -m streamforge.mockprovider serve`` as a child whose pid we keep.
+
+    Like :class:`streamforge.mockprovider.MockProviderProcess`, but the pid is
+    public so that the benchmark can read the provider's own CPU and RSS from
+    ``/proc``. Readiness is the ``READY <base_url>`` line, not a sleep.
+    """
+
+    def __init__(self, args: Sequence[str], cache_dir: Path | None = None,
+                 start_timeout: float = 120.0) -> None:
+        import sys
+
+        self.cmd = [sys.executable, "-m", "streamforge.mockprovider", "serve", "--host", HOST,
+                    "--port", "0", *args]
+        if cache_dir is not None:
+            self.cmd += ["--cache-dir", str(cache_dir)]
+        self.start_timeout = start_timeout
+        self.base_url = ""
+        self._proc: Any = None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("mock provider child not started")
+        return int(self._proc.pid)
+
+    def __enter__(self) -> MockServerProcess:
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stdout = self._proc.stdout
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            line = stdout.readline()
+            if not line:
+                raise RuntimeError(f"mock provider exited with status {self._proc.wait()}")
+            if line.startswith("READY "):
+                self.base_url = line.split(" ", 1)[1].strip()
+                return self
+        self.__exit__()
+        raise TimeoutError("mock provider did not become ready")
+
+    def __exit__(self, *_exc: object) -> None:
+        import subprocess
+
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -1,0 +1,282 @@
+"""Fan-out throughput at 8 Mbit/s per client (run: .venv/bin/python bench/bench_throughput.py).
+
+Three processes, so that each one's CPU can be read on its own:
+
+* the **mock provider** — a child (``streamforge.mockprovider serve``) with a
+  catalogue of 20 streams on the 8 Mbit/s ``high`` media profile and one
+  account allowing 1,000 connections;
+* **StreamForge** — this process: a runtime on a fresh SQLite file that syncs
+  the account, imports its guide and matches the 20 channels, served by
+  uvicorn on 127.0.0.1. While the clients run, this process does nothing
+  but serve, so ``getrusage(RUSAGE_SELF)`` is StreamForge's CPU;
+* the **clients** — a spawned child running N aiohttp readers that count the
+  bytes they receive and report their own CPU.
+
+Scenarios: 1 channel x 100 clients and 20 channels x 5 clients, each first
+through StreamForge (``/auto/v{n}``) and then as the baseline with the same
+clients reading the mock directly (``/live/U/P/ID.ts``). After a warm-up the
+clients measure a ``--window`` of seconds; CPU seconds and RSS of every
+process are read at the start and end of that window (``/proc/<pid>/stat``,
+``/proc/<pid>/statm``; skew between the processes' readings is a few ms).
+
+Figures: delivered rate (and its ratio to nominal), CPU seconds per Gbit
+delivered (= CPU cores busy per Gbit/s) of the serving process — StreamForge
+through the proxy, the mock in the baseline — of the mock and the clients,
+and memory per client (the serving process's RSS growth from idle to the
+end of the window, divided by the clients). All three processes share the
+machine's 2 cores, so a run that is CPU-bound shows a ratio under 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from _common import (
+    MockServerProcess,
+    add_account,
+    build_runtime,
+    cpu_seconds,
+    machine_line,
+    mb,
+    rss_bytes,
+    serve_app,
+    wait_until,
+)
+from streamforge.mockprovider import MediaLibrary
+from streamforge.runtime import Runtime
+
+CHANNELS = 20
+USER = "bench"
+READ_SIZE = 1 << 16
+
+
+# --------------------------------------------------------------------------- the client child
+async def _swarm(urls: list[str], warmup: float, window: float,
+                 conn: multiprocessing.connection.Connection) -> None:
+    counts = [0] * len(urls)
+    failed: list[str] = []
+    settled = [0]
+    all_reading = asyncio.Event()
+
+    def settle() -> None:
+        settled[0] += 1
+        if settled[0] == len(urls):
+            all_reading.set()
+
+    async def reader(i: int, url: str, http: aiohttp.ClientSession) -> None:
+        try:
+            async with http.get(url) as resp:
+                if resp.status != 200:
+                    failed.append(f"{url.rsplit('/', 1)[-1]}: HTTP {resp.status}")
+                    settle()
+                    return
+                while chunk := await resp.content.read(READ_SIZE):
+                    if not counts[i]:
+                        settle()
+                    counts[i] += len(chunk)
+        except aiohttp.ClientError as exc:
+            failed.append(type(exc).__name__)
+            if not counts[i]:
+                settle()
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        tasks = [asyncio.get_running_loop().create_task(reader(i, u, http), name=f"reader:{i}")
+                 for i, u in enumerate(urls)]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await all_reading.wait()
+        await asyncio.sleep(warmup)  # measurement warm-up, not synchronisation
+        t0, c0, b0 = time.perf_counter(), cpu_seconds(), list(counts)
+        conn.send(("start", len(failed)))
+        await asyncio.sleep(window)  # the measured window itself
+        t1, c1 = time.perf_counter(), cpu_seconds()
+        per_client = [b - a for a, b in zip(b0, counts, strict=True)]
+        conn.send(("done", t1 - t0, c1 - c0, per_client, failed[:5]))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _client_main(urls: list[str], warmup: float, window: float,
+                 conn: multiprocessing.connection.Connection) -> None:
+    asyncio.run(_swarm(urls, warmup, window, conn))
+
+
+@dataclass
+class Result:
+    label: str
+    clients: int
+    seconds: float
+    delivered: int
+    nominal_rate: float
+    server_cpu: float
+    mock_cpu: float
+    client_cpu: float
+    rss_per_client: float
+    min_ratio: float
+    failed: list[str]
+    proxied: bool
+
+    @property
+    def gbit(self) -> float:
+        return self.delivered * 8 / 1e9
+
+    @property
+    def ratio(self) -> float:
+        return self.delivered / self.seconds / (self.nominal_rate * self.clients)
+
+    def line(self) -> str:
+        rate = self.delivered * 8 / self.seconds / 1e6
+        gbit = self.gbit
+        return (f"{self.label:<34} {rate:7.0f} Mbit/s ({self.ratio:4.2f} of nominal, slowest "
+                f"client {self.min_ratio:4.2f})  CPU s/Gbit: server {self.server_cpu / gbit:5.2f}"
+                f"  mock {self.mock_cpu / gbit:5.2f}  clients {self.client_cpu / gbit:5.2f}"
+                f"  RSS/client {self.rss_per_client / 1e3:7.0f} kB"
+                + (f"  FAILED {self.failed}" if self.failed else ""))
+
+
+async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid: int,
+                  nominal: float, warmup: float, window: float) -> Result:
+    """Run the client child against ``urls``; the serving process is ``server_pid``
+    (None: this process)."""
+    idle_rss = rss_bytes(server_pid)
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_client_main, args=(urls, warmup, window, child),
+                       name="bench-clients", daemon=True)
+    proc.start()
+    try:
+        if not await asyncio.to_thread(parent.poll, 60 + warmup):
+            raise TimeoutError("clients did not start")
+        _tag, failed_at_start = parent.recv()
+        s0, m0 = cpu_seconds(server_pid), cpu_seconds(mock_pid)
+        if not await asyncio.to_thread(parent.poll, window + 30):
+            raise TimeoutError("clients did not finish")
+        _tag, seconds, client_cpu, per_client, failed = parent.recv()
+        s1, m1 = cpu_seconds(server_pid), cpu_seconds(mock_pid)
+        rss = rss_bytes(server_pid)
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        parent.close()
+        child.close()
+    server_cpu = s1 - s0
+    return Result(label, len(urls), seconds, sum(per_client), nominal, server_cpu, m1 - m0,
+                  client_cpu, (rss - idle_rss) / len(urls),
+                  min(per_client) / seconds / nominal,
+                  failed or ([f"{failed_at_start} failed at start"] if failed_at_start else []),
+                  proxied=server_pid != mock_pid)
+
+
+def catalog_config(path: Path) -> list[int]:
+    """Write the mock's config: 20 high-profile streams, one account; returns the ids."""
+    ids = list(range(1, CHANNELS + 1))
+    path.write_text(json.dumps({
+        "accounts": [{"username": USER, "password": USER, "max_connections": 1000,
+                      "exp_date": 4_102_444_800}],
+        "categories": [{"category_id": 1, "name": "UK | Bench"}],
+        "streams": [{"stream_id": i, "name": f"UK: Bench {i} 4K", "category_id": 1,
+                     "epg_channel_id": f"bench{i}.uk", "profile": "high", "num": i}
+                    for i in ids],
+        "guide_channels": [{"epg_id": f"bench{i}.uk", "display_name": f"Bench {i}"}
+                           for i in ids],
+    }))
+    return ids
+
+
+async def prepare(runtime: Runtime, base: str, ids: list[int]) -> dict[int, str]:
+    """Sync, import the guide, match; returns stream id -> GuideNumber."""
+    await add_account(runtime, USER, base, USER, USER)
+    await runtime.channel_sync.sync(USER)
+    runtime.epg.add("bench-guide", from_account=USER)
+    await runtime.epg.refresh("bench-guide")
+    await asyncio.to_thread(runtime.matching.run)
+    numbers = {}
+    for i in ids:
+        number = runtime.channels.get(f"bench{i}.uk").guide_number
+        if number is None:
+            raise RuntimeError(f"bench{i}.uk got no GuideNumber")
+        numbers[i] = number
+    return numbers
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--window", type=float, default=10.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--clients", type=int, default=100, help="clients of scenario 1")
+    parser.add_argument("--per-channel", type=int, default=5, help="clients per channel, sc. 2")
+    args = parser.parse_args()
+    logging.getLogger("streamforge").setLevel(logging.ERROR)
+    print(machine_line(), flush=True)
+    media = MediaLibrary()
+    nominal = (await asyncio.to_thread(media.load_sync, "high")).byte_rate
+    print(f"nominal rate per client {nominal * 8 / 1e6:.2f} Mbit/s ('high' profile)", flush=True)
+    results: list[tuple[Result, Result]] = []
+    with tempfile.TemporaryDirectory(prefix="sf-bench-throughput-") as tmp:
+        config = Path(tmp) / "mock.json"
+        ids = catalog_config(config)
+        with MockServerProcess(["--config", str(config)], cache_dir=media.cache_dir) as mock:
+            runtime = build_runtime(Path(tmp) / "sf")
+            try:
+                numbers = await prepare(runtime, mock.base_url, ids)
+                async with serve_app(runtime) as base:
+                    scenarios: list[tuple[str, list[int]]] = [
+                        (f"1 channel x {args.clients} clients", [ids[0]] * args.clients),
+                        (f"{CHANNELS} channels x {args.per_channel} clients",
+                         [i for i in ids for _ in range(args.per_channel)]),
+                    ]
+                    for name, streams in scenarios:
+                        proxied = await measure(
+                            f"{name} via StreamForge",
+                            [f"{base}/auto/v{numbers[i]}" for i in streams],
+                            None, mock.pid, nominal, args.warmup, args.window)
+                        print(proxied.line(), flush=True)
+                        await wait_until(lambda: not runtime.streams.sessions, within=15,
+                                         what="StreamForge sessions ended")
+                        direct = await measure(
+                            f"{name} direct (baseline)",
+                            [f"{mock.base_url}/live/{USER}/{USER}/{i}.ts" for i in streams],
+                            mock.pid, mock.pid, nominal, args.warmup, args.window)
+                        print(direct.line(), flush=True)
+                        results.append((proxied, direct))
+            finally:
+                await runtime.aclose()
+    print()
+    for proxied, direct in results:
+        print(f"{proxied.label.replace(' via StreamForge', ''):<34} StreamForge CPU/Gbit "
+              f"{proxied.server_cpu / proxied.gbit:.2f} s vs mock direct "
+              f"{direct.server_cpu / direct.gbit:.2f} s (ratio "
+              f"{(proxied.server_cpu / proxied.gbit) / (direct.server_cpu / direct.gbit):.2f}); "
+              f"whole-pipeline CPU/Gbit {total_cpu(proxied):.2f} s vs {total_cpu(direct):.2f} s; "
+              f"RSS/client {proxied.rss_per_client / 1e3:.0f} kB vs "
+              f"{direct.rss_per_client / 1e3:.0f} kB; delivered {proxied.ratio:.2f} vs "
+              f"{direct.ratio:.2f} of nominal")
+    print(f"StreamForge RSS at the end {mb(rss_bytes())}")
+    print(machine_line())
+
+
+def total_cpu(result: Result) -> float:
+    """CPU seconds per Gbit of every process involved (the mock is the server directly)."""
+    mock = result.mock_cpu if result.proxied else 0.0
+    return (result.server_cpu + mock + result.client_cpu) / result.gbit
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
