@@ -28,8 +28,7 @@ from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 
 def tier_of(qualities: dict[str, Any] | None) -> QualityTier:
-    name = str((qualities or {}).get("tier", "")).upper()
-    return QualityTier.__members__.get(name, QualityTier.UNKNOWN)
+    return QualityTier.parse((qualities or {}).get("tier"))
 
 
 @dataclass(frozen=True)

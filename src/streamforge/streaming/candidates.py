@@ -23,30 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from streamforge.errors import ConfigError
+from streamforge.xtream.quality import QualityTier
 
-
-class QualityTier(IntEnum):
-    """A stream's resolution class; larger is better. ``UNKNOWN`` sorts lowest.
-
-    Same members and ranks as :class:`streamforge.xtream.quality.QualityTier`
-    (which detects the tier from a stream name at sync time), so the two
-    compare equal member by member.
-    """
-
-    UNKNOWN = 0
-    SD = 1
-    HD = 2
-    FHD = 3
-    UHD = 4
-
-    @property
-    def label(self) -> str:
-        """Lower-case name for events and the API (``"fhd"``)."""
-        return self.name.lower()
+__all__ = [
+    "ProviderStream",
+    "QualityTier",
+    "apply_quality_cap",
+    "order_streams",
+    "parse_quality_cap",
+    "stream_order_key",
+]
 
 
 _CAP_WORDS: Mapping[str, QualityTier] = {

@@ -64,6 +64,11 @@ class QualityTier(enum.IntEnum):
     FHD = 3
     UHD = 4
 
+    @property
+    def label(self) -> str:
+        """Lower-case name for events and the API (``"fhd"``)."""
+        return self.name.lower()
+
     @classmethod
     def parse(cls, value: object) -> QualityTier:
         """A tier from its name (``"FHD"``) or rank (``3``); ``UNKNOWN`` for anything else."""
