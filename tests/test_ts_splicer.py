@@ -741,3 +741,26 @@ def test_hold_back_lets_other_streams_flow_when_video_pauses() -> None:
     assert audio_in - audio_out <= 100
     assert audio_in - 100 > sum(1 for p in packets_of(data[:half]) if p.pid == 0x101)
     assert not cc_errors(packets_of(out))
+
+
+def test_keyframe_without_pts_flags_a_discontinuity() -> None:
+    data = bytearray(synth_ts(B))
+    info = packets_of(bytes(data))
+    key = [n for n, p in enumerate(info) if p.pid == 0x300 and p.pusi][12 - B.first_frame]
+    pos = key * PACKET_SIZE
+    start = pos + 5 + data[pos + 4]
+    assert data[start : start + 3] == b"\x00\x00\x01"
+    data[start + 7] = 0x00  # PTS_DTS_flags = 00: the five header bytes become stuffing
+    sp = TsSplicer()
+    out = run(sp, synth_ts(A))
+    sp.switch()
+    out += run(sp, bytes(data)) + sp.flush()
+    got = packets_of(out)
+    assert not cc_errors(got)
+    flagged = [p for p in got if p.discontinuity]
+    assert len(flagged) == 1
+    assert flagged[0].pid == 0x100
+    assert flagged[0].pcr is not None
+    # Not rebased: the backup's own timestamps follow the flag.
+    later = [p.pts for p in got if p.pid == 0x100 and p.pts is not None]
+    assert later[-1] == B.first_pts + (B.first_frame + B.frames - 1) * B.frame_ticks
