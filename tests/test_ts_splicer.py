@@ -529,9 +529,10 @@ def ffmpeg_warnings(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def real_media(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
-    """Two small H.264/AAC streams: different size, PIDs, program number and tone."""
+    """Two small H.264/AAC streams: different size, PIDs, program number, tone,
+    and B-frames (PTS != DTS) in the first only."""
     where = tmp_path_factory.mktemp("media")
-    a = make_ts(where / "a.ts", MediaSpec(seconds=2.4))
+    a = make_ts(where / "a.ts", MediaSpec(seconds=2.4, bframes=2))
     b = make_ts(
         where / "b.ts",
         MediaSpec(
