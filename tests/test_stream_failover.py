@@ -297,3 +297,24 @@ async def test_sessions_api_metrics_and_quality_cap(
         async with http.get(f"{s.base_url}/auto/v{number}?quality=8k") as answer:
             assert answer.status == 400
         await client.stop()
+
+
+async def test_linger_keeps_the_upstream_for_quick_zapping(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    async with (
+        stack(tmp_path, mock_provider, session_linger=1.0) as s,
+        aiohttp.ClientSession() as http,
+    ):
+        number = s.order("bbcone.uk", [PRIMARY])
+        first = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        first.start()
+        await first.wait_bytes(188 * 100)
+        await first.stop()
+        await wait_until(lambda: s.runtime.streams.snapshot()[0]["clients"] == 0)
+        again = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        again.start()
+        await again.wait_bytes(188 * 100)
+        assert mock_provider.stats().opens(stream_id=101) == 1  # the same upstream
+        await again.stop()
+        await mock_provider.wait_for(lambda st: not st.open, timeout=3)
