@@ -1,9 +1,6 @@
 """Shared fixtures and helpers for tests that need the mock Xtream provider.
 
-Import the fixtures into a conftest or test module::
-
-    from tests import mockfixtures
-    mock_provider = mockfixtures.mock_provider   # (or import them in conftest.py)
+``tests/conftest.py`` imports the fixtures, so every test module can use them.
 
 ``mock_media`` encodes the test media once per session into a temporary directory
 (``STREAMFORGE_MOCK_MEDIA_CACHE`` overrides it, e.g. to reuse encodes across runs).

@@ -19,11 +19,7 @@ from streamforge.mockprovider import (
     MockProvider,
     QuirkKind,
 )
-from tests import mockfixtures
 from tests.mockfixtures import RawStream
-
-mock_media = mockfixtures.mock_media
-mock_provider = mockfixtures.mock_provider
 
 ALPHA = {"username": "alpha", "password": "alpha-secret"}
 

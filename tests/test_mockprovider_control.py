@@ -24,10 +24,6 @@ from streamforge.mockprovider import (
 from streamforge.mockprovider.cli import app, parse_fault_spec
 from streamforge.mockprovider.connections import LimitMode
 from streamforge.mockprovider.media import TS_PACKET
-from tests import mockfixtures
-
-mock_media = mockfixtures.mock_media
-mock_provider_thread = mockfixtures.mock_provider_thread
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

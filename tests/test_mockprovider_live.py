@@ -20,11 +20,7 @@ from streamforge.mockprovider import (
     ProviderStats,
 )
 from streamforge.mockprovider.media import TS_PACKET, pts_offset_for
-from tests import mockfixtures
 from tests.mockfixtures import RawStream, dechunk, psi
-
-mock_media = mockfixtures.mock_media
-mock_provider = mockfixtures.mock_provider
 
 
 def streaming(stream_id: int, count: int = 1) -> Callable[[ProviderStats], bool]:

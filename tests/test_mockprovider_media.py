@@ -13,10 +13,7 @@ from hypothesis import strategies as st
 from streamforge.errors import ConfigError
 from streamforge.mockprovider import media as media_mod
 from streamforge.mockprovider.media import TS_PACKET, MediaLibrary, MediaProfile
-from tests import mockfixtures
 from tests.mockfixtures import cc_errors, psi
-
-mock_media = mockfixtures.mock_media
 
 
 def test_profile_validation() -> None:
