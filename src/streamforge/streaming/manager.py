@@ -115,8 +115,10 @@ class SessionManager:
     async def _await_first_data(self, session: ChannelSession) -> None:
         if session.first_data.is_set():
             return
-        data = asyncio.ensure_future(session.first_data.wait())
-        ended = asyncio.ensure_future(session.ended.wait())
+        # Two short-lived waiters owned by this call and cancelled below.
+        loop = asyncio.get_running_loop()
+        data = loop.create_task(session.first_data.wait(), name="tune:first-data")
+        ended = loop.create_task(session.ended.wait(), name="tune:ended")
         try:
             await asyncio.wait(
                 {data, ended},
