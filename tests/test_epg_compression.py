@@ -110,3 +110,10 @@ def test_close_closes_the_underlying_file(tmp_path: Path) -> None:
     stream = open_guide(handle)
     stream.close()
     assert handle.closed
+
+
+def test_closed_file_object_is_a_guide_error() -> None:
+    handle = io.BytesIO(PAYLOAD)
+    handle.close()
+    with pytest.raises(GuideError, match="cannot read guide"):
+        open_guide(handle)

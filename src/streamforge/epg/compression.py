@@ -190,7 +190,7 @@ def open_guide(
     buffered = io.BufferedReader(counter, buffer_size=256 * 1024)
     try:
         head = buffered.peek(MAGIC_LENGTH)[:MAGIC_LENGTH]
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: the file object is closed
         fileobj.close()
         raise GuideError(f"cannot read guide: {exc}") from exc
     compression = detect_compression(head)
