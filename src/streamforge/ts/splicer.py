@@ -544,6 +544,7 @@ class TsSplicer:
         self._aligner = PacketAligner()
         self._tail += self._finish_held()
         if self._pending is not None:
+            self._stats.packets_dropped += self._pending.seen
             self._retire(self._pending.aligner)
         self._pending = self._new_candidate(auto=True)
 
@@ -601,7 +602,12 @@ class TsSplicer:
         return _null_packets(count)
 
     def flush(self) -> bytes:
-        """At end of input, release the packet held back for sync verification."""
+        """The input ended cleanly (end of a file): release everything held back.
+
+        That is the last packet awaiting sync verification and the last
+        frame awaiting the next PES start.  For an upstream that died
+        mid-frame call :meth:`switch` instead, which ends it on a whole frame.
+        """
         if self._pending is not None:
             return self._feed_pending(self._pending, b"", final=True)
         last = self._aligner.flush()
