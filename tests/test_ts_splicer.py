@@ -507,8 +507,13 @@ def test_any_cut_points_keep_whole_packets_and_counters(
     pids = {p.pid for p in info}
     assert pids <= {0, 0x1000, 0x100, 0x101} or pids <= {0, 0x1200, 0x300, 0x301}
     assert all(mpeg_crc(s) == 0 for s in psi_sections(info, 0x1000) + psi_sections(info, 0))
-    video = [p.pts for p in by_pid(info, 0x100) if p.pusi and p.pts is not None]
+    video_pid = 0x100 if 0x1000 in pids else 0x300
+    video = [p.pts for p in by_pid(info, video_pid) if p.pusi and p.pts is not None]
     assert all(ts_diff(b, a) > 0 for a, b in itertools.pairwise(video))
+    stats = sp.stats
+    cuts = stats.splices + 1 if info else 0
+    assert stats.packets_out == len(info)
+    assert stats.packets_out == stats.packets_in - stats.packets_dropped + 2 * cuts
 
 
 # ------------------------------------------------------------- real decoders
