@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamforge.errors import ConfigError
+from streamforge.mockprovider import clip as clip_mod
 from streamforge.mockprovider import media as media_mod
 from streamforge.mockprovider.media import TS_PACKET, MediaLibrary, MediaProfile
 from tests.mockfixtures import cc_errors, psi
@@ -121,7 +122,7 @@ def test_render_shifts_timestamps_by_whole_loops(mock_media: MediaLibrary) -> No
     off = int(index.ts_offsets[0])
     for loop in (1, 7, 123_456):
         data = clip.render(loop, 0, clip.loop_bytes)
-        got = media_mod._read_ts(data, off)
+        got = clip_mod._read_ts(data, off)
         expected = (int(index.ts_values[0]) + loop * clip.profile.period_90k) % (1 << 33)
         assert got == expected
 
@@ -132,14 +133,14 @@ def test_pts_offset_shifts_every_timestamp(mock_media: MediaLibrary) -> None:
     plain = clip.render(2, 0, clip.loop_bytes)
     shifted = clip.read(2 * clip.loop_bytes, 3 * clip.loop_bytes, pts_offset=12_345)
     for off, pcr_off in zip(index.ts_offsets[:50], index.pcr_offsets[:50], strict=True):
-        delta = media_mod._read_ts(shifted, int(off)) - media_mod._read_ts(plain, int(off))
+        delta = clip_mod._read_ts(shifted, int(off)) - clip_mod._read_ts(plain, int(off))
         assert delta == 12_345
-        pcr_delta = media_mod._read_pcr_base(shifted, int(pcr_off)) - media_mod._read_pcr_base(
+        pcr_delta = clip_mod._read_pcr_base(shifted, int(pcr_off)) - clip_mod._read_pcr_base(
             plain, int(pcr_off)
         )
         assert pcr_delta == 12_345
-    assert media_mod.pts_offset_for(101) != media_mod.pts_offset_for(102)
-    assert all(media_mod.pts_offset_for(i) < 1 << 32 for i in range(1, 2000))
+    assert clip_mod.pts_offset_for(101) != clip_mod.pts_offset_for(102)
+    assert all(clip_mod.pts_offset_for(i) < 1 << 32 for i in range(1, 2000))
 
 
 def test_render_rejects_unaligned_ranges(mock_media: MediaLibrary) -> None:

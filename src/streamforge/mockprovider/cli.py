@@ -22,7 +22,8 @@ from streamforge.mockprovider.catalog import Catalog
 from streamforge.mockprovider.config import ProviderConfig
 from streamforge.mockprovider.connections import LimitMode
 from streamforge.mockprovider.faults import ApiQuirk, Fault, FaultKind, QuirkKind
-from streamforge.mockprovider.server import ControlClient, MockProvider
+from streamforge.mockprovider.remote import ControlClient
+from streamforge.mockprovider.server import MockProvider
 
 app = typer.Typer(help="A fault-injecting mock Xtream Codes panel serving real MPEG-TS.")
 

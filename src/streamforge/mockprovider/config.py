@@ -42,7 +42,7 @@ from streamforge.errors import ConfigError
 from streamforge.mockprovider.catalog import Catalog
 from streamforge.mockprovider.connections import LimitMode
 from streamforge.mockprovider.faults import ApiQuirk, Fault
-from streamforge.mockprovider.media import MediaProfile, default_profiles
+from streamforge.mockprovider.profiles import MediaProfile, default_profiles
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ from aiohttp import web
 
 from streamforge.mockprovider.api import HTML_PAGE, STATE
 from streamforge.mockprovider.catalog import Account, AccountStatus
+from streamforge.mockprovider.clip import MediaClip, pts_offset_for
 from streamforge.mockprovider.connections import Connection, abort_transport
 from streamforge.mockprovider.faults import Fault, FaultKind, FaultSlot
-from streamforge.mockprovider.media import TS_PACKET, MediaClip, pts_offset_for
+from streamforge.mockprovider.profiles import TS_PACKET
 from streamforge.mockprovider.state import ProviderState
 
 log = logging.getLogger(__name__)
