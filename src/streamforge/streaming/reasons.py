@@ -169,3 +169,13 @@ def safe_detail(detail: str) -> str:
     if len(text) > _MAX_DETAIL:
         text = text[: _MAX_DETAIL - 1] + "…"
     return text
+
+
+class UpstreamFailure(Exception):
+    """Why an upstream stopped. ``detail`` is one line without credentials."""
+
+    def __init__(self, reason: FailureReason, detail: str, status: int | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status

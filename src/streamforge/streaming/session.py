@@ -62,9 +62,9 @@ from streamforge.streaming.policy import (
     UpstreamFailed,
     UpstreamOpened,
 )
-from streamforge.streaming.reasons import FailureReason
+from streamforge.streaming.reasons import FailureReason, UpstreamFailure
 from streamforge.streaming.slots import AccountSlots
-from streamforge.streaming.upstream import UpstreamConfig, UpstreamFailure, UpstreamReader
+from streamforge.streaming.upstream import UpstreamConfig, UpstreamReader
 from streamforge.tasks import TaskOwner
 from streamforge.ts.splicer import SpliceError, TsSplicer
 

@@ -19,6 +19,11 @@ EOF                         ``END_OF_STREAM``
 error while reading         ``READ_ERROR``
 ==========================  ===============================================
 
+An answer that is an HLS playlist (an ``mpegurl`` Content-Type or a body
+starting with ``#EXTM3U``, e.g. after a redirect) is handed to
+:class:`~streamforge.streaming.hls.HlsReader`, which delivers its segments
+through the same callbacks.
+
 The content check looks at the first bytes: a text or JSON Content-Type, a
 body starting like a document, or bytes without a 0x47 sync byte every 188
 bytes are rejected before anything reaches a client.
@@ -35,7 +40,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from streamforge.streaming.reasons import FailureReason, reason_for_http_status
+from streamforge.streaming.hls import MAX_PLAYLIST_BYTES, HlsReader, is_playlist
+from streamforge.streaming.reasons import FailureReason, UpstreamFailure, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
 
 #: How many bytes of a new stream are inspected before it is accepted as TS.
@@ -44,7 +50,7 @@ _READ_SIZE = 188 * 350  # ~64 KiB
 #: Consecutive bytes without MPEG-TS structure after which a stream is dropped.
 GARBAGE_LIMIT = 188 * 100
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
-_DOC_STARTS = (b"<", b"{", b"[", b"#EXTM3U")
+_DOC_STARTS = (b"<", b"{", b"[")
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,6 @@ class UpstreamConfig:
     header_timeout: float = 1.5
     stall_timeout: float = 3.0
     user_agent: str = "VLC/3.0.20 LibVLC/3.0.20"
-
-
-class UpstreamFailure(Exception):
-    """Why an upstream stopped. ``detail`` is one line without credentials."""
-
-    def __init__(self, reason: FailureReason, detail: str, status: int | None = None) -> None:
-        super().__init__(f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.status = status
 
 
 OnData = Callable[[bytes], Awaitable[None] | None]
@@ -77,7 +73,7 @@ def _sniff(content_type: str, head: bytes) -> str | None:
     if not stripped:
         return "provider sent an empty body"
     if stripped.startswith(_DOC_STARTS) or stripped[:15].lower().startswith(b"<!doctype"):
-        return "provider sent a document (HTML/JSON/playlist) instead of MPEG-TS"
+        return "provider sent a document (HTML/JSON) instead of MPEG-TS"
     if not looks_like_ts(head):
         return "provider sent bytes that are not MPEG-TS (no sync byte every 188 bytes)"
     return None
@@ -138,7 +134,15 @@ class UpstreamReader:
                     f"HTTP {response.status}",
                     response.status,
                 )
-            await self._stream(response, on_open, on_data)
+            playlist = await self._stream(response, on_open, on_data)
+        hls = HlsReader(
+            self._http,
+            response.url,
+            playlist,
+            headers=headers,
+            stall_timeout=cfg.stall_timeout,
+        )
+        await hls.run(on_open, on_data)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
@@ -155,7 +159,8 @@ class UpstreamReader:
 
     async def _stream(
         self, response: aiohttp.ClientResponse, on_open: Callable[[], None], on_data: OnData
-    ) -> None:
+    ) -> str:
+        """Stream TS until failure; return the text instead if the answer is an HLS playlist."""
         content_type = response.headers.get("Content-Type", "")
         head = b""
         while len(head) < SNIFF_BYTES:
@@ -163,6 +168,13 @@ class UpstreamReader:
             if not chunk:
                 break
             head += chunk
+        if is_playlist(content_type, head):
+            while len(head) < MAX_PLAYLIST_BYTES:
+                chunk = await self._read(response)
+                if not chunk:
+                    return head.decode("utf-8", errors="replace")
+                head += chunk
+            raise UpstreamFailure(FailureReason.INVALID_CONTENT, "HLS playlist too large")
         problem = _sniff(content_type, head)
         if problem is not None:
             raise UpstreamFailure(FailureReason.INVALID_CONTENT, problem)
