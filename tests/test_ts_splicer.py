@@ -770,3 +770,23 @@ def test_keyframe_without_pts_flags_a_discontinuity() -> None:
     # Not rebased: the backup's own timestamps follow the flag.
     later = [p.pts for p in got if p.pid == 0x100 and p.pts is not None]
     assert later[-1] == B.first_pts + (B.first_frame + B.frames - 1) * B.frame_ticks
+
+
+def test_audio_only_session() -> None:
+    radio = SynthSpec(streams=(SynthStream(0x101, 0x0F, "eng"),), pcr_pid=0x101)
+    other = SynthSpec(
+        program=4,
+        pmt_pid=0x1400,
+        streams=(SynthStream(0x401, 0x0F, "eng"),),
+        pcr_pid=0x401,
+        first_pts=999_999,
+        first_frame=3,
+    )
+    sp, out = splice(synth_ts(radio), synth_ts(other))
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x101}
+    pts = [p.pts for p in info if p.pid == 0x101 and p.pts is not None]
+    assert len(pts) == 48 + 48 - 1  # the old stream's last PES could not be known whole
+    assert all(ts_diff(b, a) == 3600 for a, b in itertools.pairwise(pts))
+    assert sp.stats.splices == 1

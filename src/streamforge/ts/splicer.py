@@ -13,7 +13,13 @@ PID, elementary PIDs, stream types and PCR PID.  The splicer regenerates the
 session's PAT (that one program only) and PMT (the first upstream's PMT,
 byte-for-byte, same version) and emits them wherever an upstream PAT/PMT
 packet appears; upstream PSI and every PID outside the program (SDT, EIT,
-null packets, other programs) are dropped.
+null packets, other programs) are dropped.  When the current upstream changes
+its own PMT (new version, streams moved) or moves its PMT PID, the splicer
+remaps it; the clients' PAT and PMT never change.
+
+Known limit: a PES header must start and end within one packet (every muxer
+seen in the wild does this); one split across packets keeps its timestamps
+unrebased.
 
 *Splice.*  A new upstream becomes a *candidate*.  The candidate path is a
 Python loop over packets (it runs only while a switch is pending): it learns
