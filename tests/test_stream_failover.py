@@ -318,3 +318,27 @@ async def test_linger_keeps_the_upstream_for_quick_zapping(
         assert mock_provider.stats().opens(stream_id=101) == 1  # the same upstream
         await again.stop()
         await mock_provider.wait_for(lambda st: not st.open, timeout=3)
+
+
+async def test_undecryptable_password_is_a_credential_error(
+    tmp_path: Path, mock_provider: MockProvider
+) -> None:
+    from sqlalchemy import update
+
+    from streamforge.db.models import Account
+
+    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+        number = s.order("bbcone.uk", [PRIMARY, BACKUP, SECOND_BACKUP])
+        with s.runtime.db.session() as session:
+            session.execute(
+                update(Account).where(Account.name == "alpha").values(password_encrypted=b"bad")
+            )
+        client = StreamClient(http, f"{s.base_url}/auto/v{number}")
+        client.start()
+        await client.wait_bytes(188 * 300)
+        assert mock_provider.stats().opens(account="alpha") == 0
+        (event,) = [e for e in _stream_events(s.runtime) if e.get("to_stream")]
+        assert event["reason"] == "credential_error"
+        assert event["to_account"] == "beta"
+        assert "corrupt" in str(event["failures"][0]["detail"])
+        await client.stop()
