@@ -414,3 +414,15 @@ async def test_eof_is_a_clean_end_of_body_for_an_http_client(mock_provider: Mock
     assert len(body) > 0
     assert body[0] == 0x47
     await mock_provider.wait_for(all_closed)
+
+
+async def test_head_probe_answers_headers_without_streaming(mock_provider: MockProvider) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.head(mock_provider.stream_url(101)) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "video/mp2t"
+        mock_provider.set_fault(101, Fault(FaultKind.STATUS, status=404))
+        async with session.head(mock_provider.stream_url(101)) as resp:
+            assert resp.status == 404
+    stats = await mock_provider.wait_for(all_closed)
+    assert [e.reason for e in stats.closes()] == ["head", "status"]

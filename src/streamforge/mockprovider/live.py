@@ -154,6 +154,9 @@ async def _answer(
             return answer, reason
     if conn.client_gone():
         return web.Response(status=499), "client_closed"
+    if request.method == "HEAD":
+        # A probe: headers only, and it does not take one of the account's slots.
+        return web.Response(headers={"Content-Type": TS_CONTENT_TYPE}), "head"
     if not state.registry.admit(conn, account.max_connections):
         status = state.registry.limit_mode.refuse_status
         return web.Response(status=status, text="max connections reached\n"), "limit_refused"
