@@ -53,6 +53,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from lxml import etree
@@ -246,6 +247,15 @@ def _child_texts(element: Any, keep: frozenset[str]) -> dict[str, str]:
     return {child.tag: _text(child) for child in element if child.tag in keep}
 
 
+_LANG_TEXT_LISTS = MappingProxyType(
+    {
+        "sub-title": "sub_titles",
+        "desc": "descs",
+        "category": "categories",
+        "keyword": "keywords",
+        "country": "countries",
+    }
+)
 _VIDEO_KEYS = frozenset({"present", "colour", "aspect", "quality"})
 _AUDIO_KEYS = frozenset({"present", "stereo"})
 
@@ -298,24 +308,22 @@ class _ProgrammeBuilder:
         self.fields.setdefault(name, []).append(value)
 
     def add(self, child: Any) -> None:
+        """Take one child element (the common ones are tested first)."""
         tag = child.tag
-        if not isinstance(tag, str):
-            return
+        text = child.text
         if tag == "title":
-            title = _lang_text(child)
-            if title.text:
-                self.titles.append(title)
-        elif tag == "sub-title":
-            self._append("sub_titles", _lang_text(child))
-        elif tag == "desc":
-            self._append("descs", _lang_text(child))
-        elif tag == "category":
-            self._append("categories", _lang_text(child))
-        elif tag == "keyword":
-            self._append("keywords", _lang_text(child))
-        elif tag == "country":
-            self._append("countries", _lang_text(child))
-        elif tag == "credits":
+            if text and text.strip():
+                self.titles.append(LangText(text.strip(), child.get("lang")))
+            return
+        field_name = _LANG_TEXT_LISTS.get(tag)
+        if field_name is not None:
+            value = LangText(text.strip() if text else "", child.get("lang"))
+            self.fields.setdefault(field_name, []).append(value)
+            return
+        self._add_other(tag, child)
+
+    def _add_other(self, tag: object, child: Any) -> None:
+        if tag == "credits":
             for person in child:
                 if person.tag in _CREDIT_ROLES and _text(person):
                     character = person.get("role") if person.tag == "actor" else None
