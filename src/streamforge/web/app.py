@@ -9,11 +9,13 @@ are open; ``/api/v1`` and the UI need the admin password.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from streamforge import __version__
 from streamforge.runtime import Runtime
-from streamforge.web import api_accounts, api_channels, api_core, api_epg, plex, streams
+from streamforge.web import api_accounts, api_channels, api_core, api_epg, plex, streams, ui
 from streamforge.web.errors import install_error_handlers
+from streamforge.web.ui_sessions import UiSessions
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -26,6 +28,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.runtime = runtime
+    app.state.ui_sessions = UiSessions()
     install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness check", tags=["system"])
@@ -39,4 +42,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(plex.router)
     app.include_router(streams.router)
     app.include_router(streams.api)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
+    app.include_router(ui.router)
     return app

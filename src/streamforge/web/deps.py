@@ -16,13 +16,17 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def require_admin(request: Request) -> None:
-    """Let the request through with valid Basic credentials or a UI session cookie."""
+    """Let the request through with valid Basic credentials or a UI session cookie.
+
+    A cookie-authenticated request that changes state must also carry the
+    session's CSRF token in ``X-CSRF-Token`` (checked by ``ui_sessions.valid``).
+    """
     runtime = get_runtime(request)
     if runtime.auth.verify_basic_header(request.headers.get("authorization")):
         return
     sessions = getattr(request.app.state, "ui_sessions", None)
     token = request.cookies.get(SESSION_COOKIE)
-    if token and sessions is not None and sessions.valid(token):
+    if token and sessions is not None and sessions.valid(token, request):
         return
     raise HTTPException(
         status_code=401,

@@ -1,0 +1,64 @@
+"""``streamforge demo``: StreamForge against the built-in mock provider, in one command.
+
+See :mod:`streamforge.demo` for what runs; this module only parses options,
+prints the addresses and the generated admin password, and runs the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from streamforge.cli.common import console, one_line_errors
+from streamforge.demo import DEMO_RECOVERY_PERIOD, data_directory, demo_settings, run_demo
+
+log = logging.getLogger(__name__)
+
+
+def _announce(info: dict[str, Any]) -> None:
+    urls = info["urls"]
+    console.print("\n[bold green]StreamForge demo is running.[/]", highlight=False)
+    console.print(f"  Web UI:          {info['ui']}", highlight=False)
+    if info["password"]:
+        console.print(f"  Admin password:  [bold]{info['password']}[/]", highlight=False)
+    else:
+        console.print("  Admin password:  the one in STREAMFORGE_ADMIN_PASSWORD", highlight=False)
+    console.print(f"  Plex device:     {urls['plex']}", highlight=False)
+    console.print(f"  M3U playlist:    {urls['m3u']}", highlight=False)
+    console.print(f"  XMLTV guide:     {urls['xmltv']}", highlight=False)
+    console.print(f"  Mock provider:   {info['provider']}", highlight=False)
+    console.print(f"  Data directory:  {info['data_dir']}", highlight=False)
+    matching = info["setup"]["matching"]
+    console.print(f"  Matching:        {matching}", highlight=False)
+    if info["watch"]:
+        console.print(
+            "\nTry it: play the channel with\n"
+            f"  mpv {info['watch']}     (or: vlc {info['watch']})\n"
+            "then open Live in the web UI, kill the playing stream in the demo panel and "
+            "watch the failover on the timeline. Ctrl-C stops the demo.",
+            highlight=False,
+        )
+
+
+@one_line_errors
+def demo(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Keep the demo's data here (default: a fresh temporary dir)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Bind address (0.0.0.0 to reach it from Plex)."),
+    port: int | None = typer.Option(None, help="HTTP port (default 5004)."),
+    recovery_period: float = typer.Option(
+        DEMO_RECOVERY_PERIOD, help="Seconds on a backup before going back to the primary."
+    ),
+) -> None:
+    """Run StreamForge against a built-in mock provider and watch failover happen."""
+    with data_directory(data_dir) as directory:
+        settings = demo_settings(directory, host=host, port=port, recovery_period=recovery_period)
+        try:
+            asyncio.run(run_demo(settings, announce=_announce))
+        except KeyboardInterrupt:
+            log.info("demo stopped")

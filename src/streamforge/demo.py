@@ -1,0 +1,228 @@
+"""``streamforge demo``: a whole StreamForge against the built-in mock provider.
+
+Theory of operation
+-------------------
+The demo runs everything in one process and one event loop:
+
+1. a :class:`~streamforge.mockprovider.MockProvider` with ``Catalog.demo()``
+   (accounts ``alpha`` and ``beta``) on 127.0.0.1 and a free port;
+2. a :class:`~streamforge.runtime.Runtime` on a demo data directory (a fresh
+   temporary one unless given), with a short recovery period so the upgrade
+   back to the primary is visible within seconds;
+3. :func:`configure` does what a newcomer would do by hand: add both accounts,
+   sync them, import alpha's guide (``xmltv.php``) and run matching, which maps
+   each guide channel to its streams with backups;
+4. the HTTP app is served (with HDHomeRun discovery and SSDP as the settings
+   say) with :class:`DemoControls` on ``app.state.demo``; the Live page then
+   shows a panel that injects faults into the stream being watched through the
+   in-process mock provider, so the failover appears on the timeline.
+
+The admin password is generated and printed together with the UI address and
+the Plex URLs (``STREAMFORGE_ADMIN_PASSWORD`` overrides it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from streamforge.errors import ConfigError, NotFoundError
+from streamforge.mockprovider import Catalog, Fault, FaultKind, MockProvider
+from streamforge.outputs.discovery import DiscoveryResponder, device_info_from
+from streamforge.outputs.identity import tuner_identity
+from streamforge.outputs.setup_urls import setup_urls
+from streamforge.outputs.ssdp import SsdpResponder, ssdp_device_from
+from streamforge.runtime import Runtime
+from streamforge.scheduler import start_periodic_jobs
+from streamforge.server import public_base_url
+from streamforge.settings import Settings, load_settings
+from streamforge.web.app import create_app
+
+#: The demo catalogue's accounts: (name, password) as the mock provider knows them.
+DEMO_ACCOUNTS = (("alpha", "alpha-secret"), ("beta", "beta-secret"))
+DEMO_GUIDE = "alpha-guide"
+DEMO_RECOVERY_PERIOD = 20.0
+
+#: Fault buttons of the demo panel: label → fault. Before-headers faults (503)
+#: only affect new connections, so the playing connection is cut as well.
+FAULTS: dict[str, Fault] = {
+    "eof": Fault(FaultKind.EOF),
+    "stall": Fault(FaultKind.STALL),
+    "reset": Fault(FaultKind.RESET),
+    "status 503": Fault(FaultKind.STATUS, status=503),
+}
+
+
+class DemoControls:
+    """Fault injection for the demo panel, acting on the stream a session is playing."""
+
+    kinds: tuple[str, ...] = tuple(FAULTS)
+
+    def __init__(self, provider: MockProvider, runtime: Runtime) -> None:
+        self.provider = provider
+        self.runtime = runtime
+        self._faulted: set[int] = set()
+
+    def playing(self, guide_number: str) -> tuple[int, str, str]:
+        """(provider stream id, stream name, account) playing on channel ``guide_number``."""
+        for session in self.runtime.streams.sessions:
+            if session.channel.guide_number != guide_number or session.ended.is_set():
+                continue
+            stream = session.policy.playing
+            if stream is not None:
+                return stream.stream_id, stream.name, stream.account_name
+        raise NotFoundError(f"nothing is playing on channel {guide_number}")
+
+    def inject(self, guide_number: str, kind: str, *, once: bool = False) -> dict[str, Any]:
+        """Break the stream playing on ``guide_number`` (``once``: heal after one hit)."""
+        if kind not in FAULTS:
+            raise ConfigError(f"unknown fault {kind!r}; use one of {', '.join(FAULTS)}")
+        stream_id, name, account = self.playing(guide_number)
+        fault = FAULTS[kind]
+        if once:
+            fault = Fault(**{**fault.to_dict(), "times": 1})
+        self.provider.set_fault(stream_id, fault)
+        self._faulted.add(stream_id)
+        cut = 0
+        if fault.kind.before_headers:
+            cut = self.provider.kill(stream_id=stream_id, reset=False)
+        return {
+            "stream_id": stream_id,
+            "stream": name,
+            "account": account,
+            "fault": kind,
+            "once": once,
+            "connections_cut": cut,
+        }
+
+    def recover(self) -> dict[str, Any]:
+        """Heal every stream this panel broke."""
+        healed = sorted(self._faulted)
+        for stream_id in healed:
+            self.provider.recover(stream_id)
+        self._faulted.clear()
+        return {"recovered": healed}
+
+
+async def configure(runtime: Runtime, provider: MockProvider) -> dict[str, Any]:
+    """Add the demo accounts, sync them, import a guide and match (idempotent)."""
+    existing = {view.name for view in runtime.accounts.all()}
+    for name, password in DEMO_ACCOUNTS:
+        if name in existing:
+            runtime.accounts.update(name, server_url=provider.base_url)
+        else:
+            result = await runtime.accounts.add(
+                name, server_url=provider.base_url, username=name, password=password
+            )
+            if not result.ok:
+                raise ConfigError(f"demo account {name}: {result.message}")
+        await runtime.channel_sync.sync(name)
+    if DEMO_GUIDE not in {source.name for source in runtime.epg.all()}:
+        runtime.epg.add(DEMO_GUIDE, from_account="alpha")
+    report = await runtime.epg.refresh(DEMO_GUIDE)
+    summary = await asyncio.to_thread(runtime.matching.run)
+    return {"guide": report, "matching": summary.as_dict()}
+
+
+def demo_settings(
+    data_dir: Path, *, host: str, port: int | None, recovery_period: float, **more: Any
+) -> Settings:
+    return load_settings(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        recovery_period=recovery_period,
+        keyring=False,
+        **more,
+    )
+
+
+@contextlib.contextmanager
+def data_directory(chosen: Path | None) -> Iterator[Path]:
+    """``chosen``, or a fresh temporary directory removed afterwards."""
+    if chosen is not None:
+        chosen.mkdir(parents=True, exist_ok=True)
+        yield chosen
+        return
+    with tempfile.TemporaryDirectory(prefix="streamforge-demo-") as tmp:
+        yield Path(tmp)
+
+
+def demo_app(runtime: Runtime, provider: MockProvider) -> FastAPI:
+    app = create_app(runtime)
+    app.state.demo = DemoControls(provider, runtime)
+    return app
+
+
+async def serve_app(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
+    """Serve ``app`` with discovery/SSDP as configured until cancelled."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
+    )
+    base = public_base_url(runtime)
+    discovery = DiscoveryResponder(
+        lambda: device_info_from(tuner_identity(runtime.db, runtime.settings, base))
+    )
+    ssdp = SsdpResponder(
+        lambda: ssdp_device_from(tuner_identity(runtime.db, runtime.settings, base))
+    )
+    try:
+        if runtime.settings.discovery_enabled:
+            await discovery.start(host, runtime.settings.discovery_port)
+        if runtime.settings.ssdp_enabled:
+            await ssdp.start()
+        start_periodic_jobs(runtime)
+        await server.serve()
+    finally:
+        await discovery.stop()
+        await ssdp.stop()
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    announce: Callable[[dict[str, Any]], None],
+    provider_port: int = 0,
+) -> None:
+    """Start the mock provider and StreamForge, configure it, announce, serve until stopped."""
+    async with MockProvider(Catalog.demo(), host="127.0.0.1", port=provider_port) as provider:
+        runtime = Runtime.build(settings)
+        try:
+            password = None
+            if not settings.admin_password:
+                password = secrets.token_urlsafe(12)
+                runtime.auth.set_password(password)
+            setup = await configure(runtime, provider)
+            app = demo_app(runtime, provider)
+            urls = setup_urls(runtime.settings)
+            first = next((c for c in runtime.channels.all(enabled=True, mapped=True)), None)
+            announce(
+                {
+                    "ui": f"{urls['base']}/ui/",
+                    "password": password,
+                    "urls": urls,
+                    "provider": provider.base_url,
+                    "data_dir": str(settings.data_dir),
+                    "watch": f"{urls['base']}/auto/v{first.guide_number}" if first else None,
+                    "setup": setup,
+                }
+            )
+            await serve_app(app, runtime, host=settings.host, port=settings.port)
+        finally:
+            await runtime.aclose()

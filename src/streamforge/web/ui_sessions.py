@@ -1,0 +1,152 @@
+"""Web UI sessions: the cookie, its CSRF token, and login rate limiting.
+
+Theory of operation
+-------------------
+Logging in with the admin password creates a :class:`UiSession`: a random
+256-bit session token (sent as the ``sf_session`` cookie, HttpOnly and
+SameSite=Strict) and a second, independent random CSRF token. Only the
+server knows which CSRF token belongs to which session; pages embed it in a
+``<meta>`` tag and in every form.
+
+A request authenticated by the cookie may *read* freely, but a state-changing
+request (any method other than GET/HEAD/OPTIONS) must also prove it came from
+one of our pages: the ``X-CSRF-Token`` header (fetch() calls) or the ``csrf``
+form field (plain forms) has to equal the session's CSRF token. A cross-site
+page can make the browser send the cookie (SameSite=Strict already stops
+most of that) but cannot read the token, so it cannot forge the header.
+:meth:`UiSessions.valid` does this check when it is given the request, which
+is how ``deps.require_admin`` protects the JSON API for cookie callers.
+
+Sessions expire after an idle period and are kept in memory only: a restart
+logs everyone out, which is acceptable for a single-admin tool.
+
+The login form itself is protected by a double-submit token (a cookie plus
+the same value in the form), because there is no session yet to bind it to.
+
+:class:`LoginLimiter` keeps, per client address, the times of recent login
+attempts in a sliding window; past the limit a login answers 429 until the
+oldest attempt leaves the window.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class UiSession:
+    """One logged-in browser."""
+
+    token: str
+    csrf: str
+    last_seen: float
+
+
+@dataclass
+class LoginLimiter:
+    """At most ``limit`` login attempts per client address within ``window`` seconds."""
+
+    limit: int = 5
+    window: float = 60.0
+    clock: Clock = time.monotonic
+    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attempt(self, client: str) -> float:
+        """Count one attempt; 0.0 if allowed, else the seconds until the next one is."""
+        now = self.clock()
+        with self._lock:
+            for key in [
+                k for k, q in self._attempts.items() if not q or q[-1] <= now - self.window
+            ]:
+                del self._attempts[key]
+            recent = self._attempts.setdefault(client, deque())
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if len(recent) >= self.limit:
+                return max(recent[0] + self.window - now, 0.001)
+            recent.append(now)
+            return 0.0
+
+
+class UiSessions:
+    """The logged-in browsers of one app (``app.state.ui_sessions``)."""
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = 12 * 3600,
+        clock: Clock = time.monotonic,
+        limiter: LoginLimiter | None = None,
+    ) -> None:
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._sessions: dict[str, UiSession] = {}
+        self._lock = threading.Lock()
+        self.limiter = limiter if limiter is not None else LoginLimiter(clock=clock)
+
+    def create(self) -> UiSession:
+        """A new session (call only after the password was verified)."""
+        now = self._clock()
+        session = UiSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now)
+        with self._lock:
+            self._expire(now)
+            self._sessions[session.token] = session
+        return session
+
+    def get(self, token: str | None) -> UiSession | None:
+        """The live session for ``token`` (refreshing its idle timer), else None."""
+        if not token:
+            return None
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.get(token)
+            if session is None:
+                return None
+            if now - session.last_seen > self._idle_timeout:
+                del self._sessions[token]
+                return None
+            session.last_seen = now
+            return session
+
+    def valid(self, token: str, request: Request | None = None) -> bool:
+        """True for a live session; with ``request``, unsafe methods also need the CSRF header."""
+        session = self.get(token)
+        if session is None:
+            return False
+        if request is None or request.method.upper() in SAFE_METHODS:
+            return True
+        return self.csrf_matches(session, request.headers.get(CSRF_HEADER))
+
+    @staticmethod
+    def csrf_matches(session: UiSession, offered: str | None) -> bool:
+        return bool(offered) and hmac.compare_digest(session.csrf.encode(), str(offered).encode())
+
+    def revoke(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self._sessions.pop(token, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._sessions)
+
+    def _expire(self, now: float) -> None:
+        stale = [t for t, s in self._sessions.items() if now - s.last_seen > self._idle_timeout]
+        for token in stale:
+            del self._sessions[token]
