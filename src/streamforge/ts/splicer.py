@@ -614,8 +614,16 @@ class TsSplicer:
         frame awaiting the next PES start.  For an upstream that died
         mid-frame call :meth:`switch` instead, which ends it on a whole frame.
         """
-        if self._pending is not None:
-            return self._feed_pending(self._pending, b"", final=True)
+        pending = self._pending
+        if pending is not None:
+            out = self._feed_pending(pending, b"", final=True)
+            if self._pending is not pending:
+                return out + self.flush()  # it cut over: release its held frame too
+            # The input ended before the new upstream reached a keyframe.
+            self._stats.packets_dropped += pending.seen
+            self._pending = self._new_candidate(auto=True)
+            tail, self._tail = self._tail, b""
+            return tail
         last = self._aligner.flush()
         self._stats.packets_in += len(last) // PACKET_SIZE
         packets, self._held = self._held + last, bytearray()
