@@ -190,7 +190,7 @@ async def test_answer_faults(
 
 
 async def test_redirect_to_expiring_token(mock_provider: MockProvider) -> None:
-    ttl = 0.5
+    ttl = 1.0
     mock_provider.set_fault(103, Fault(FaultKind.REDIRECT, token_ttl=ttl))
     async with aiohttp.ClientSession() as session:
         async with session.get(mock_provider.stream_url(103)) as resp:
