@@ -140,7 +140,10 @@ async function guideAdd(form) {
   bar.hidden = false; say(out, "Adding and importing…");
   try {
     const r = await api("POST", "/api/v1/epg", body);
-    say(out, `Imported: ${report(r.import)}`, true);
+    say(out, `Imported: ${report(r.import)}; matching streams…`, true);
+    const m = await api("POST", "/api/v1/match");
+    say(out, `Imported: ${report(r.import)}; ${m.channels_with_streams} channels have streams, ` +
+      `${m.channels_with_backups} with backups.`, true);
     location.reload();
   } catch (e) { say(out, `Failed: ${e.message}`, false); }
   finally { bar.hidden = true; }
@@ -171,6 +174,16 @@ async function channelNumber(form) {
       { guide_number: formData(form).guide_number });
     location.reload();
   } catch (e) { say(null, e.message, false); }
+}
+
+async function matchRun(button) {
+  const out = $("#match-result");
+  button.disabled = true; say(out, "matching…");
+  try {
+    const r = await api("POST", "/api/v1/match");
+    say(out, `${r.channels_with_streams} channels have streams, ${r.channels_with_backups} with backups.`, true);
+    location.reload();
+  } catch (e) { say(out, e.message, false); button.disabled = false; }
 }
 
 async function mapMove(button, delta) {
@@ -248,6 +261,7 @@ async function demoRecover() {
 const clicks = {
   "account-probe": accountProbe, "account-sync": accountSync, "account-test": accountTest,
   "account-toggle": accountToggle, "guide-refresh": guideRefresh, "channel-toggle": channelToggle,
+  "match-run": matchRun,
   "map-up": (b) => mapMove(b, -1), "map-down": (b) => mapMove(b, 1),
   "map-primary": (b) => mapCall(b, "POST", "primary"), "map-add": mapAdd,
   "map-remove": (b) => mapCall(b, "DELETE", "mappings"), "copy": copyText,
