@@ -50,12 +50,16 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
     pytest.skip("playwright is not installed", allow_module_level=True)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def _require_chromium() -> None:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing on CI")
         pytest.skip(f"{CHROMIUM} is not installed")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    _require_chromium()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
