@@ -790,3 +790,28 @@ def test_audio_only_session() -> None:
     assert len(pts) == 48 + 48 - 1  # the old stream's last PES could not be known whole
     assert all(ts_diff(b, a) == 3600 for a, b in itertools.pairwise(pts))
     assert sp.stats.splices == 1
+
+
+def test_counters_with_many_pids_and_a_huge_push() -> None:
+    """More output PIDs than one counting word holds, and more packets per push
+    than one counting field holds."""
+    tracks = tuple(SynthStream(0x101 + i, 0x0F, c * 3) for i, c in enumerate("abcdefg"))
+    many = SynthSpec(streams=(SynthStream(0x100, 0x1B), *tracks), frames=24, video_bytes=2000)
+    huge = SynthSpec(
+        program=2,
+        pmt_pid=0x1300,
+        streams=(SynthStream(0x200, 0x1B), *(SynthStream(s.pid + 0x100, 0x0F) for s in tracks)),
+        frames=200,
+        video_bytes=33_000,
+        first_pts=10**6,
+    )
+    first = synth_ts(many)
+    second = synth_ts(huge)
+    assert len(second) // PACKET_SIZE > 1 << 15
+    sp = TsSplicer()
+    out = run(sp, first)
+    sp.switch()
+    out += sp.push(second) + sp.flush()
+    info = packets_of(out)
+    assert not cc_errors(info)
+    assert {p.pid for p in info} == {0, 0x1000, 0x100} | {s.pid for s in tracks}

@@ -156,6 +156,11 @@ _WORDS: Final = PACKET_SIZE // 2
 # packets of other streams (about a second of one audio track), or this many
 # packets in all (a very large frame).
 _HOLD_OTHERS: Final = 100
+# Continuity counting packs one 15-bit running count per output PID, four to
+# an int64 word (see TsSplicer._rewrite_cc).
+_CC_FIELD_BITS: Final = 15
+_CC_FIELD_MAX: Final = (1 << _CC_FIELD_BITS) - 1
+_CC_FIELDS: Final = 4
 _HOLD_LIMIT: Final = 8_000
 
 
@@ -489,8 +494,10 @@ class TsSplicer:
         self._tail = b""
         # Continuity counters: one column per session output PID (see _rewrite_cc).
         self._column = np.zeros(PID_COUNT, dtype=np.intp)
-        self._columns = np.arange(0, dtype=np.intp)
-        self._cc = np.zeros(0, dtype=np.int32)
+        self._word = np.zeros(0, dtype=np.intp)
+        self._shift = np.zeros(0, dtype=np.int64)
+        self._words = 0
+        self._cc = np.zeros(0, dtype=np.int64)
         self._last_dts: dict[int, int] = {}
         self._max_pts: dict[int, int] = {}
         self._frame: dict[int, int] = {}
@@ -774,9 +781,12 @@ class TsSplicer:
         pids = {PAT_PID, session.pmt_pid, session.pmt.pcr_pid}
         pids.update(s.pid for s in session.pmt.streams)
         ordered = sorted(pids)
-        self._column[ordered] = np.arange(len(ordered))
-        self._columns = np.arange(len(ordered), dtype=np.intp)
-        self._cc = np.full(len(ordered), 15, dtype=np.int32)
+        columns = np.arange(len(ordered), dtype=np.intp)
+        self._column[ordered] = columns
+        self._word = columns // _CC_FIELDS
+        self._shift = (columns % _CC_FIELDS).astype(np.int64) * _CC_FIELD_BITS
+        self._words = int(self._word[-1]) + 1
+        self._cc = np.full(len(ordered), 15, dtype=np.int64)
 
     def _offset_for(self, plan: _Plan, cut: _Cut) -> tuple[int, bool]:
         """Timestamp offset for the new route, and whether to flag a PCR discontinuity."""
@@ -897,18 +907,39 @@ class TsSplicer:
     def _rewrite_cc(self, out: npt.NDArray[np.uint8], opid: npt.NDArray[np.int32]) -> None:
         """Give every output PID a continuous counter (payload packets count, others repeat).
 
-        Output PIDs are few (the session's), so each gets a column: a running
-        sum down the one-hot matrix of payload-carrying packets gives every
-        packet the number of payload packets of its PID up to and including it.
+        Output PIDs are few (the session's), so each gets a 15-bit field of a
+        64-bit word (four per word).  One running sum over the packets, each
+        contributing 1 in its PID's field when it carries payload, gives every
+        packet the number of payload packets of its PID up to and including
+        it; the counter is the PID's previous counter plus that, modulo 16.
         """
+        rows = len(opid)
+        if rows > _CC_FIELD_MAX:
+            for start in range(0, rows, _CC_FIELD_MAX):
+                end = start + _CC_FIELD_MAX
+                self._rewrite_cc(out[start:end], opid[start:end])
+            return
         col = self._column[opid]
-        payload = (out[:, 3] >> 4) & 1
-        hot = (col[:, None] == self._columns) * payload[:, None]
-        running = np.cumsum(hot, axis=0, dtype=np.int32)
-        within = np.take_along_axis(running, col[:, None], axis=1)[:, 0]
+        shift = self._shift[col]
+        flags = out[:, 3]
+        bits = ((flags & 0x10) >> 4).astype(np.int64) << shift
+        if self._words == 1:
+            running = np.cumsum(bits)
+            within = (running >> shift) & _CC_FIELD_MAX
+            totals = (running[-1] >> self._shift) & _CC_FIELD_MAX
+        else:
+            word = self._word[col]
+            within = np.zeros(rows, dtype=np.int64)
+            totals = np.zeros(len(self._cc), dtype=np.int64)
+            for w in range(self._words):
+                mine = word == w
+                running = np.cumsum(np.where(mine, bits, 0))
+                within = np.where(mine, (running >> shift) & _CC_FIELD_MAX, within)
+                ours = (running[-1] >> self._shift) & _CC_FIELD_MAX
+                totals = np.where(self._word == w, ours, totals)
         cc = (self._cc[col] + within) & 0x0F
-        out[:, 3] = (out[:, 3] & 0xF0) | cc.astype(np.uint8)
-        self._cc = (self._cc + running[-1]) & 0x0F
+        out[:, 3] = (flags & 0xF0) | cc.astype(np.uint8)
+        self._cc = (self._cc + totals) & 0x0F
 
     def _special_rows(
         self,
