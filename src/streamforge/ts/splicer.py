@@ -1103,13 +1103,16 @@ class TsSplicer:
 
 def _anchor_scan(packets: bytearray, pid: int) -> tuple[int, int]:
     """Index of the last PES start on ``pid`` (-1 if none), and how many packets
-    of other PIDs follow it (or are in ``packets`` at all, if there is none)."""
+    of other PIDs follow it (or are in ``packets`` at all, if there is none);
+    when that cannot exceed ``_HOLD_OTHERS``, an upper bound instead."""
     head = np.frombuffer(packets, dtype=">u2", count=(len(packets) - 1) // 2, offset=1)
     head = head[::_WORDS]
     starts = np.flatnonzero((head & 0x5FFF) == (0x4000 | pid))
     last = int(starts[-1]) if len(starts) else -1
-    tail = head[max(last, 0) :] & 0x1FFF
-    return last, int(np.count_nonzero(tail != pid))
+    tail = head[max(last, 0) :]
+    if len(tail) <= _HOLD_OTHERS:
+        return last, len(tail)  # an upper bound is enough below the limit
+    return last, int(np.count_nonzero((tail & 0x1FFF) != pid))
 
 
 def _replace_pmt_pid(plan: _Plan, pmt_pid: int) -> _Plan:
