@@ -232,6 +232,28 @@ def test_timeline_picture_follows_switches() -> None:
     assert [m["pct"] for m in picture["marks"]] == [40.0, 50.0, 80.0]
 
 
+def test_timeline_picture_uses_the_sessions_switches() -> None:
+    status: dict[str, Any] = {
+        "uptime_s": 50.0,
+        "stream": "B",
+        "streams": [{"stream": "A"}, {"stream": "B"}],
+        "timeline": [
+            {"t": 0.0, "kind": "open", "stream": "A"},
+            {"t": 0.5, "kind": "switch", "stream": "A"},
+            {"t": 20.0, "kind": "open", "stream": "B"},
+            {"t": 20.0, "kind": "switch", "stream": "B"},
+            {"t": 20.0, "kind": "failover", "reason": "end_of_stream", "to": "B"},
+            {"t": 40.0, "kind": "end", "reason": "clients_gone"},
+        ],
+    }
+    picture = timeline_picture(status)
+    assert [(s["stream"], s["start"], s["end"]) for s in picture["segments"]] == [
+        ("A", 0.5, 20.0),
+        ("B", 20.0, 40.0),
+    ]
+    assert [m["kind"] for m in picture["marks"]] == ["failover", "end"]
+
+
 def test_timeline_picture_of_a_fresh_session() -> None:
     picture = timeline_picture({"uptime_s": 0.0, "stream": "A", "streams": [], "timeline": []})
     assert picture["marks"] == []

@@ -35,7 +35,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from streamforge.errors import ConfigError, NotFoundError
-from streamforge.mockprovider import Catalog, Fault, FaultKind, MockProvider
+from streamforge.mockprovider import Catalog, Fault, FaultKind, MediaLibrary, MockProvider
 from streamforge.outputs.discovery import DiscoveryResponder, device_info_from
 from streamforge.outputs.identity import tuner_identity
 from streamforge.outputs.setup_urls import setup_urls
@@ -162,8 +162,10 @@ def demo_app(runtime: Runtime, provider: MockProvider) -> FastAPI:
     return app
 
 
-async def serve_app(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
-    """Serve ``app`` with discovery/SSDP as configured until cancelled."""
+async def serve_app(
+    app: FastAPI, runtime: Runtime, *, host: str, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Serve ``app`` with discovery/SSDP as configured until cancelled or ``stop`` is set."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -182,6 +184,16 @@ async def serve_app(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> 
     ssdp = SsdpResponder(
         lambda: ssdp_device_from(tuner_identity(runtime.db, runtime.settings, base))
     )
+
+    async def stop_when_asked(event: asyncio.Event) -> None:
+        await event.wait()
+        server.should_exit = True
+
+    watcher = (
+        asyncio.get_running_loop().create_task(stop_when_asked(stop), name="demo-stop-watch")
+        if stop is not None
+        else None
+    )
     try:
         if runtime.settings.discovery_enabled:
             await discovery.start(host, runtime.settings.discovery_port)
@@ -190,6 +202,10 @@ async def serve_app(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> 
         start_periodic_jobs(runtime)
         await server.serve()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await discovery.stop()
         await ssdp.stop()
 
@@ -199,9 +215,16 @@ async def run_demo(
     *,
     announce: Callable[[dict[str, Any]], None],
     provider_port: int = 0,
+    media: MediaLibrary | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Start the mock provider and StreamForge, configure it, announce, serve until stopped."""
-    async with MockProvider(Catalog.demo(), host="127.0.0.1", port=provider_port) as provider:
+    """Start the mock provider and StreamForge, configure it, announce, serve until stopped.
+
+    ``media`` reuses already encoded test media; ``stop`` ends the demo cleanly when set.
+    """
+    async with MockProvider(
+        Catalog.demo(), host="127.0.0.1", port=provider_port, media=media
+    ) as provider:
         runtime = Runtime.build(settings)
         try:
             password = None
@@ -223,6 +246,6 @@ async def run_demo(
                     "setup": setup,
                 }
             )
-            await serve_app(app, runtime, host=settings.host, port=settings.port)
+            await serve_app(app, runtime, host=settings.host, port=settings.port, stop=stop)
         finally:
             await runtime.aclose()

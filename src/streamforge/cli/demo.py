@@ -21,19 +21,29 @@ log = logging.getLogger(__name__)
 
 def _announce(info: dict[str, Any]) -> None:
     urls = info["urls"]
-    console.print("\n[bold green]StreamForge demo is running.[/]", highlight=False)
-    console.print(f"  Web UI:          {info['ui']}", highlight=False)
+    console.print("\n[bold green]StreamForge demo is running.[/]", highlight=False, soft_wrap=True)
+    console.print(f"  Web UI:          {info['ui']}", highlight=False, soft_wrap=True)
     if info["password"]:
-        console.print(f"  Admin password:  [bold]{info['password']}[/]", highlight=False)
+        console.print(
+            f"  Admin password:  [bold]{info['password']}[/]", highlight=False, soft_wrap=True
+        )
     else:
-        console.print("  Admin password:  the one in STREAMFORGE_ADMIN_PASSWORD", highlight=False)
-    console.print(f"  Plex device:     {urls['plex']}", highlight=False)
-    console.print(f"  M3U playlist:    {urls['m3u']}", highlight=False)
-    console.print(f"  XMLTV guide:     {urls['xmltv']}", highlight=False)
-    console.print(f"  Mock provider:   {info['provider']}", highlight=False)
-    console.print(f"  Data directory:  {info['data_dir']}", highlight=False)
+        console.print(
+            "  Admin password:  the one in STREAMFORGE_ADMIN_PASSWORD",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"  Plex device:     {urls['plex']}", highlight=False, soft_wrap=True)
+    console.print(f"  M3U playlist:    {urls['m3u']}", highlight=False, soft_wrap=True)
+    console.print(f"  XMLTV guide:     {urls['xmltv']}", highlight=False, soft_wrap=True)
+    console.print(f"  Mock provider:   {info['provider']}", highlight=False, soft_wrap=True)
+    console.print(f"  Data directory:  {info['data_dir']}", highlight=False, soft_wrap=True)
     matching = info["setup"]["matching"]
-    console.print(f"  Matching:        {matching}", highlight=False)
+    console.print(
+        f"  Channels:        {matching['channels_with_streams']} with streams, "
+        f"{matching['channels_with_backups']} with backups",
+        highlight=False,
+    )
     if info["watch"]:
         console.print(
             "\nTry it: play the channel with\n"
@@ -41,6 +51,7 @@ def _announce(info: dict[str, Any]) -> None:
             "then open Live in the web UI, kill the playing stream in the demo panel and "
             "watch the failover on the timeline. Ctrl-C stops the demo.",
             highlight=False,
+            soft_wrap=True,
         )
 
 

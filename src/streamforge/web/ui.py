@@ -86,6 +86,7 @@ EDITABLE: Mapping[str, bool] = {
     "ssdp_enabled": False,
 }
 SWITCHING_KINDS = frozenset({"failover", "upgrade"})
+QUIET_KINDS = frozenset({"open", "switch"})
 SEVERITY = {level: rank for rank, level in enumerate(LEVELS)}
 
 router = APIRouter(include_in_schema=False)
@@ -421,26 +422,30 @@ def timeline_picture(status: Mapping[str, Any]) -> dict[str, Any]:
     """Segments (which stream played when) and marks (what happened when) of one session.
 
     Positions are percentages of the session's age, so the picture always
-    spans the whole session. The first stream is the one the first switch
-    left (``from`` when the timeline has it), else the first in failover order.
+    spans the whole session. The session's ``switch`` entries say when the
+    output started carrying a stream; a timeline without them falls back to
+    the ``to`` of failovers and upgrades, starting from the first stream in
+    failover order. ``open``/``switch`` bookkeeping is not drawn as a mark.
     """
     entries = list(status.get("timeline") or [])
     streams = [s.get("stream") for s in status.get("streams") or []]
     span = max([float(status.get("uptime_s") or 0.0)] + [float(e["t"]) for e in entries] + [1e-3])
-    switches = [e for e in entries if e.get("kind") in SWITCHING_KINDS and e.get("to")]
-    if switches:
-        current = switches[0].get("from") or (streams[0] if streams else None)
-    else:
-        current = status.get("stream") or (streams[0] if streams else None)
-    order = [name for name in streams if name] + [e["to"] for e in switches]
+    changes = [(float(e["t"]), str(e["stream"])) for e in entries if e.get("kind") == "switch"]
+    if not changes:
+        first = status.get("stream") if not entries else (streams[0] if streams else None)
+        changes = [(0.0, str(first or "?"))] + [
+            (float(e["t"]), str(e["to"]))
+            for e in entries
+            if e.get("kind") in SWITCHING_KINDS and e.get("to")
+        ]
+    order = [name for name in streams if name] + [name for _t, name in changes]
     colours = {name: index % 6 for index, name in enumerate(dict.fromkeys(order))}
-    segments: list[dict[str, Any]] = []
-    start = 0.0
-    for entry in switches:
-        segments.append(_segment(current, start, float(entry["t"]), span, colours))
-        current, start = entry["to"], float(entry["t"])
     ended = next((float(e["t"]) for e in entries if e.get("kind") == "end"), span)
-    segments.append(_segment(current, start, ended, span, colours))
+    bounds = [t for t, _name in changes[1:]] + [ended]
+    segments = [
+        _segment(name, t, stop, span, colours)
+        for (t, name), stop in zip(changes, bounds, strict=True)
+    ]
     marks = [
         {
             "t": round(float(e["t"]), 1),
@@ -450,15 +455,16 @@ def timeline_picture(status: Mapping[str, Any]) -> dict[str, Any]:
             "pct": round(100 * float(e["t"]) / span, 2),
         }
         for e in entries
+        if e.get("kind") not in QUIET_KINDS
     ]
     return {"segments": [s for s in segments if s["width"] > 0], "marks": marks, "span": span}
 
 
 def _segment(
-    stream: str | None, start: float, end: float, span: float, colours: Mapping[str, int]
+    stream: str, start: float, end: float, span: float, colours: Mapping[str, int]
 ) -> dict[str, Any]:
     return {
-        "stream": stream or "?",
+        "stream": stream,
         "start": round(start, 1),
         "end": round(end, 1),
         "left": round(100 * start / span, 2),
