@@ -584,10 +584,12 @@ class TsSplicer:
             raise
 
     def commit(self) -> bytes:
-        """Cut over to the ready candidate; return its bytes from the keyframe on.
+        """Cut over to the ready candidate.
 
-        Afterwards :meth:`push` carries the candidate's upstream; a pending
-        :meth:`switch` is abandoned.
+        Returns the end of the old upstream (the rest of its last whole frame's
+        companions, see :meth:`_finish_held`), the session's PAT and PMT, then
+        the candidate's bytes from its keyframe on.  Afterwards :meth:`push`
+        carries the candidate's upstream; a pending :meth:`switch` is abandoned.
         """
         probe = self._probe
         if probe is None or not probe.ready:
