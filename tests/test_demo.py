@@ -42,7 +42,7 @@ async def test_fault_hits_the_playing_stream_and_recovers(
             client = StreamClient(http, f"{s.base_url}/auto/v{number}")
             client.start()
             try:
-                await client.wait_bytes(188 * 1000)
+                await client.wait_bytes(188 * 200)
                 assert controls.playing(number)[0] == 101
                 with pytest.raises(ConfigError):
                     controls.inject(number, "meteor")
@@ -52,7 +52,7 @@ async def test_fault_hits_the_playing_stream_and_recovers(
                 assert mock_provider.state.board.faults()[101].kind is FaultKind.STATUS
                 await wait_until(lambda: controls.playing(number)[0] == 201)
                 received = len(client.data)
-                await client.wait_bytes(received + 188 * 500)
+                await client.wait_bytes(received + 188 * 100)
                 assert controls.recover() == {"recovered": [101]}
                 assert 101 not in mock_provider.state.board.faults()
             finally:
