@@ -1,5 +1,6 @@
 # StreamForge — the two commands of the README:
-#   make run    create .venv, install, start StreamForge on its embedded SQLite database
+#   make run    create .venv, install, start the StreamForge demo (mock provider + failover)
+#   make serve  the same install, then StreamForge itself against your real providers
 #   make test   install dev extras, lint, type-check, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/streamforge serve
+	$(BIN)/streamforge demo
 
 serve: install
 	$(BIN)/streamforge serve

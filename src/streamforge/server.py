@@ -4,9 +4,12 @@ HDHomeRun UDP discovery, SSDP, and the periodic sync/refresh jobs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from streamforge.outputs.discovery import DiscoveryResponder, device_info_from
 from streamforge.outputs.identity import tuner_identity
@@ -19,43 +22,78 @@ from streamforge.web.app import create_app
 log = logging.getLogger(__name__)
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def public_base_url(runtime: Runtime) -> str:
     settings = runtime.settings
     return settings.base_url or advertised_base_url(settings.host, settings.port)
 
 
-async def serve(runtime: Runtime, *, host: str, port: int, periodic: bool = True) -> None:
-    """Serve until cancelled or interrupted."""
-    app = create_app(runtime)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
+async def serve_app(
+    app: FastAPI,
+    runtime: Runtime,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve ``app`` with discovery, SSDP and the periodic jobs until cancelled,
+    interrupted, or ``stop`` is set."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
     )
-    server = uvicorn.Server(config)
     base = public_base_url(runtime)
-
     discovery = DiscoveryResponder(
         lambda: device_info_from(tuner_identity(runtime.db, runtime.settings, base))
     )
     ssdp = SsdpResponder(
         lambda: ssdp_device_from(tuner_identity(runtime.db, runtime.settings, base))
     )
+
+    async def stop_when_asked(event: asyncio.Event) -> None:
+        await event.wait()
+        server.should_exit = True
+
+    watcher = (
+        runtime.tasks.spawn(stop_when_asked(stop), name="stop-watch") if stop is not None else None
+    )
     try:
         if runtime.settings.discovery_enabled:
             await discovery.start(host, runtime.settings.discovery_port)
-        if runtime.settings.ssdp_enabled:
+        if runtime.settings.ssdp_enabled and not is_loopback(host):
+            # SSDP multicasts NOTIFY on the LAN; a loopback-only server has
+            # nobody to announce itself to.
             await ssdp.start()
-        if periodic:
-            start_periodic_jobs(runtime)
+        start_periodic_jobs(runtime)
         await server.serve()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await discovery.stop()
         await ssdp.stop()
+
+
+async def serve(runtime: Runtime, *, host: str, port: int) -> None:
+    """Serve StreamForge until cancelled or interrupted, then close the runtime."""
+    try:
+        await serve_app(create_app(runtime), runtime, host=host, port=port)
+    finally:
         await runtime.aclose()
 
 

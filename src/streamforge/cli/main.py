@@ -13,7 +13,7 @@ import os
 import typer
 
 from streamforge import __version__
-from streamforge.cli import accounts, channels, epg, setup
+from streamforge.cli import accounts, channels, demo, epg, setup
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
@@ -42,6 +42,7 @@ app.add_typer(mock_cli.app, name="mock-provider")
 app.command("match")(channels.match)
 app.command("plex-urls")(setup.plex_urls)
 app.command("sessions")(setup.sessions)
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

@@ -118,7 +118,7 @@ def import_guide(
     guide: GuideSource,
     *,
     now: datetime,
-    window: ImportWindow,
+    window: ImportWindow | None,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Parse ``guide`` and swap it in as the content of source ``source_id``."""
