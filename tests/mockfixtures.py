@@ -1,11 +1,13 @@
 """Shared fixtures and helpers for tests that need the mock Xtream provider.
 
-``tests/conftest.py`` imports the fixtures, so every test module can use them.
+``tests/conftest.py`` imports the fixtures, so every test module can use them
+(``make_mock_provider`` must be imported there too before other modules use it).
 
 ``mock_media`` encodes the test media once per session into a temporary directory
 (``STREAMFORGE_MOCK_MEDIA_CACHE`` overrides it, e.g. to reuse encodes across runs).
 ``mock_provider`` is a running :class:`MockProvider` over ``Catalog.demo()`` on
-127.0.0.1; ``mock_provider_thread`` the same for synchronous tests.
+127.0.0.1; ``mock_provider_thread`` the same for synchronous tests;
+``make_mock_provider`` starts further providers (own catalogue, own port).
 
 :class:`RawStream` is a tiny HTTP/1.1 client on a bare socket, for tests that must
 see exactly what the wire does (a reset, an EOF, a stall with the socket still open).
@@ -16,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -45,6 +48,31 @@ async def mock_provider(mock_media: MediaLibrary) -> AsyncIterator[MockProvider]
     """A running mock provider with the demo catalogue on 127.0.0.1."""
     async with MockProvider(Catalog.demo(), host="127.0.0.1", port=0, media=mock_media) as mp:
         yield mp
+
+
+MockProviderFactory = Callable[..., Awaitable[MockProvider]]
+
+
+@pytest.fixture
+async def make_mock_provider(mock_media: MediaLibrary) -> AsyncIterator[MockProviderFactory]:
+    """Start extra providers: ``await make_mock_provider(catalog, limit_mode=...)``.
+
+    Each one listens on its own 127.0.0.1 port (like separate real providers) and
+    shares the session's media; all are closed when the test ends.
+    """
+    started: list[MockProvider] = []
+
+    async def make(catalog: Catalog | None = None, **kwargs: Any) -> MockProvider:
+        provider = MockProvider(catalog, host="127.0.0.1", port=0, media=mock_media, **kwargs)
+        await provider.start()
+        started.append(provider)
+        return provider
+
+    try:
+        yield make
+    finally:
+        for provider in reversed(started):
+            await provider.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import av
 import pytest
 
 from streamforge.mockprovider import (
+    Catalog,
     Fault,
     FaultKind,
     LimitMode,
@@ -20,7 +21,11 @@ from streamforge.mockprovider import (
     ProviderStats,
 )
 from streamforge.mockprovider.media import TS_PACKET, pts_offset_for
-from tests.mockfixtures import RawStream, dechunk, psi
+from tests import mockfixtures
+from tests.mockfixtures import MockProviderFactory, RawStream, dechunk, psi
+
+# Not (yet) imported by conftest.py.
+make_mock_provider = mockfixtures.make_mock_provider
 
 
 def streaming(stream_id: int, count: int = 1) -> Callable[[ProviderStats], bool]:
@@ -426,3 +431,19 @@ async def test_head_probe_answers_headers_without_streaming(mock_provider: MockP
             assert resp.status == 404
     stats = await mock_provider.wait_for(all_closed)
     assert [e.reason for e in stats.closes()] == ["head", "status"]
+
+
+async def test_two_providers_are_independent(make_mock_provider: MockProviderFactory) -> None:
+    first = await make_mock_provider()
+    second = await make_mock_provider(Catalog.synthetic(20, seed=5))
+    assert first.port != second.port
+    first.set_fault(101, Fault(FaultKind.STATUS, status=503))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(first.stream_url(101)) as resp:
+            assert resp.status == 503
+        async with session.get(second.stream_url(1)) as resp:
+            assert resp.status == 200
+            assert len(await read_bytes(resp, TS_PACKET * 20)) >= TS_PACKET * 20
+    await second.wait_for(all_closed)
+    assert first.stats().total_opened == 1
+    assert second.stats().total_opened == 1
