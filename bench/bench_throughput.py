@@ -41,8 +41,9 @@ end of the window, divided by the clients; for StreamForge this includes
 each session's fan-out ring of up to ``client_buffer_bytes``, 8 MB, so with
 one session per 5 clients it is mostly per-session memory). For StreamForge
 CPU is also given per Gbit moved (read from the provider + written to
-clients), the fair figure for ``high`` where most input is dropped stuffing. All three processes share the
-machine's 2 cores, so a run that is CPU-bound shows a ratio under 1.
+clients), the fair figure for ``high`` where most input is dropped stuffing.
+All three processes share the machine's 2 cores, so a run that is CPU-bound
+shows a ratio under 1.
 """
 
 from __future__ import annotations
