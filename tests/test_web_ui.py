@@ -21,6 +21,7 @@ from streamforge.web.ui import (
     OVERRIDES_KEY,
     apply_saved_overrides,
     live_frames,
+    restore_saved_settings,
     timeline_picture,
 )
 from streamforge.web.ui_sessions import LoginLimiter, UiSessions
@@ -181,6 +182,13 @@ def test_settings_apply_live_and_persist(client: TestClient, runtime: Runtime) -
     assert saved == {"recovery_period": 15.0, "stall_timeout": 1.5, "discovery_enabled": False}
     restarted = apply_saved_overrides(runtime.settings.model_copy(), runtime.db)
     assert restarted.discovery_enabled is False
+    fresh = Runtime.build(runtime.settings.model_copy(update={"recovery_period": 60.0}))
+    try:
+        restore_saved_settings(fresh)
+        assert fresh.settings.recovery_period == 15
+        assert fresh.streams.policy_config.recovery_period == 15
+    finally:
+        fresh.close()
     assert "Applies after restart" in client.get("/ui/settings").text
 
 

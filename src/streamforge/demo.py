@@ -27,8 +27,9 @@ import asyncio
 import contextlib
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import uvicorn
@@ -45,6 +46,7 @@ from streamforge.scheduler import start_periodic_jobs
 from streamforge.server import public_base_url
 from streamforge.settings import Settings, load_settings
 from streamforge.web.app import create_app
+from streamforge.web.ui import restore_saved_settings
 
 #: The demo catalogue's accounts: (name, password) as the mock provider knows them.
 DEMO_ACCOUNTS = (("alpha", "alpha-secret"), ("beta", "beta-secret"))
@@ -53,12 +55,14 @@ DEMO_RECOVERY_PERIOD = 20.0
 
 #: Fault buttons of the demo panel: label → fault. Before-headers faults (503)
 #: only affect new connections, so the playing connection is cut as well.
-FAULTS: dict[str, Fault] = {
-    "eof": Fault(FaultKind.EOF),
-    "stall": Fault(FaultKind.STALL),
-    "reset": Fault(FaultKind.RESET),
-    "status 503": Fault(FaultKind.STATUS, status=503),
-}
+FAULTS: Mapping[str, Fault] = MappingProxyType(
+    {
+        "eof": Fault(FaultKind.EOF),
+        "stall": Fault(FaultKind.STALL),
+        "reset": Fault(FaultKind.RESET),
+        "status 503": Fault(FaultKind.STATUS, status=503),
+    }
+)
 
 
 class DemoControls:
@@ -226,6 +230,7 @@ async def run_demo(
         Catalog.demo(), host="127.0.0.1", port=provider_port, media=media
     ) as provider:
         runtime = Runtime.build(settings)
+        restore_saved_settings(runtime)
         try:
             password = None
             if not settings.admin_password:

@@ -42,6 +42,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -77,17 +78,19 @@ LOGIN_CSRF_COOKIE = "sf_login_csrf"
 OVERRIDES_KEY = "settings_overrides"
 
 #: Settings the UI may change: name → applies live (True) or after a restart (False).
-EDITABLE: Mapping[str, bool] = {
-    "recovery_period": True,
-    "stall_timeout": True,
-    "tuner_count": True,
-    "base_url": True,
-    "discovery_enabled": False,
-    "ssdp_enabled": False,
-}
+EDITABLE: Mapping[str, bool] = MappingProxyType(
+    {
+        "recovery_period": True,
+        "stall_timeout": True,
+        "tuner_count": True,
+        "base_url": True,
+        "discovery_enabled": False,
+        "ssdp_enabled": False,
+    }
+)
 SWITCHING_KINDS = frozenset({"failover", "upgrade"})
 QUIET_KINDS = frozenset({"open", "switch"})
-SEVERITY = {level: rank for rank, level in enumerate(LEVELS)}
+SEVERITY: Mapping[str, int] = MappingProxyType({lvl: rank for rank, lvl in enumerate(LEVELS)})
 
 router = APIRouter(include_in_schema=False)
 
@@ -490,6 +493,7 @@ def live_page(
         sessions=[with_picture(s) for s in runtime.streams.snapshot()],
         events=[e.as_dict() for e in runtime.events.query(category="stream", limit=20)],
         fault_kinds=getattr(request.app.state, "demo", None) and request.app.state.demo.kinds,
+        recovery_period=runtime.settings.recovery_period,
     )
 
 
@@ -608,6 +612,13 @@ def apply_saved_overrides(settings: Settings, db: Database) -> Settings:
     saved = get_state(db, OVERRIDES_KEY) or {}
     wanted = {k: v for k, v in dict(saved).items() if k in EDITABLE}
     return validated_settings(settings, wanted) if wanted else settings
+
+
+def restore_saved_settings(runtime: Runtime) -> None:
+    """Apply the overrides saved from the UI to a freshly built runtime."""
+    restored = apply_saved_overrides(runtime.settings, runtime.db)
+    if restored is not runtime.settings:
+        apply_settings_live(runtime, restored)
 
 
 def validated_settings(current: Settings, changes: Mapping[str, Any]) -> Settings:
