@@ -145,9 +145,13 @@ def test_logout_needs_the_token_and_ends_the_session(client: TestClient) -> None
 def test_cookie_api_calls_need_the_csrf_header_to_change_state(client: TestClient) -> None:
     csrf = logged_in(client)
     assert client.get("/api/v1/status").status_code == 200
-    assert client.post("/api/v1/match").status_code == 401
-    assert client.post("/api/v1/match", headers={"X-CSRF-Token": "forged"}).status_code == 401
+    assert client.post("/api/v1/match").status_code == 403
+    assert client.post("/api/v1/match", headers={"X-CSRF-Token": "forged"}).status_code == 403
     assert client.post("/api/v1/match", headers={"X-CSRF-Token": csrf}).status_code == 200
+    client.cookies.set("sf_session", "stale")
+    stale = client.get("/api/v1/status")
+    assert stale.status_code == 401
+    assert "www-authenticate" not in stale.headers
 
 
 def test_basic_auth_api_calls_need_no_csrf(admin: TestClient) -> None:
@@ -159,7 +163,7 @@ def test_one_sessions_token_does_not_fit_another(runtime: Runtime) -> None:
         first_csrf = logged_in(first)
         logged_in(second)
         forged = second.post("/api/v1/match", headers={"X-CSRF-Token": first_csrf})
-        assert forged.status_code == 401
+        assert forged.status_code == 403
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -202,7 +206,7 @@ def test_settings_are_validated_and_limited(client: TestClient, runtime: Runtime
     other = client.post("/ui/settings", json={"port": 1}, headers=headers)
     assert other.status_code == 422
     assert runtime.settings.stall_timeout == 3.0
-    assert client.post("/ui/settings", json={"stall_timeout": 2}).status_code == 401
+    assert client.post("/ui/settings", json={"stall_timeout": 2}).status_code == 403
     ok = client.post(
         "/ui/settings", json={"base_url": "http://10.0.0.5:5004", "tuner_count": 3}, headers=headers
     )

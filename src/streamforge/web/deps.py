@@ -19,15 +19,21 @@ def require_admin(request: Request) -> None:
     """Let the request through with valid Basic credentials or a UI session cookie.
 
     A cookie-authenticated request that changes state must also carry the
-    session's CSRF token in ``X-CSRF-Token`` (checked by ``ui_sessions.valid``).
+    session's CSRF token in ``X-CSRF-Token`` (checked by ``ui_sessions.valid``):
+    403 without it. A stale cookie gets a 401 without the Basic challenge, so
+    the browser does not pop up a password dialog over the UI.
     """
     runtime = get_runtime(request)
     if runtime.auth.verify_basic_header(request.headers.get("authorization")):
         return
     sessions = getattr(request.app.state, "ui_sessions", None)
     token = request.cookies.get(SESSION_COOKIE)
-    if token and sessions is not None and sessions.valid(token, request):
-        return
+    if token and sessions is not None:
+        if sessions.valid(token, request):
+            return
+        if sessions.valid(token):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token for this session")
+        raise HTTPException(401, "the UI session has ended; log in again")
     raise HTTPException(
         status_code=401,
         detail="admin authentication required",

@@ -20,6 +20,10 @@ async function api(method, url, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(url, init);
+  if (response.status === 401) {
+    location.assign(`/ui/login?next=${enc(location.pathname + location.search)}`);
+    throw new Error("please log in again");
+  }
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
