@@ -98,6 +98,13 @@ def test_login_without_its_form_token_is_forbidden(client: TestClient) -> None:
         "/ui/login", data={"password": ADMIN_PASSWORD, "csrf": "forged"}, follow_redirects=False
     )
     assert answer.status_code == 403
+    assert "login form expired" in answer.text
+    retry = client.post(
+        "/ui/login",
+        data={"password": ADMIN_PASSWORD, "csrf": _csrf_of(answer.text)},
+        follow_redirects=False,
+    )
+    assert retry.status_code == 303
 
 
 def test_login_attempts_are_rate_limited_per_client(client: TestClient) -> None:

@@ -68,7 +68,7 @@ from streamforge.settings import Settings, documented_settings
 from streamforge.state import get_state, set_state
 from streamforge.streaming.policy import PolicyConfig
 from streamforge.web.deps import SESSION_COOKIE, get_runtime, require_admin
-from streamforge.web.ui_sessions import UiSession, UiSessions
+from streamforge.web.ui_sessions import UiSession, UiSessions, tokens_match
 from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 HERE = Path(__file__).parent
@@ -143,11 +143,18 @@ def root() -> RedirectResponse:
 
 @router.get("/ui/login")
 def login_page(request: Request, next: str | None = None, error: str | None = None) -> Response:
+    """The login form, with a double-submit token (cookie + hidden field)."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "login", None, login_csrf=token, next=_safe_next(next), error=error)
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui/login"
     )
+    return response
+
+
+def _login_refused(request: Request, next: str, error: str, status: int) -> Response:
+    response = login_page(request, next, error)
+    response.status_code = status
     return response
 
 
@@ -159,34 +166,20 @@ def login(
     next: str = Form("/ui/"),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
+    """Rate limit, check the form token, check the password, then start a session."""
     sessions = ui_sessions(request)
     wait = sessions.limiter.attempt(_client(request))
     if wait:
-        response = render(
-            request,
-            "login",
-            None,
-            login_csrf=csrf,
-            next=_safe_next(next),
-            error=f"Too many login attempts; try again in {int(wait) + 1} s.",
+        retry = str(int(wait) + 1)
+        response = _login_refused(
+            request, next, f"Too many login attempts; try again in {retry} s.", 429
         )
-        response.status_code = 429
-        response.headers["Retry-After"] = str(int(wait) + 1)
+        response.headers["Retry-After"] = retry
         return response
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not UiSessions.csrf_matches(UiSession("", cookie, 0.0), csrf):
-        raise HTTPException(403, "login form expired; reload the page")
+    if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
+        return _login_refused(request, next, "The login form expired; please try again.", 403)
     if not runtime.auth.verify(password):
-        response = render(
-            request,
-            "login",
-            None,
-            login_csrf=csrf,
-            next=_safe_next(next),
-            error="Wrong password.",
-        )
-        response.status_code = 401
-        return response
+        return _login_refused(request, next, "Wrong password.", 401)
     session = sessions.create()
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", path="/")
@@ -199,7 +192,7 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
     sessions = ui_sessions(request)
     session = sessions.get(request.cookies.get(SESSION_COOKIE))
     if session is not None:
-        if not sessions.csrf_matches(session, csrf):
+        if not tokens_match(session.csrf, csrf):
             raise HTTPException(403, "invalid CSRF token")
         sessions.revoke(session.token)
     response = RedirectResponse("/ui/login", status_code=303)

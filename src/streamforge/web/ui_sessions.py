@@ -42,9 +42,15 @@ from starlette.requests import Request
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
-CSRF_FIELD = "csrf"
 
 Clock = Callable[[], float]
+
+
+def tokens_match(expected: str | None, offered: str | None) -> bool:
+    """Constant-time comparison of two tokens; a missing one never matches."""
+    if not expected or not offered:
+        return False
+    return hmac.compare_digest(expected.encode(), offered.encode())
 
 
 @dataclass
@@ -130,11 +136,7 @@ class UiSessions:
             return False
         if request is None or request.method.upper() in SAFE_METHODS:
             return True
-        return self.csrf_matches(session, request.headers.get(CSRF_HEADER))
-
-    @staticmethod
-    def csrf_matches(session: UiSession, offered: str | None) -> bool:
-        return bool(offered) and hmac.compare_digest(session.csrf.encode(), str(offered).encode())
+        return tokens_match(session.csrf, request.headers.get(CSRF_HEADER))
 
     def revoke(self, token: str | None) -> None:
         if token:
