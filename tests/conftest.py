@@ -13,7 +13,12 @@ from fastapi.testclient import TestClient
 from streamforge.runtime import Runtime
 from streamforge.settings import Settings, load_settings
 from streamforge.web.app import create_app
-from tests.mockfixtures import mock_media, mock_provider, mock_provider_thread  # noqa: F401
+from tests.mockfixtures import (  # noqa: F401
+    make_mock_provider,
+    mock_media,
+    mock_provider,
+    mock_provider_thread,
+)
 from tests.pg import postgres_server
 
 ADMIN_PASSWORD = "test-admin-password"

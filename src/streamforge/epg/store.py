@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Programme, XmltvChannel
@@ -32,38 +32,62 @@ from streamforge.epg.xmltv_parse import (
 )
 
 _BATCH = 2000
+PROGRAMMES: Table = Programme.__table__  # type: ignore[assignment]
 
 
-def _lang_list(items: list[Any]) -> list[dict[str, Any]]:
+def _lang(item: Any) -> dict[str, Any] | None:
+    return {"text": item.text, "lang": item.lang} if item is not None else None
+
+
+def _texts(items: list[Any]) -> list[dict[str, Any]] | None:
+    """Texts worth keeping beside the plain column: several, or with a language."""
+    if not items or (len(items) == 1 and items[0].lang is None):
+        return None
     return [{"text": item.text, "lang": item.lang} for item in items]
 
 
+_EXTRA_FIELDS = ("date", "urls", "subtitles", "previously_shown_channel")
+
+
 def programme_row(record: ProgrammeRecord) -> dict[str, Any]:
-    """The database row of one programme; fields without a column go to ``extra``."""
-    extra: dict[str, Any] = {
-        "titles": _lang_list(record.titles),
-        "sub_titles": _lang_list(record.sub_titles),
-        "descs": _lang_list(record.descs),
-        "categories": _lang_list(record.categories),
-        "credits": [asdict(c) for c in record.credits],
-        "date": record.date,
-        "keywords": _lang_list(record.keywords),
-        "language": asdict(record.language) if record.language else None,
-        "orig_language": asdict(record.orig_language) if record.orig_language else None,
-        "length": list(record.length) if record.length else None,
-        "urls": record.urls,
-        "countries": _lang_list(record.countries),
-        "video": asdict(record.video) if record.video else None,
-        "audio": asdict(record.audio) if record.audio else None,
-        "previously_shown_start": (
-            record.previously_shown_start.isoformat() if record.previously_shown_start else None
-        ),
-        "previously_shown_channel": record.previously_shown_channel,
-        "premiere": asdict(record.premiere) if record.premiere else None,
-        "last_chance": asdict(record.last_chance) if record.last_chance else None,
-        "subtitles": record.subtitles,
-        "star_ratings": [list(r) for r in record.star_ratings],
-    }
+    """The database row of one programme; fields without a column go to ``extra``
+    (only those that are present, to keep rows small)."""
+    extra: dict[str, Any] = {}
+    for key, items in (
+        ("titles", record.titles),
+        ("sub_titles", record.sub_titles),
+        ("descs", record.descs),
+        ("categories", record.categories),
+    ):
+        texts = _texts(items)
+        if texts:
+            extra[key] = texts
+    if record.credits:
+        extra["credits"] = [
+            {"role": c.role, "name": c.name, "character": c.character} for c in record.credits
+        ]
+    if record.keywords:
+        extra["keywords"] = [{"text": k.text, "lang": k.lang} for k in record.keywords]
+    if record.countries:
+        extra["countries"] = [{"text": c.text, "lang": c.lang} for c in record.countries]
+    for key in ("language", "orig_language", "premiere", "last_chance"):
+        value = getattr(record, key)
+        if value is not None:
+            extra[key] = _lang(value)
+    for key in _EXTRA_FIELDS:
+        value = getattr(record, key)
+        if value:
+            extra[key] = value
+    if record.length:
+        extra["length"] = list(record.length)
+    if record.video:
+        extra["video"] = asdict(record.video)
+    if record.audio:
+        extra["audio"] = asdict(record.audio)
+    if record.previously_shown_start:
+        extra["previously_shown_start"] = record.previously_shown_start.isoformat()
+    if record.star_ratings:
+        extra["star_ratings"] = [list(r) for r in record.star_ratings]
     return {
         "start": record.start,
         "stop": record.stop,
@@ -76,7 +100,7 @@ def programme_row(record: ProgrammeRecord) -> dict[str, Any]:
         "rating": [list(r) for r in record.ratings],
         "previously_shown": record.previously_shown,
         "is_new": record.new,
-        "extra": {k: v for k, v in extra.items() if v not in (None, [], "")},
+        "extra": extra,
     }
 
 
@@ -176,4 +200,5 @@ def _swap(
                 if channel in ids
             ]
             if rows:
-                session.execute(insert(Programme), rows)
+                # Core executemany: the ORM's bulk path costs more than the insert itself.
+                session.connection().execute(insert(PROGRAMMES), rows)
