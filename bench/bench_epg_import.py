@@ -18,13 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_xmltv_parse import NOW, write_guide  # noqa: E402
-
-from streamforge.db.engine import Database  # noqa: E402
-from streamforge.db.migrate import upgrade  # noqa: E402
-from streamforge.db.models import XmltvSource  # noqa: E402
-from streamforge.epg.store import import_guide  # noqa: E402
-from streamforge.epg.xmltv_parse import ImportWindow  # noqa: E402
+from bench_xmltv_parse import NOW, write_guide
+from streamforge.db.engine import Database
+from streamforge.db.migrate import upgrade
+from streamforge.db.models import XmltvSource
+from streamforge.epg.store import import_guide
+from streamforge.epg.xmltv_parse import ImportWindow
 
 
 def _rss_mb() -> float:
@@ -41,8 +40,10 @@ def main() -> None:
         guide = Path(tmp) / "guide.xml"
         with guide.open("wb") as handle:
             count = write_guide(handle, args.channels, args.days, random.Random(1))
-        print(f"guide: {args.channels} channels, {count} programmes, "
-              f"{guide.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"guide: {args.channels} channels, {count} programmes, "
+            f"{guide.stat().st_size / 1e6:.0f} MB"
+        )
         times = []
         for run in range(args.repeats):
             db = Database(f"sqlite:///{tmp}/run{run}.db")
@@ -54,13 +55,16 @@ def main() -> None:
                 source_id = source.id
             rss_before = _rss_mb()
             started = time.perf_counter()
-            report = import_guide(db, source_id, str(guide), now=NOW,
-                                  window=ImportWindow(1, args.days + 1))
+            report = import_guide(
+                db, source_id, str(guide), now=NOW, window=ImportWindow(1, args.days + 1)
+            )
             elapsed = time.perf_counter() - started
             times.append(elapsed)
             db.dispose()
-            print(f"run {run}: {elapsed:.1f} s, {report.programmes} programmes stored, "
-                  f"peak RSS {_rss_mb():.0f} MB (before import {rss_before:.0f} MB)")
+            print(
+                f"run {run}: {elapsed:.1f} s, {report.programmes} programmes stored, "
+                f"peak RSS {_rss_mb():.0f} MB (before import {rss_before:.0f} MB)"
+            )
         print(f"median {statistics.median(times):.1f} s (target < 30 s)")
 
 
