@@ -88,6 +88,18 @@ EDITABLE: Mapping[str, bool] = MappingProxyType(
         "ssdp_enabled": False,
     }
 )
+#: What the Settings page says about when each editable setting takes effect.
+WHEN_APPLIED: Mapping[str, str] = MappingProxyType(
+    {
+        "recovery_period": "Applies at once to sessions started from now on.",
+        "stall_timeout": "Applies at once to sessions started from now on.",
+        "tuner_count": "Applies at once (lineup, discovery).",
+        "base_url": "Applies at once to lineup, M3U and setup URLs; "
+        "UDP discovery answers after restart.",
+        "discovery_enabled": "Applies after restart.",
+        "ssdp_enabled": "Applies after restart.",
+    }
+)
 SWITCHING_KINDS = frozenset({"failover", "upgrade"})
 QUIET_KINDS = frozenset({"open", "switch"})
 SEVERITY: Mapping[str, int] = MappingProxyType({lvl: rank for rank, lvl in enumerate(LEVELS)})
@@ -650,6 +662,7 @@ def settings_page(
             "doc": docs.get(k, ""),
             "editable": k in EDITABLE,
             "live": EDITABLE.get(k, False),
+            "when": WHEN_APPLIED.get(k, ""),
             "saved": k in saved,
             "saved_value": saved.get(k),
             "kind": type(Settings.model_fields[k].default).__name__
