@@ -58,6 +58,7 @@ import multiprocessing.connection
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -195,6 +196,8 @@ class Result:
     min_ratio: float
     failed: list[str]
     proxied: bool
+    #: Bytes StreamForge's sessions published in the window (once per session).
+    published: int = 0
     #: Bytes StreamForge read from the provider in the window (upstreams x wire rate).
     ingested: float = 0.0
 
@@ -213,13 +216,21 @@ class Result:
                 f"client {self.min_ratio:4.2f})  CPU s/Gbit: server {self.server_cpu / gbit:5.2f}"
                 f"  mock {self.mock_cpu / gbit:5.2f}  clients {self.client_cpu / gbit:5.2f}"
                 f"  RSS/client {self.rss_per_client / 1e3:7.0f} kB"
+                + (f"  sessions published {self.published * 8 / self.seconds / 1e6:.1f} Mbit/s"
+                   if self.proxied else "")
                 + (f"  FAILED {self.failed}" if self.failed else ""))
 
 
+def _no_count() -> int:
+    return 0
+
+
 async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid: int,
-                  nominal: float, warmup: float, window: float) -> Result:
+                  nominal: float, warmup: float, window: float,
+                  published: Callable[[], int] = _no_count) -> Result:
     """Run the client child against ``urls``; the serving process is ``server_pid``
-    (None: this process)."""
+    (None: this process). ``published`` counts the bytes StreamForge's sessions
+    published (the same for every client of a session)."""
     idle_rss = rss_bytes(server_pid)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -230,11 +241,11 @@ async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid:
         if not await asyncio.to_thread(parent.poll, 60 + warmup):
             raise TimeoutError("clients did not start")
         _tag, failed_at_start = parent.recv()
-        s0, m0 = cpu_seconds(server_pid), cpu_seconds(mock_pid)
+        s0, m0, p0 = cpu_seconds(server_pid), cpu_seconds(mock_pid), published()
         if not await asyncio.to_thread(parent.poll, window + 30):
             raise TimeoutError("clients did not finish")
         _tag, seconds, client_cpu, per_client, failed = parent.recv()
-        s1, m1 = cpu_seconds(server_pid), cpu_seconds(mock_pid)
+        s1, m1, p1 = cpu_seconds(server_pid), cpu_seconds(mock_pid), published()
         rss = rss_bytes(server_pid)
     finally:
         proc.join(30)
@@ -248,7 +259,7 @@ async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid:
                   client_cpu, (rss - idle_rss) / len(urls),
                   min(per_client) / seconds / nominal,
                   failed or ([f"{failed_at_start} failed at start"] if failed_at_start else []),
-                  proxied=server_pid != mock_pid)
+                  proxied=server_pid != mock_pid, published=p1 - p0)
 
 
 def catalog_config(path: Path) -> dict[str, list[int]]:
@@ -325,7 +336,9 @@ async def main() -> None:
                             proxied = await measure(
                                 f"{name} via StreamForge",
                                 [f"{base}/auto/v{numbers[i]}" for i in streams],
-                                None, mock.pid, payload, args.warmup, args.window)
+                                None, mock.pid, payload, args.warmup, args.window,
+                                lambda: sum(x.fanout.published_bytes
+                                            for x in runtime.streams.sessions))
                             proxied.ingested = len(set(streams)) * wire * proxied.seconds
                             print(proxied.line(), flush=True)
                             await wait_until(lambda: not runtime.streams.sessions, within=15,
