@@ -212,6 +212,8 @@ def test_settings_are_validated_and_limited(client: TestClient, runtime: Runtime
     assert url.status_code == 422
     other = client.post("/ui/settings", json={"port": 1}, headers=headers)
     assert other.status_code == 422
+    broken = client.post("/ui/settings", content=b"{not json", headers=headers)
+    assert broken.status_code == 422
     assert runtime.settings.stall_timeout == 3.0
     assert client.post("/ui/settings", json={"stall_timeout": 2}).status_code == 403
     ok = client.post(

@@ -674,11 +674,20 @@ def settings_page(
     return render(request, "settings", session, rows=rows)
 
 
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 422."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise HTTPException(422, "send a JSON object")
+    return body
+
+
 @router.post("/ui/settings", dependencies=[Depends(require_admin)])
 async def save_settings(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
-    body = await request.json()
-    if not isinstance(body, dict):
-        raise HTTPException(422, "send a JSON object of setting: value")
+    body = await json_object(request)
     unknown = sorted(set(body) - set(EDITABLE))
     if unknown:
         raise HTTPException(422, f"not editable here: {', '.join(unknown)}")
@@ -713,7 +722,7 @@ async def demo_fault(request: Request) -> JSONResponse:
     demo = getattr(request.app.state, "demo", None)
     if demo is None:
         raise HTTPException(404, "not in demo mode")
-    body = await request.json()
+    body = await json_object(request)
     result = demo.inject(
         str(body.get("guide_number", "")), str(body.get("kind", "")), once=bool(body.get("once"))
     )
