@@ -139,6 +139,7 @@ async def configure(runtime: Runtime, provider: MockProvider) -> dict[str, Any]:
 def demo_settings(
     data_dir: Path, *, host: str, port: int | None, recovery_period: float, **more: Any
 ) -> Settings:
+    """The demo's settings: the given data dir and bind address, keyring off."""
     return load_settings(
         data_dir=data_dir,
         host=host,
@@ -161,6 +162,7 @@ def data_directory(chosen: Path | None) -> Iterator[Path]:
 
 
 def demo_app(runtime: Runtime, provider: MockProvider) -> FastAPI:
+    """The normal app plus the demo panel's controls on ``app.state.demo``."""
     app = create_app(runtime)
     app.state.demo = DemoControls(provider, runtime)
     return app

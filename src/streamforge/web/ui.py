@@ -109,6 +109,7 @@ router = APIRouter(include_in_schema=False)
 
 # -- plumbing ---------------------------------------------------------------------------
 def ui_sessions(request: Request) -> UiSessions:
+    """The app's logged-in browsers (``app.state.ui_sessions``)."""
     return cast(UiSessions, request.app.state.ui_sessions)
 
 
@@ -132,6 +133,7 @@ def require_page_session(request: Request) -> UiSession:
 
 
 def render(request: Request, name: str, session: UiSession | None, **context: Any) -> Response:
+    """Render ``templates/<name>.html`` with the session's CSRF token and the demo flag."""
     context.update(request=request, csrf=session.csrf if session else "", page=name)
     context.setdefault("demo", getattr(request.app.state, "demo", None) is not None)
     return templates(request.app).TemplateResponse(request, f"{name}.html", context)
@@ -150,6 +152,7 @@ def _client(request: Request) -> str:
 # -- login ------------------------------------------------------------------------------
 @router.get("/")
 def root() -> RedirectResponse:
+    """The bare address opens the UI."""
     return RedirectResponse("/ui/", status_code=307)
 
 
@@ -482,6 +485,7 @@ def _segment(
 
 
 def with_picture(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A session status plus its timeline picture (what the Live page draws)."""
     return {**status, "picture": timeline_picture(status)}
 
 
