@@ -324,11 +324,11 @@ class MockServerProcess:
     """
 
     def __init__(self, args: Sequence[str], cache_dir: Path | None = None,
-                 start_timeout: float = 120.0) -> None:
+                 start_timeout: float = 120.0, port: int = 0) -> None:
         import sys
 
         self.cmd = [sys.executable, "-m", "streamforge.mockprovider", "serve", "--host", HOST,
-                    "--port", "0", *args]
+                    "--port", str(port), *args]
         if cache_dir is not None:
             self.cmd += ["--cache-dir", str(cache_dir)]
         self.start_timeout = start_timeout

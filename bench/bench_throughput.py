@@ -14,24 +14,30 @@ Two 8 Mbit/s feeds are measured:
   the mock's config file declares, so the mock serves it like any clip. This
   measures fan-out at (nearly) 8 Mbit/s per client.
 
-Three processes, so that each one's CPU can be read on its own:
+Three kinds of process, so that each one's CPU and RSS can be read on its own
+from ``/proc/<pid>``:
 
 * the **mock provider** — a child (``streamforge.mockprovider serve``) with a
   catalogue of 20 streams per profile and one account allowing 1,000
-  connections;
-* **StreamForge** — this process: a runtime on a fresh SQLite file that syncs
-  the account, imports its guide and matches the 20 channels, served by
-  uvicorn on 127.0.0.1. While the clients run, this process does nothing
-  but serve, so ``getrusage(RUSAGE_SELF)`` is StreamForge's CPU;
+  connections, always on the same 127.0.0.1 port;
+* **StreamForge** — a child serving the real app (uvicorn) over a data dir
+  that this process prepared once (account synced, the account's guide
+  imported, the 40 channels matched) and then closed;
 * the **clients** — a spawned child running N aiohttp readers that count the
   bytes they receive and report their own CPU.
 
-Scenarios (per profile): 1 channel x 100 clients and 20 channels x 5 clients, each first
-through StreamForge (``/auto/v{n}``) and then as the baseline with the same
-clients reading the mock directly (``/live/U/P/ID.ts``). After a warm-up the
-clients measure a ``--window`` of seconds; CPU seconds and RSS of every
-process are read at the start and end of that window (``/proc/<pid>/stat``,
-``/proc/<pid>/statm``; skew between the processes' readings is a few ms).
+Every measurement starts fresh processes — the baseline a new mock, the
+proxied run a new mock and a new StreamForge — so RSS growth is measured
+from a clean idle process and not blurred by memory an earlier scenario left
+in the allocator.
+
+Scenarios (per profile): 1 channel x 100 clients and 20 channels x 5
+clients, first as the baseline with the clients reading the mock directly
+(``/live/U/P/ID.ts``), then through StreamForge (``/auto/v{n}``). After a
+warm-up the clients measure a ``--window`` of seconds; CPU seconds and RSS
+of every process are read at the start and end of that window (skew between
+the readings is a few ms). StreamForge's ``/metrics`` counter of bytes read
+from providers is read at the same two points.
 
 Figures: delivered rate (and its ratio to the expected rate), CPU seconds
 per Gbit delivered (= CPU cores busy per Gbit/s) of the serving process — StreamForge
@@ -58,22 +64,21 @@ import multiprocessing.connection
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
 
 from _common import (
+    ChildServer,
     MockServerProcess,
     add_account,
     build_runtime,
     cpu_seconds,
+    free_port,
     machine_line,
-    mb,
     rss_bytes,
-    serve_app,
-    wait_until,
 )
 from streamforge.mockprovider import MediaLibrary, MediaProfile, default_profiles
 from streamforge.runtime import Runtime
@@ -196,9 +201,7 @@ class Result:
     min_ratio: float
     failed: list[str]
     proxied: bool
-    #: Bytes StreamForge's sessions published in the window (once per session).
-    published: int = 0
-    #: Bytes StreamForge read from the provider in the window (upstreams x wire rate).
+    #: Bytes StreamForge read from providers in the window (its upstream_bytes counter).
     ingested: float = 0.0
 
     @property
@@ -216,21 +219,20 @@ class Result:
                 f"client {self.min_ratio:4.2f})  CPU s/Gbit: server {self.server_cpu / gbit:5.2f}"
                 f"  mock {self.mock_cpu / gbit:5.2f}  clients {self.client_cpu / gbit:5.2f}"
                 f"  RSS/client {self.rss_per_client / 1e3:7.0f} kB"
-                + (f"  sessions published {self.published * 8 / self.seconds / 1e6:.1f} Mbit/s"
+                + (f"  read from provider {self.ingested * 8 / self.seconds / 1e6:.1f} Mbit/s"
                    if self.proxied else "")
                 + (f"  FAILED {self.failed}" if self.failed else ""))
 
 
-def _no_count() -> int:
-    return 0
+async def _no_count() -> float:
+    return 0.0
 
 
-async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid: int,
+async def measure(label: str, urls: list[str], server_pid: int, mock_pid: int,
                   nominal: float, warmup: float, window: float,
-                  published: Callable[[], int] = _no_count) -> Result:
-    """Run the client child against ``urls``; the serving process is ``server_pid``
-    (None: this process). ``published`` counts the bytes StreamForge's sessions
-    published (the same for every client of a session)."""
+                  ingested: Callable[[], Awaitable[float]] = _no_count) -> Result:
+    """Run the client child against ``urls``; the serving process is ``server_pid``.
+    ``ingested`` reads StreamForge's counter of bytes read from providers."""
     idle_rss = rss_bytes(server_pid)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -241,11 +243,11 @@ async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid:
         if not await asyncio.to_thread(parent.poll, 60 + warmup):
             raise TimeoutError("clients did not start")
         _tag, failed_at_start = parent.recv()
-        s0, m0, p0 = cpu_seconds(server_pid), cpu_seconds(mock_pid), published()
+        s0, m0, i0 = cpu_seconds(server_pid), cpu_seconds(mock_pid), await ingested()
         if not await asyncio.to_thread(parent.poll, window + 30):
             raise TimeoutError("clients did not finish")
         _tag, seconds, client_cpu, per_client, failed = parent.recv()
-        s1, m1, p1 = cpu_seconds(server_pid), cpu_seconds(mock_pid), published()
+        s1, m1, i1 = cpu_seconds(server_pid), cpu_seconds(mock_pid), await ingested()
         rss = rss_bytes(server_pid)
     finally:
         proc.join(30)
@@ -259,7 +261,7 @@ async def measure(label: str, urls: list[str], server_pid: int | None, mock_pid:
                   client_cpu, (rss - idle_rss) / len(urls),
                   min(per_client) / seconds / nominal,
                   failed or ([f"{failed_at_start} failed at start"] if failed_at_start else []),
-                  proxied=server_pid != mock_pid, published=p1 - p0)
+                  proxied=server_pid != mock_pid, ingested=i1 - i0)
 
 
 def catalog_config(path: Path) -> dict[str, list[int]]:
@@ -297,6 +299,41 @@ async def prepare(runtime: Runtime, base: str, ids: list[int]) -> dict[int, str]
     return numbers
 
 
+async def upstream_bytes(http: aiohttp.ClientSession, base: str) -> float:
+    """StreamForge's ``streamforge_upstream_bytes_total`` from its ``/metrics``."""
+    async with http.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith("streamforge_upstream_bytes_total "):
+            return float(line.split()[1])
+    raise LookupError("streamforge_upstream_bytes_total not in /metrics")
+
+
+async def scenario(name: str, streams: list[int], numbers: dict[int, str], rates: tuple[
+        float, float], config: Path, cache_dir: Path, port: int, sf_dir: Path,
+        args: argparse.Namespace) -> tuple[Result, Result]:
+    """One scenario, both ways, each on freshly started processes (clean RSS baselines)."""
+    wire, payload = rates
+    with MockServerProcess(["--config", str(config)], cache_dir=cache_dir, port=port) as mock:
+        direct = await measure(
+            f"{name} direct (baseline)",
+            [f"{mock.base_url}/live/{USER}/{USER}/{i}.ts" for i in streams],
+            mock.pid, mock.pid, wire, args.warmup, args.window)
+        print(direct.line(), flush=True)
+    with (
+        MockServerProcess(["--config", str(config)], cache_dir=cache_dir, port=port) as mock,
+        ChildServer(sf_dir) as server,
+    ):
+        async with aiohttp.ClientSession() as http:
+            proxied = await measure(
+                f"{name} via StreamForge",
+                [f"{server.base_url}/auto/v{numbers[i]}" for i in streams],
+                server.pid, mock.pid, payload, args.warmup, args.window,
+                lambda: upstream_bytes(http, server.base_url))
+        print(proxied.line(), flush=True)
+    return proxied, direct
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--window", type=float, default=10.0, help="measured seconds")
@@ -315,42 +352,28 @@ async def main() -> None:
         print(f"profile {name!r}: {clip.byte_rate * 8 / 1e6:.2f} Mbit/s on the wire, "
               f"{rates[name][1] * 8 / 1e6:.2f} Mbit/s without null packets", flush=True)
     results: list[tuple[Result, Result]] = []
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="sf-bench-throughput-") as tmp:
         config = Path(tmp) / "mock.json"
+        sf_dir = Path(tmp) / "sf"
         ids = catalog_config(config)
-        with MockServerProcess(["--config", str(config)], cache_dir=media.cache_dir) as mock:
-            runtime = build_runtime(Path(tmp) / "sf")
+        with MockServerProcess(["--config", str(config)], cache_dir=media.cache_dir,
+                               port=port) as mock:
+            runtime = build_runtime(sf_dir)
             try:
                 numbers = await prepare(runtime, mock.base_url,
                                         [i for name in PROFILES for i in ids[name]])
-                async with serve_app(runtime) as base:
-                    for profile in args.profiles:
-                        wire, payload = rates[profile]
-                        first = ids[profile]
-                        scenarios: list[tuple[str, list[int]]] = [
-                            (f"{profile}: 1 ch x {args.clients}", [first[0]] * args.clients),
-                            (f"{profile}: {CHANNELS} ch x {args.per_channel}",
-                             [i for i in first for _ in range(args.per_channel)]),
-                        ]
-                        for name, streams in scenarios:
-                            proxied = await measure(
-                                f"{name} via StreamForge",
-                                [f"{base}/auto/v{numbers[i]}" for i in streams],
-                                None, mock.pid, payload, args.warmup, args.window,
-                                lambda: sum(x.fanout.published_bytes
-                                            for x in runtime.streams.sessions))
-                            proxied.ingested = len(set(streams)) * wire * proxied.seconds
-                            print(proxied.line(), flush=True)
-                            await wait_until(lambda: not runtime.streams.sessions, within=15,
-                                             what="StreamForge sessions ended")
-                            direct = await measure(
-                                f"{name} direct (baseline)",
-                                [f"{mock.base_url}/live/{USER}/{USER}/{i}.ts" for i in streams],
-                                mock.pid, mock.pid, wire, args.warmup, args.window)
-                            print(direct.line(), flush=True)
-                            results.append((proxied, direct))
             finally:
                 await runtime.aclose()
+        for profile in args.profiles:
+            first = ids[profile]
+            for name, streams in (
+                (f"{profile}: 1 ch x {args.clients}", [first[0]] * args.clients),
+                (f"{profile}: {CHANNELS} ch x {args.per_channel}",
+                 [i for i in first for _ in range(args.per_channel)]),
+            ):
+                results.append(await scenario(name, streams, numbers, rates[profile], config,
+                                              media.cache_dir, port, sf_dir, args))
     print()
     print("ratio = delivered / expected; expected is the payload rate without null packets "
           "through StreamForge (it drops stuffing) and the wire rate for direct reads")
@@ -364,7 +387,6 @@ async def main() -> None:
               f"RSS/client {proxied.rss_per_client / 1e3:.0f} vs "
               f"{direct.rss_per_client / 1e3:.0f} kB; delivered {proxied.ratio:.2f} vs "
               f"{direct.ratio:.2f} of expected")
-    print(f"StreamForge RSS at the end {mb(rss_bytes())}")
     print(machine_line())
 
 
