@@ -32,18 +32,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 
 from streamforge.errors import ConfigError, NotFoundError
 from streamforge.mockprovider import Catalog, Fault, FaultKind, MediaLibrary, MockProvider
-from streamforge.outputs.discovery import DiscoveryResponder, device_info_from
-from streamforge.outputs.identity import tuner_identity
 from streamforge.outputs.setup_urls import setup_urls
-from streamforge.outputs.ssdp import SsdpResponder, ssdp_device_from
 from streamforge.runtime import Runtime
-from streamforge.scheduler import start_periodic_jobs
-from streamforge.server import public_base_url
+from streamforge.server import serve_app
 from streamforge.settings import Settings, load_settings
 from streamforge.web.app import create_app
 from streamforge.web.ui import restore_saved_settings
@@ -168,54 +163,6 @@ def demo_app(runtime: Runtime, provider: MockProvider) -> FastAPI:
     return app
 
 
-async def serve_app(
-    app: FastAPI, runtime: Runtime, *, host: str, port: int, stop: asyncio.Event | None = None
-) -> None:
-    """Serve ``app`` with discovery/SSDP as configured until cancelled or ``stop`` is set."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=3,
-        )
-    )
-    base = public_base_url(runtime)
-    discovery = DiscoveryResponder(
-        lambda: device_info_from(tuner_identity(runtime.db, runtime.settings, base))
-    )
-    ssdp = SsdpResponder(
-        lambda: ssdp_device_from(tuner_identity(runtime.db, runtime.settings, base))
-    )
-
-    async def stop_when_asked(event: asyncio.Event) -> None:
-        await event.wait()
-        server.should_exit = True
-
-    watcher = (
-        asyncio.get_running_loop().create_task(stop_when_asked(stop), name="demo-stop-watch")
-        if stop is not None
-        else None
-    )
-    try:
-        if runtime.settings.discovery_enabled:
-            await discovery.start(host, runtime.settings.discovery_port)
-        if runtime.settings.ssdp_enabled:
-            await ssdp.start()
-        start_periodic_jobs(runtime)
-        await server.serve()
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        await discovery.stop()
-        await ssdp.stop()
-
-
 async def run_demo(
     settings: Settings,
     *,
@@ -253,6 +200,8 @@ async def run_demo(
                     "setup": setup,
                 }
             )
-            await serve_app(app, runtime, host=settings.host, port=settings.port, stop=stop)
+            await serve_app(
+                app, runtime, host=settings.host, port=settings.port, stop=stop, log_level="warning"
+            )
         finally:
             await runtime.aclose()

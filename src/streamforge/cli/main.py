@@ -74,9 +74,11 @@ def serve(
 ) -> None:
     """Start StreamForge: tuner emulation, playlist, guide, streams, API and UI."""
     from streamforge.server import run
+    from streamforge.web.ui import restore_saved_settings
 
     settings = load_settings(host=host, port=port)
     runtime = Runtime.build(settings)
+    restore_saved_settings(runtime)
     generated = runtime.auth.ensure_password()
     if generated:
         console.print(
