@@ -103,8 +103,8 @@ def peak_rss_bytes(pid: int | None = None) -> int:
 def reset_peak_rss() -> bool:
     """Reset this process's ``VmHWM`` to its current RSS (Linux ``clear_refs`` 5).
 
-    Returns False where the kernel refuses; the peak is then the lifetime peak,
-    which :func:`lifetime_peak_rss_bytes` also gives.
+    Returns False where the kernel refuses; the peak is then the process's
+    lifetime peak.
     """
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
@@ -112,11 +112,6 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
-
-
-def lifetime_peak_rss_bytes() -> int:
-    """``ru_maxrss`` of this process (kilobytes on Linux) in bytes."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -308,10 +303,6 @@ class ChildServer:
             self._proc.join(5)
         self._conn.close()
         self._child_conn.close()
-
-
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- mock provider child

@@ -95,7 +95,8 @@ async def one_sync(base_url: str, data_dir: Path, *, traced: bool = False,
     try:
         await add_account(runtime, ACCOUNT, base_url, "user", "pass")
         gc.collect()
-        reset_peak_rss()
+        if not reset_peak_rss():
+            print("note: VmHWM cannot be reset here; peak RSS is the process's lifetime peak")
         before = rss_bytes()
         if traced:
             tracemalloc.start()
