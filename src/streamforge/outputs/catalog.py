@@ -168,7 +168,25 @@ def _length(value: Any) -> int | None:
     return amount * {"seconds": 1, "minutes": 60, "hours": 3600}.get(unit, 60)
 
 
-def programme_out(channel: str, p: Programme) -> xw.ProgrammeOut:
+_PROGRAMME_COLUMNS = (
+    Programme.xmltv_channel_id,
+    Programme.start,
+    Programme.stop,
+    Programme.title,
+    Programme.sub_title,
+    Programme.description,
+    Programme.categories,
+    Programme.episode_num,
+    Programme.icon,
+    Programme.rating,
+    Programme.previously_shown,
+    Programme.is_new,
+    Programme.extra,
+)
+
+
+def programme_out(channel: str, p: Any) -> xw.ProgrammeOut:
+    """The XMLTV programme of a ``programmes`` row (an ORM object or a result row)."""
     extra: dict[str, Any] = p.extra or {}
     titles = _lang(extra.get("titles")) or [xw.LangText(p.title)]
     sub_titles = _lang(extra.get("sub_titles")) or (
@@ -266,17 +284,17 @@ def guide_programmes(
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     covered: set[int] = set()
     with db.session() as session:
+        # Plain columns, not ORM objects: no identity map, no per-row bookkeeping.
         stmt = (
-            select(Programme)
+            select(*_PROGRAMME_COLUMNS)
             .where(Programme.xmltv_channel_id.in_(list(ids)))
             .where(func.coalesce(Programme.stop, Programme.start) >= since)
             .order_by(Programme.xmltv_channel_id, Programme.start)
             .execution_options(yield_per=2000)
         )
-        for programme in session.scalars(stmt):
-            covered.add(programme.xmltv_channel_id)
-            yield programme_out(ids[programme.xmltv_channel_id], programme)
-            session.expunge(programme)
+        for record in session.execute(stmt):
+            covered.add(record.xmltv_channel_id)
+            yield programme_out(ids[record.xmltv_channel_id], record)
     for row in rows:
         if row.channel_id not in covered:
             yield from placeholder_programmes(row, datetime.now(UTC))

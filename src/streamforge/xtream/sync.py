@@ -13,6 +13,7 @@ chunk of ids) so that a 60,000-stream account syncs in seconds.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,7 +115,9 @@ class ChannelSync:
                 "error", "account", f"sync of {name!r} failed", {"account": name, "error": str(exc)}
             )
             raise
-        self._store(view.id, categories, streams, report, progress)
+        # Quality detection and the bulk upsert take seconds for a big account;
+        # a worker thread keeps the event loop (and every live stream) responsive.
+        await asyncio.to_thread(self._store, view.id, categories, streams, report, progress)
         progress("done", report.streams, report.streams)
         self._events.record(
             "warning" if report.removed else "info",
@@ -169,7 +172,8 @@ class ChannelSync:
                 if done % 5000 == 0:
                     progress("store", done, total)
             if inserts:
-                session.execute(insert(XtreamChannel), inserts)
+                # render_nulls: one executemany batch even when optional columns vary
+                session.execute(insert(XtreamChannel).execution_options(render_nulls=True), inserts)
             if updates:
                 session.execute(update(XtreamChannel), updates)
             report.added, report.updated = len(inserts), len(updates)
