@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from streamforge.outputs import catalog
+from streamforge.outputs.guide_cache import GuideCache, guide_version
 from streamforge.outputs.hdhomerun import (
     LineupChannel,
     device_xml,
@@ -101,8 +102,7 @@ def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Respo
     return Response("".join(parts), media_type="audio/x-mpegurl")
 
 
-def _guide(runtime: Runtime) -> Iterator[bytes]:
-    rows = _lineup_channels(runtime)
+def _guide(runtime: Runtime, rows: list[catalog.LineupRow]) -> Iterator[bytes]:
     return iter_xmltv(
         catalog.guide_channels(runtime.db, rows),
         catalog.guide_programmes(runtime.db, rows),
@@ -110,16 +110,32 @@ def _guide(runtime: Runtime) -> Iterator[bytes]:
     )
 
 
+def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
+    rows = _lineup_channels(runtime)
+    cache = GuideCache(runtime.settings.data_dir / "cache")
+    version = guide_version(runtime.db, rows)
+    kind = "epg.xml.gz" if gzipped else "epg.xml"
+    media_type = "application/gzip" if gzipped else "application/xml; charset=utf-8"
+    headers = {"ETag": f'"{version}"'}
+    if gzipped:
+        headers["Content-Disposition"] = 'attachment; filename="epg.xml.gz"'
+    cached = cache.cached(kind, version)
+    if cached is not None:
+        return FileResponse(cached, media_type=media_type, headers=headers)
+    chunks = _guide(runtime, rows)
+    if gzipped:
+        chunks = gzip_chunks(chunks)
+    return StreamingResponse(
+        cache.tee(kind, version, chunks), media_type=media_type, headers=headers
+    )
+
+
 @router.get("/epg.xml")
 @router.get("/xmltv.xml")
-def epg(runtime: Runtime = Depends(get_runtime)) -> StreamingResponse:
-    return StreamingResponse(_guide(runtime), media_type="application/xml; charset=utf-8")
+def epg(runtime: Runtime = Depends(get_runtime)) -> Response:
+    return _guide_response(runtime, gzipped=False)
 
 
 @router.get("/epg.xml.gz")
-def epg_gz(runtime: Runtime = Depends(get_runtime)) -> StreamingResponse:
-    return StreamingResponse(
-        gzip_chunks(_guide(runtime)),
-        media_type="application/gzip",
-        headers={"Content-Disposition": 'attachment; filename="epg.xml.gz"'},
-    )
+def epg_gz(runtime: Runtime = Depends(get_runtime)) -> Response:
+    return _guide_response(runtime, gzipped=True)

@@ -1,0 +1,84 @@
+"""A rendered copy of the XMLTV output, reused until the guide changes.
+
+Plex and other players fetch the guide far more often than it changes, and
+rendering a week for a thousand channels costs seconds of CPU. The first
+request after a change streams the document as it is generated (first byte
+at once, constant memory) and writes a copy on the side; later requests for
+the same *version* are served from that file. The version is a digest of
+everything the output depends on: the published lineup (ids, numbers, names,
+icons), the programme table's size and newest row, when each guide source was last
+imported, and — because channels
+without guide data get placeholder blocks aligned to two hours — the current
+two-hour slot. Anything that changes the output changes the version, so a
+stale guide is never served.
+
+A copy is only kept once it was written completely; an interrupted render
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from streamforge.db.engine import Database
+from streamforge.db.models import Programme, XmltvSource
+from streamforge.outputs.catalog import PLACEHOLDER_HOURS, LineupRow
+
+
+def guide_version(db: Database, rows: list[LineupRow], now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(
+            f"{row.channel_id}|{row.epg_id}|{row.guide_number}|{row.name}|{row.icon}\n".encode()
+        )
+    with db.session() as session:
+        count, newest = session.execute(
+            select(func.count(Programme.id), func.max(Programme.id))
+        ).one()
+        refreshed = session.execute(
+            select(XmltvSource.id, XmltvSource.last_refreshed_at).order_by(XmltvSource.id)
+        ).all()
+    slot = now.strftime("%Y%m%d") + f"-{now.hour // PLACEHOLDER_HOURS}"
+    digest.update(f"{count}|{newest}|{slot}|{refreshed}".encode())
+    return digest.hexdigest()[:24]
+
+
+class GuideCache:
+    """Rendered guides by version, in ``directory`` (one file per kind)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+
+    def path(self, kind: str, version: str) -> Path:
+        return self._dir / f"{kind}-{version}"
+
+    def cached(self, kind: str, version: str) -> Path | None:
+        path = self.path(kind, version)
+        return path if path.is_file() else None
+
+    def tee(self, kind: str, version: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield ``chunks`` and keep a copy; the copy replaces older ones when complete."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{kind}-", dir=self._dir)
+        complete = False
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    yield chunk
+            os.replace(tmp_name, self.path(kind, version))
+            complete = True
+            for old in self._dir.glob(f"{kind}-*"):
+                if old.name != self.path(kind, version).name:
+                    old.unlink(missing_ok=True)
+        finally:
+            if not complete:
+                Path(tmp_name).unlink(missing_ok=True)
