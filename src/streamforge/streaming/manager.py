@@ -108,6 +108,8 @@ class SessionManager:
         try:
             await self._await_first_data(session)
         except BaseException:
+            # Also on cancellation (the client hung up while tuning): leave, so
+            # the upstream closes when nobody watches; then re-raise.
             session.leave(reader)
             raise
         return session, reader
