@@ -39,3 +39,19 @@ def test_tee_keeps_a_complete_copy_only(tmp_path: Path) -> None:
     partial.close()
     assert cache.cached("epg.xml", "v3") is None
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["epg.xml-v2"]
+
+
+def test_warm_renders_once_and_requests_use_the_copy(runtime: Runtime) -> None:
+    from fastapi.testclient import TestClient
+
+    from streamforge.outputs.guide_cache import warm
+    from streamforge.web.app import create_app
+
+    cache = GuideCache(runtime.settings.data_dir / "cache")
+    assert warm(runtime.db, cache) is True
+    assert warm(runtime.db, cache) is False
+    (copy,) = (runtime.settings.data_dir / "cache").glob("epg.xml-*")
+    with TestClient(create_app(runtime)) as client:
+        answer = client.get("/epg.xml")
+    assert answer.content == copy.read_bytes()
+    assert answer.headers["etag"].strip('"') == copy.name.split("-", 1)[1]

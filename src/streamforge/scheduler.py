@@ -1,5 +1,6 @@
 """Periodic jobs: channel sync of every active account and guide refresh of
-every active source, each at its interval. Failures are recorded on the
+every active source, each at its interval, and keeping the rendered guide
+output current. Failures are recorded on the
 account or source (and in the event log) by the services themselves; the
 next round simply tries again.
 """
@@ -11,6 +12,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from streamforge.errors import StreamForgeError
+from streamforge.outputs.guide_cache import GuideCache, warm
 from streamforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,16 @@ async def epg_refresh_loop(runtime: Runtime) -> None:
         await asyncio.sleep(60)
 
 
+async def guide_warm_loop(runtime: Runtime, interval: float = 30.0) -> None:
+    """Keep a rendered copy of /epg.xml current, so requests never wait for a render."""
+    cache = GuideCache(runtime.settings.data_dir / "cache")
+    while True:
+        if await asyncio.to_thread(warm, runtime.db, cache):
+            log.info("guide output re-rendered for the current lineup and programmes")
+        await asyncio.sleep(interval)
+
+
 def start_periodic_jobs(runtime: Runtime) -> None:
     runtime.tasks.spawn(account_sync_loop(runtime), name="account-sync")
     runtime.tasks.spawn(epg_refresh_loop(runtime), name="epg-refresh")
+    runtime.tasks.spawn(guide_warm_loop(runtime), name="guide-warm")

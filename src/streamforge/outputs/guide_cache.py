@@ -29,7 +29,14 @@ from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Programme, XmltvSource
-from streamforge.outputs.catalog import PLACEHOLDER_HOURS, LineupRow
+from streamforge.outputs.catalog import (
+    PLACEHOLDER_HOURS,
+    LineupRow,
+    guide_channels,
+    guide_programmes,
+    lineup,
+)
+from streamforge.outputs.xmltv_writer import iter_xmltv
 
 
 def guide_version(db: Database, rows: list[LineupRow], now: datetime | None = None) -> str:
@@ -49,6 +56,28 @@ def guide_version(db: Database, rows: list[LineupRow], now: datetime | None = No
     slot = now.strftime("%Y%m%d") + f"-{now.hour // PLACEHOLDER_HOURS}"
     digest.update(f"{count}|{newest}|{slot}|{refreshed}".encode())
     return digest.hexdigest()[:24]
+
+
+def render(db: Database, rows: list[LineupRow]) -> Iterator[bytes]:
+    """The XMLTV document of the published lineup, as UTF-8 chunks."""
+    return iter_xmltv(
+        guide_channels(db, rows), guide_programmes(db, rows), generator_name="StreamForge"
+    )
+
+
+def warm(db: Database, cache: GuideCache) -> bool:
+    """Render the current guide into the cache unless it is already there.
+
+    Run in a worker thread by the periodic jobs, so that Plex's requests find
+    a ready copy even right after a guide refresh. Returns whether it rendered.
+    """
+    rows = lineup(db)
+    version = guide_version(db, rows)
+    if cache.cached("epg.xml", version) is not None:
+        return False
+    for _chunk in cache.tee("epg.xml", version, render(db, rows)):
+        pass
+    return True
 
 
 class GuideCache:

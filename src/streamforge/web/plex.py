@@ -10,13 +10,11 @@ StreamForge proxy URL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from streamforge.outputs import catalog
-from streamforge.outputs.guide_cache import GuideCache, guide_version
+from streamforge.outputs.guide_cache import GuideCache, guide_version, render
 from streamforge.outputs.hdhomerun import (
     LineupChannel,
     device_xml,
@@ -27,11 +25,15 @@ from streamforge.outputs.hdhomerun import (
 )
 from streamforge.outputs.identity import tuner_identity
 from streamforge.outputs.m3u import M3UChannel, m3u_entry, m3u_header
-from streamforge.outputs.xmltv_writer import gzip_chunks, iter_xmltv
+from streamforge.outputs.xmltv_writer import gzip_chunks
 from streamforge.runtime import Runtime
 from streamforge.web.deps import get_runtime
 
 router = APIRouter(tags=["plex"])
+
+
+def guide_cache(runtime: Runtime) -> GuideCache:
+    return GuideCache(runtime.settings.data_dir / "cache")
 
 
 def base_url(request: Request, runtime: Runtime) -> str:
@@ -102,17 +104,9 @@ def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Respo
     return Response("".join(parts), media_type="audio/x-mpegurl")
 
 
-def _guide(runtime: Runtime, rows: list[catalog.LineupRow]) -> Iterator[bytes]:
-    return iter_xmltv(
-        catalog.guide_channels(runtime.db, rows),
-        catalog.guide_programmes(runtime.db, rows),
-        generator_name="StreamForge",
-    )
-
-
 def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
     rows = _lineup_channels(runtime)
-    cache = GuideCache(runtime.settings.data_dir / "cache")
+    cache = guide_cache(runtime)
     version = guide_version(runtime.db, rows)
     kind = "epg.xml.gz" if gzipped else "epg.xml"
     media_type = "application/gzip" if gzipped else "application/xml; charset=utf-8"
@@ -122,7 +116,7 @@ def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
     cached = cache.cached(kind, version)
     if cached is not None:
         return FileResponse(cached, media_type=media_type, headers=headers)
-    chunks = _guide(runtime, rows)
+    chunks = render(runtime.db, rows)
     if gzipped:
         chunks = gzip_chunks(chunks)
     return StreamingResponse(
