@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import Table, delete, insert, select
+import orjson
+from sqlalchemy import Table, delete, select
+from sqlalchemy.engine import Dialect
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Programme, XmltvChannel
@@ -104,15 +106,60 @@ def programme_row(record: ProgrammeRecord) -> dict[str, Any]:
     }
 
 
+#: Column order of :func:`programme_values` (``xmltv_channel_id`` is added at insert).
+VALUE_COLUMNS = (
+    "start",
+    "stop",
+    "title",
+    "sub_title",
+    "description",
+    "categories",
+    "episode_num",
+    "icon",
+    "rating",
+    "previously_shown",
+    "is_new",
+    "extra",
+)
+_JSON_COLUMNS = frozenset({"categories", "episode_num", "rating", "extra"})
+
+
+def programme_values(record: ProgrammeRecord) -> tuple[Any, ...]:
+    """:func:`programme_row` as a tuple in :data:`VALUE_COLUMNS` order, with the JSON
+    columns already serialised — what the staging spool keeps and the insert sends."""
+    row = programme_row(record)
+    return tuple(
+        orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row[c] for c in VALUE_COLUMNS
+    )
+
+
+def _insert_sql(dialect: Dialect) -> str:
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    columns = ("xmltv_channel_id", *VALUE_COLUMNS)
+    # Built only from the table's own name and column constants, never from input.
+    return (
+        f"INSERT INTO {PROGRAMMES.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+
+
+def _db_time(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """How a UTC datetime is bound on this backend, matching :class:`UTCDateTime`."""
+    if dialect.name == "sqlite":
+        # SQLAlchemy's SQLite DATETIME storage format
+        return lambda v: None if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return lambda v: None if v is None else v.astimezone(UTC).replace(tzinfo=None)
+
+
 class _Spool:
     """Rows pickled to a temporary file in batches (bounded memory)."""
 
     def __init__(self) -> None:
         # Closed by close(), which import_guide calls in a finally block.
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="sf-guide-")  # noqa: SIM115
-        self._batch: list[tuple[str, dict[str, Any]]] = []
+        self._batch: list[tuple[str, tuple[Any, ...]]] = []
 
-    def add(self, channel_xmltv_id: str, row: dict[str, Any]) -> None:
+    def add(self, channel_xmltv_id: str, row: tuple[Any, ...]) -> None:
         self._batch.append((channel_xmltv_id, row))
         if len(self._batch) >= _BATCH:
             self._flush()
@@ -122,7 +169,7 @@ class _Spool:
             pickle.dump(self._batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._batch = []
 
-    def batches(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    def batches(self) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
         self._flush()
         self._file.seek(0)
         while True:
@@ -154,7 +201,7 @@ def import_guide(
             if isinstance(record, GuideChannelRecord):
                 channels[record.xmltv_id] = record
             else:
-                spool.add(record.channel_id, programme_row(record))
+                spool.add(record.channel_id, programme_values(record))
         _swap(db, source_id, channels, spool)
     finally:
         spool.close()
@@ -193,12 +240,27 @@ def _swap(
             session.execute(
                 delete(Programme).where(Programme.xmltv_channel_id.in_(known[start : start + 900]))
             )
+        connection = session.connection()
+        dialect = connection.dialect
+        sql = _insert_sql(dialect)
+        as_db = _db_time(dialect)
+        flag: Callable[[Any], Any] = int if dialect.name == "sqlite" else bool
         for batch in spool.batches():
+            # Driver-level executemany of ready tuples: the guide import inserts
+            # hundreds of thousands of rows, and per-row SQLAlchemy processing
+            # would cost more than the insert itself.
             rows = [
-                {**row, "xmltv_channel_id": ids[channel]}
-                for channel, row in batch
+                (
+                    ids[channel],
+                    as_db(v[0]),
+                    as_db(v[1]),
+                    *v[2:9],
+                    flag(v[9]),
+                    flag(v[10]),
+                    v[11],
+                )
+                for channel, v in batch
                 if channel in ids
             ]
             if rows:
-                # Core executemany: the ORM's bulk path costs more than the insert itself.
-                session.connection().execute(insert(PROGRAMMES), rows)
+                connection.exec_driver_sql(sql, rows)
