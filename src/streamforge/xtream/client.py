@@ -95,6 +95,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_USER_AGENT = "VLC/3.0.20 LibVLC/3.0.20"
+#: API answers at least this large are decoded in a worker thread.
+_OFF_LOOP_BYTES = 1 << 20
 """A common player User-Agent; some panels ban empty or unknown ones."""
 
 REDACTED = "***"
@@ -317,7 +319,7 @@ class XtreamClient:
         """All live streams, or those of one category. Entries without a stream id are dropped."""
         params = {} if category_id is None else {"category_id": str(category_id)}
         data = await self._api("get_live_streams", params)
-        parsed = parse_live_streams(data)
+        parsed = await asyncio.to_thread(parse_live_streams, data)
         return self._list_result(parsed, data, "get_live_streams")
 
     async def short_epg(self, stream_id: int, limit: int = 4) -> list[EpgListing]:
@@ -425,6 +427,10 @@ class XtreamClient:
             sock_read=self._timeouts.read,
         )
         body = await self._fetch("player_api.php", params, limits, what)
+        if len(body) >= _OFF_LOOP_BYTES:
+            # A 60,000-stream list takes most of a second to decode: do it in a
+            # worker thread so live streams on the event loop keep flowing.
+            return await asyncio.to_thread(self._decode_json, body, what)
         return self._decode_json(body, what)
 
     async def _fetch(
