@@ -39,6 +39,7 @@ from streamforge.xtream.quality import detect_quality
 Progress = Callable[[str, int, int], None]
 
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
+_WRITE_SLICE = 5000
 
 
 def _no_progress(_stage: str, _done: int, _total: int) -> None:
@@ -160,6 +161,22 @@ class ChannelSync:
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
             now = datetime.now(UTC)
+
+            def write() -> None:
+                # Written in slices so that a huge account never holds every row
+                # dict at once; it is still one transaction.
+                if inserts:
+                    # render_nulls: one executemany batch even when optional columns vary
+                    session.execute(
+                        insert(XtreamChannel).execution_options(render_nulls=True), inserts
+                    )
+                if updates:
+                    session.execute(update(XtreamChannel), updates)
+                report.added += len(inserts)
+                report.updated += len(updates)
+                inserts.clear()
+                updates.clear()
+
             for done, stream in enumerate(unique.values(), 1):
                 row = _stream_row(stream, names)
                 old = existing.get(stream.stream_id)
@@ -169,14 +186,10 @@ class ChannelSync:
                     updates.append({**row, "id": old.id})
                 else:
                     report.unchanged += 1
-                if done % 5000 == 0:
+                if done % _WRITE_SLICE == 0:
+                    write()
                     progress("store", done, total)
-            if inserts:
-                # render_nulls: one executemany batch even when optional columns vary
-                session.execute(insert(XtreamChannel).execution_options(render_nulls=True), inserts)
-            if updates:
-                session.execute(update(XtreamChannel), updates)
-            report.added, report.updated = len(inserts), len(updates)
+            write()
             gone = [row.id for sid, row in existing.items() if sid not in unique]
             report.removed = len(gone)
             report.mappings_removed = self._remove(session, account_id, gone)
