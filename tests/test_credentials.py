@@ -3,6 +3,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import keyring
+import keyring.backend
+import keyring.errors
 import pytest
 
 from streamforge.credentials import KEY_FILE_NAME, CredentialStore
@@ -64,3 +67,45 @@ def test_password_is_not_in_the_sqlite_file(runtime: Runtime) -> None:
     assert b"user1" in raw  # the file really holds the account …
     assert SECRET.encode() not in raw  # … but not its password
     assert SECRET.encode("utf-16-le") not in raw
+
+
+class _MemoryKeyring(keyring.backend.KeyringBackend):
+    """An in-process keyring backend standing in for the desktop's secret service."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.items:
+            raise keyring.errors.PasswordDeleteError(username)
+        del self.items[(service, username)]
+
+
+def test_keyring_backend_when_one_is_usable(tmp_path: Path) -> None:
+    previous = keyring.get_keyring()
+    memory = _MemoryKeyring()
+    keyring.set_keyring(memory)
+    try:
+        store = CredentialStore(tmp_path, use_keyring=True)
+        assert store.backend == "keyring"
+        blob = store.seal(SECRET)
+        assert SECRET.encode() not in blob
+        assert list(memory.items.values()) == [SECRET]
+        assert store.open(blob) == SECRET
+        assert not (tmp_path / KEY_FILE_NAME).exists()  # no key file needed
+        store.forget(blob)
+        assert memory.items == {}
+        with pytest.raises(CredentialError, match="missing from the OS keyring"):
+            store.open(blob)
+        assert CredentialStore(tmp_path, use_keyring=False).backend == "aes-256-gcm"
+    finally:
+        keyring.set_keyring(previous)

@@ -23,8 +23,11 @@ import secrets
 import uuid
 from pathlib import Path
 
+import keyring
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from keyring.backends import fail
+from keyring.errors import KeyringError, PasswordDeleteError
 
 from streamforge.errors import CredentialError
 
@@ -38,11 +41,6 @@ _NONCE_LEN = 12
 
 def keyring_usable() -> bool:
     """Whether the OS keyring has a real backend (not the fail or plaintext ones)."""
-    try:
-        import keyring
-        from keyring.backends import fail
-    except ImportError:
-        return False
     backend = keyring.get_keyring()
     if isinstance(backend, fail.Keyring):
         return False
@@ -93,9 +91,6 @@ class CredentialStore:
     def seal(self, password: str) -> bytes:
         """Encrypt ``password`` into an opaque blob for the database."""
         if self._use_keyring:
-            import keyring
-            from keyring.errors import KeyringError
-
             reference = uuid.uuid4().hex
             try:
                 keyring.set_password(KEYRING_SERVICE, reference, password)
@@ -121,9 +116,6 @@ class CredentialStore:
                 ) from None
             return plain.decode("utf-8")
         if blob.startswith(_KEYRING):
-            import keyring
-            from keyring.errors import KeyringError
-
             reference = blob[len(_KEYRING) :].decode("ascii", errors="replace")
             try:
                 value = keyring.get_password(KEYRING_SERVICE, reference)
@@ -141,9 +133,6 @@ class CredentialStore:
         """Remove a keyring entry when its account is deleted (no-op for AES blobs)."""
         blob = bytes(blob)
         if blob.startswith(_KEYRING):
-            import keyring
-            from keyring.errors import KeyringError, PasswordDeleteError
-
             try:
                 keyring.delete_password(KEYRING_SERVICE, blob[len(_KEYRING) :].decode())
             except (PasswordDeleteError, KeyringError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from streamforge import __version__
 from streamforge.events import LEVELS
@@ -36,8 +36,6 @@ def events(
     limit: int = Query(200, ge=1, le=5000),
 ) -> list[dict[str, Any]]:
     if level is not None and level not in LEVELS:
-        from fastapi import HTTPException
-
         raise HTTPException(422, f"level: use one of {', '.join(LEVELS)}")
     found = runtime.events.query(
         level=level, category=category, channel_id=channel_id, since=since, until=until, limit=limit
