@@ -41,11 +41,11 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import cast
 
 from streamforge.errors import StreamForgeError
 from streamforge.outputs.device_id import DEVICE_ID_WILDCARD, parse_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
+from streamforge.outputs.udp import ReplyProtocol
 
 log = logging.getLogger(__name__)
 
@@ -204,46 +204,25 @@ def build_discover_reply(info: DeviceInfo) -> bytes:
     return encode_frame(TYPE_DISCOVER_RPY, payload)
 
 
-class _DiscoveryProtocol(asyncio.DatagramProtocol):
-    """Answers matching discover requests on the bound socket."""
-
-    def __init__(self, info: Callable[[], DeviceInfo]) -> None:
-        self._info = info
-        self._transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # CPython 3.11's selector datagram transport does not subclass
-        # DatagramTransport, so an isinstance check would reject it.
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if self._transport is None:
-            return
-        try:
-            request = parse_discover_request(data)
-        except MalformedFrameError as exc:
-            log.debug("ignoring discovery datagram from %s: %s", addr, exc)
-            return
-        info = self._info()
-        try:
-            our_id = parse_device_id(info.device_id)
-        except ValueError:
-            log.warning("not answering discovery: device id %r is invalid", info.device_id)
-            return
-        if not request_matches(request, our_id):
-            return
-        try:
-            reply = build_discover_reply(info)
-        except ValueError as exc:
-            log.warning("not answering discovery: %s", exc)
-            return
-        self._transport.sendto(reply, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("discovery socket error: %s", exc)
+def answer_discovery(info: DeviceInfo, data: bytes, addr: object) -> list[bytes]:
+    """The reply to one datagram: our discover reply if it asks for us, else nothing."""
+    try:
+        request = parse_discover_request(data)
+    except MalformedFrameError as exc:
+        log.debug("ignoring discovery datagram from %s: %s", addr, exc)
+        return []
+    try:
+        our_id = parse_device_id(info.device_id)
+    except ValueError:
+        log.warning("not answering discovery: device id %r is invalid", info.device_id)
+        return []
+    if not request_matches(request, our_id):
+        return []
+    try:
+        return [build_discover_reply(info)]
+    except ValueError as exc:
+        log.warning("not answering discovery: %s", exc)
+        return []
 
 
 class DiscoveryResponder:
@@ -280,14 +259,15 @@ class DiscoveryResponder:
             sock.bind((host, port))
         except OSError as exc:
             sock.close()
-            log.warning(
-                "HDHomeRun discovery disabled: cannot bind UDP %s:%d (%s)", host, port, exc
-            )
+            log.warning("HDHomeRun discovery disabled: cannot bind UDP %s:%d (%s)", host, port, exc)
             return False
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _DiscoveryProtocol(self._info), sock=sock
+            lambda: ReplyProtocol(
+                "discovery", lambda data, addr: answer_discovery(self._info(), data, addr)
+            ),
+            sock=sock,
         )
         self._transport = transport
         log.info("HDHomeRun discovery listening on UDP %s:%d", host, port)

@@ -41,10 +41,10 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from streamforge import __version__
 from streamforge.outputs.hdhomerun import TunerIdentity
+from streamforge.outputs.udp import ReplyProtocol
 from streamforge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -169,32 +169,12 @@ def notify_byebye(device: SsdpDevice, target: str, host: str) -> bytes:
     )
 
 
-class _SsdpProtocol(asyncio.DatagramProtocol):
-    """Answers M-SEARCH datagrams with unicast responses."""
-
-    def __init__(self, device: Callable[[], SsdpDevice]) -> None:
-        self._device = device
-        self._transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # CPython 3.11's selector datagram transport is not a DatagramTransport subclass.
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if self._transport is None:
-            return
-        request = parse_search(data)
-        if request is None:
-            return
-        device = self._device()
-        for target in matching_targets(device, request.st):
-            self._transport.sendto(search_response(device, target), addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SSDP socket error: %s", exc)
+def answer_search(device: SsdpDevice, data: bytes) -> list[bytes]:
+    """Unicast responses to one M-SEARCH datagram (nothing for anything else)."""
+    request = parse_search(data)
+    if request is None:
+        return []
+    return [search_response(device, target) for target in matching_targets(device, request.st)]
 
 
 class SsdpResponder:
@@ -264,7 +244,8 @@ class SsdpResponder:
             return False
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SsdpProtocol(self._device), sock=sock
+            lambda: ReplyProtocol("SSDP", lambda data, _addr: answer_search(self._device(), data)),
+            sock=sock,
         )
         self._transport = transport
         log.info("SSDP listening on UDP %s:%d", host, port)
