@@ -21,18 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.netutil import free_port
+
 
 def _pg_bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if found:
         return found[-1]
     return shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_user(cmd: list[str], user: str | None) -> list[str]:
@@ -58,7 +54,7 @@ def postgres_server() -> Iterator[str]:
         entry = pwd.getpwnam(user)
         os.chown(base, entry.pw_uid, entry.pw_gid)
         os.chown(sock, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
+    port = free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_user([initdb, "-D", str(data), "-U", "sf", "-A", "trust"], user), **run)
     opts = (

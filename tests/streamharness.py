@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from streamforge.mockprovider import MockProvider
 from streamforge.runtime import Runtime
 from streamforge.settings import load_settings
 from streamforge.web.app import create_app
+from tests.netutil import free_port
 
 PACKET = 188
 
@@ -70,12 +70,6 @@ class Stack:
             )
         assert found is not None, (account, stream_id)
         return int(found)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

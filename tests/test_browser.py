@@ -26,7 +26,8 @@ from streamforge.runtime import Runtime
 from streamforge.settings import load_settings
 from streamforge.web.app import create_app
 from tests.conftest import ADMIN_PASSWORD
-from tests.streamharness import StreamClient, free_port
+from tests.netutil import free_port
+from tests.streamharness import StreamClient
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,8 @@ from streamforge.errors import ConfigError, NotFoundError
 from streamforge.mockprovider import FaultKind, MediaLibrary, MockProvider
 from streamforge.runtime import Runtime
 from tests.conftest import ADMIN_PASSWORD
-from tests.streamharness import StreamClient, free_port, stack, wait_until
+from tests.netutil import free_port
+from tests.streamharness import StreamClient, stack, wait_until
 
 
 async def test_configure_maps_channels_with_backups_and_is_repeatable(

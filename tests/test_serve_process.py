@@ -14,11 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.netutil import free_port
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
@@ -35,7 +31,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30) ->
 
 
 def test_serve_starts_prints_password_once_and_stops(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
     env.update(
         STREAMFORGE_DATA_DIR=str(tmp_path),
@@ -79,7 +75,7 @@ def test_served_tuner_is_found_by_the_real_hdhomerun_config(tmp_path: Path) -> N
         pytest.skip("hdhomerun_config (Debian hdhomerun-config) is not installed")
     if not _udp_port_free(65001):
         pytest.skip("UDP port 65001 is in use on this machine")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
     env.update(
         STREAMFORGE_DATA_DIR=str(tmp_path),

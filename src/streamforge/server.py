@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from streamforge.outputs.discovery import DiscoveryResponder, device_info_from
 from streamforge.outputs.identity import tuner_identity
-from streamforge.outputs.lan import advertised_base_url
+from streamforge.outputs.setup_urls import public_base_url
 from streamforge.outputs.ssdp import SsdpResponder, ssdp_device_from
 from streamforge.runtime import Runtime
 from streamforge.scheduler import start_periodic_jobs
@@ -27,11 +27,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def public_base_url(runtime: Runtime) -> str:
-    settings = runtime.settings
-    return settings.base_url or advertised_base_url(settings.host, settings.port)
 
 
 async def serve_app(
@@ -56,7 +51,7 @@ async def serve_app(
             timeout_graceful_shutdown=3,
         )
     )
-    base = public_base_url(runtime)
+    base = public_base_url(runtime.settings)
     discovery = DiscoveryResponder(
         lambda: device_info_from(tuner_identity(runtime.db, runtime.settings, base))
     )

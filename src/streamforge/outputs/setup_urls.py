@@ -10,10 +10,14 @@ from streamforge.outputs.lan import advertised_base_url
 from streamforge.settings import Settings
 
 
+def public_base_url(settings: Settings) -> str:
+    """The base URL handed to clients: the setting, else the detected LAN address."""
+    return (settings.base_url or advertised_base_url(settings.host, settings.port)).rstrip("/")
+
+
 def setup_urls(settings: Settings) -> dict[str, str]:
-    """Every setup URL, from the base URL setting or the detected LAN address."""
-    base = settings.base_url or advertised_base_url(settings.host, settings.port)
-    base = base.rstrip("/")
+    """Every setup URL, from :func:`public_base_url`."""
+    base = public_base_url(settings)
     return {
         "base": base,
         "plex": base,
