@@ -61,8 +61,9 @@ class Summary:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Summary:
-        return cls(len(values), statistics.median(values), pct(values, 0.99), min(values),
-                   max(values))
+        return cls(
+            len(values), statistics.median(values), pct(values, 0.99), min(values), max(values)
+        )
 
     def line(self, name: str, unit: str = "ms", scale: float = 1000.0, width: int = 46) -> str:
         return (
@@ -138,7 +139,9 @@ def mb(value: float) -> str:
 
 # --------------------------------------------------------------------------- waiting
 async def wait_until(
-    predicate: Callable[[], bool], within: float = 10.0, interval: float = 0.01,
+    predicate: Callable[[], bool],
+    within: float = 10.0,
+    interval: float = 0.01,
     what: str = "condition",
 ) -> None:
     """Poll ``predicate()`` until it holds; raise ``TimeoutError`` after ``within`` s."""
@@ -173,8 +176,9 @@ def build_runtime(data_dir: Path, **overrides: Any) -> Runtime:
     return runtime
 
 
-async def add_account(runtime: Runtime, name: str, base_url: str, username: str,
-                      password: str) -> None:
+async def add_account(
+    runtime: Runtime, name: str, base_url: str, username: str, password: str
+) -> None:
     result = await runtime.accounts.add(
         name, server_url=base_url, username=username, password=password
     )
@@ -187,8 +191,14 @@ async def serve_app(runtime: Runtime) -> AsyncIterator[str]:
     """Serve the real app for ``runtime`` with uvicorn on 127.0.0.1; yields the base URL."""
     port = runtime.settings.port
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host=HOST, port=port, log_level="warning",
-                       access_log=False, lifespan="off")
+        uvicorn.Config(
+            create_app(runtime),
+            host=HOST,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
     )
     task = asyncio.get_running_loop().create_task(server.serve(), name="bench-uvicorn")
     try:
@@ -244,8 +254,14 @@ def xtream_id(runtime: Runtime, account: str, stream_id: int) -> int:
 def _child_serve(data_dir: str, port: int, conn: multiprocessing.connection.Connection) -> None:
     """Entry point of :class:`ChildServer`: open the existing DB and serve until killed."""
     runtime = Runtime.build(
-        load_settings(data_dir=Path(data_dir), keyring=False, discovery_enabled=False,
-                      ssdp_enabled=False, host=HOST, port=port)
+        load_settings(
+            data_dir=Path(data_dir),
+            keyring=False,
+            discovery_enabled=False,
+            ssdp_enabled=False,
+            host=HOST,
+            port=port,
+        )
     )
 
     async def main() -> None:
@@ -275,8 +291,10 @@ class ChildServer:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_child_serve, args=(str(data_dir), free_port(), child_conn),
-            name="bench-streamforge", daemon=True,
+            target=_child_serve,
+            args=(str(data_dir), free_port(), child_conn),
+            name="bench-streamforge",
+            daemon=True,
         )
         self._child_conn = child_conn
 
@@ -314,12 +332,26 @@ class MockServerProcess:
     ``/proc``. Readiness is the ``READY <base_url>`` line, not a sleep.
     """
 
-    def __init__(self, args: Sequence[str], cache_dir: Path | None = None,
-                 start_timeout: float = 120.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        cache_dir: Path | None = None,
+        start_timeout: float = 120.0,
+        port: int = 0,
+    ) -> None:
         import sys
 
-        self.cmd = [sys.executable, "-m", "streamforge.mockprovider", "serve", "--host", HOST,
-                    "--port", str(port), *args]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "streamforge.mockprovider",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            *args,
+        ]
         if cache_dir is not None:
             self.cmd += ["--cache-dir", str(cache_dir)]
         self.start_timeout = start_timeout
@@ -336,7 +368,9 @@ class MockServerProcess:
         import subprocess
 
         self._proc = subprocess.Popen(
-            self.cmd, stdout=subprocess.PIPE, text=True,
+            self.cmd,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         stdout = self._proc.stdout

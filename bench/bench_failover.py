@@ -86,12 +86,24 @@ MID_STREAM = (
     Kind("eof", "end_of_stream", primary=Fault(FaultKind.EOF)),
     Kind("reset", "read_error", primary=Fault(FaultKind.RESET)),
     Kind("garbage", "invalid_content", primary=Fault(FaultKind.GARBAGE)),
-    Kind("eof, backup answers 503", "end_of_stream", primary=Fault(FaultKind.EOF),
-         backup=Fault(FaultKind.STATUS, status=503)),
-    Kind("eof, backup refuses", "end_of_stream", primary=Fault(FaultKind.EOF),
-         backup=Fault(FaultKind.REFUSE)),
-    Kind("eof, backup answers HTML", "end_of_stream", primary=Fault(FaultKind.EOF),
-         backup=Fault(FaultKind.HTML)),
+    Kind(
+        "eof, backup answers 503",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.STATUS, status=503),
+    ),
+    Kind(
+        "eof, backup refuses",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.REFUSE),
+    ),
+    Kind(
+        "eof, backup answers HTML",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.HTML),
+    ),
 )
 STALL = Kind("stall", "stall", primary=Fault(FaultKind.STALL))
 AT_TUNE = (
@@ -163,8 +175,9 @@ class Bench:
 
 
 @contextlib.asynccontextmanager
-async def bench_stack(data_dir: Path, media: MediaLibrary, **overrides: Any
-                      ) -> AsyncIterator[Bench]:
+async def bench_stack(
+    data_dir: Path, media: MediaLibrary, **overrides: Any
+) -> AsyncIterator[Bench]:
     async with MockProvider(Catalog.demo(), host="127.0.0.1", port=0, media=media) as mp:
         runtime = build_runtime(data_dir, breaker_threshold=100, **overrides)
         for name in ("alpha", "beta"):
@@ -200,15 +213,19 @@ class Trial:
 async def settle(b: Bench) -> None:
     b.provider.recover()
     await b.provider.wait_for(lambda st: not st.open, timeout=TRIAL_TIMEOUT)
-    await wait_until(lambda: not b.runtime.streams.sessions, within=TRIAL_TIMEOUT,
-                     what="sessions ended")
+    await wait_until(
+        lambda: not b.runtime.streams.sessions, within=TRIAL_TIMEOUT, what="sessions ended"
+    )
 
 
 async def tune(b: Bench) -> tuple[ArrivalClient, float]:
     client = ArrivalClient(b.http, f"{b.base_url}/auto/v{b.number}")
     client.start()
-    await wait_until(lambda: client.total >= PACKET or client.ended.is_set(),
-                     within=TRIAL_TIMEOUT, what="first byte")
+    await wait_until(
+        lambda: client.total >= PACKET or client.ended.is_set(),
+        within=TRIAL_TIMEOUT,
+        what="first byte",
+    )
     if client.ended.is_set() or client.status != 200:
         raise RuntimeError(f"tune failed: HTTP {client.status}")
     return client, client.arrivals[0][0] - client.started
@@ -220,22 +237,32 @@ async def mid_stream_trial(b: Bench, kind: Kind, steady: float) -> Trial:
     try:
         await b.provider.wait_for(lambda st: st.open_connections(stream_id=PRIMARY[1]) == 1)
         playing_since = time.monotonic()
-        await wait_until(lambda: time.monotonic() - playing_since >= steady
-                         and client.total >= PACKET * 50, within=TRIAL_TIMEOUT,
-                         what="steady playback")
+        await wait_until(
+            lambda: time.monotonic() - playing_since >= steady and client.total >= PACKET * 50,
+            within=TRIAL_TIMEOUT,
+            what="steady playback",
+        )
         if kind.backup is not None:
             b.provider.set_fault(BACKUP[1], kind.backup)
         seen = len(b.failovers)
         fault_at = time.monotonic()
         assert kind.primary is not None
         b.provider.set_fault(PRIMARY[1], kind.primary)
-        await wait_until(lambda: len(b.failovers) > seen, within=TRIAL_TIMEOUT,
-                         what=f"failover after {kind.name}")
+        await wait_until(
+            lambda: len(b.failovers) > seen,
+            within=TRIAL_TIMEOUT,
+            what=f"failover after {kind.name}",
+        )
         event = b.failovers[seen]
         switched_at = float(event["at"])
-        await wait_until(lambda: client.bytes_since(switched_at) >= PACKET * 20
-                         and time.monotonic() - switched_at >= AFTER_SWITCH,
-                         within=TRIAL_TIMEOUT, what="data after the switch")
+        await wait_until(
+            lambda: (
+                client.bytes_since(switched_at) >= PACKET * 20
+                and time.monotonic() - switched_at >= AFTER_SWITCH
+            ),
+            within=TRIAL_TIMEOUT,
+            what="data after the switch",
+        )
         noise = client.largest_gap(playing_since, fault_at - 0.05)
         gap = client.largest_gap(fault_at - 0.05)
         sessions = b.runtime.streams.sessions
@@ -262,13 +289,26 @@ async def tune_trial(b: Bench, kind: Kind | None) -> Trial:
         gap = 0.0
         reason = to = ""
         if kind is not None:
-            await wait_until(lambda: len(b.failovers) > seen, within=TRIAL_TIMEOUT,
-                             what=f"tune failover after {kind.name}")
+            await wait_until(
+                lambda: len(b.failovers) > seen,
+                within=TRIAL_TIMEOUT,
+                what=f"tune failover after {kind.name}",
+            )
             event = b.failovers[seen]
-            gap, reason, to = float(event["gap_ms"]) / 1000, str(event["reason"]), str(
-                event["to_stream"])
-        return Trial(event_gap=gap, session_gap=None, client_gap=0.0, noise=0.0, ttfb=ttfb,
-                     reason=reason, to_stream=to)
+            gap, reason, to = (
+                float(event["gap_ms"]) / 1000,
+                str(event["reason"]),
+                str(event["to_stream"]),
+            )
+        return Trial(
+            event_gap=gap,
+            session_gap=None,
+            client_gap=0.0,
+            noise=0.0,
+            ttfb=ttfb,
+            reason=reason,
+            to_stream=to,
+        )
     finally:
         await client.stop()
 
@@ -281,21 +321,31 @@ def fmt(values: list[float]) -> str:
 def print_mid(name: str, trials: list[Trial]) -> None:
     sessions = [t.session_gap for t in trials if t.session_gap is not None]
     reasons = sorted({t.reason for t in trials})
-    print(f"{name:<30} {fmt([t.event_gap for t in trials])}  "
-          f"{fmt(sessions) if sessions else '      -       -'}  "
-          f"{fmt([t.client_gap for t in trials])}  {fmt([t.noise for t in trials])}  "
-          f"{len(trials):3d}  {','.join(reasons)} -> {sorted({t.to_stream for t in trials})[0]}",
-          flush=True)
+    print(
+        f"{name:<30} {fmt([t.event_gap for t in trials])}  "
+        f"{fmt(sessions) if sessions else '      -       -'}  "
+        f"{fmt([t.client_gap for t in trials])}  {fmt([t.noise for t in trials])}  "
+        f"{len(trials):3d}  {','.join(reasons)} -> {sorted({t.to_stream for t in trials})[0]}",
+        flush=True,
+    )
 
 
-MID_HEADER = (f"{'failure (mid-stream)':<30} {'event gap_ms':>15}  {'last_gap_ms':>15}  "
-              f"{'client gap ms':>15}  {'noise floor ms':>15}    n  reason -> to\n"
-              f"{'':<30} {'median     p99':>15}  {'median     p99':>15}  "
-              f"{'median     p99':>15}  {'median     p99':>15}")
+MID_HEADER = (
+    f"{'failure (mid-stream)':<30} {'event gap_ms':>15}  {'last_gap_ms':>15}  "
+    f"{'client gap ms':>15}  {'noise floor ms':>15}    n  reason -> to\n"
+    f"{'':<30} {'median     p99':>15}  {'median     p99':>15}  "
+    f"{'median     p99':>15}  {'median     p99':>15}"
+)
 
 
-async def run_kinds(b: Bench, kinds: tuple[Kind, ...], trials: int, steady: float,
-                    out: dict[str, list[Trial]], label: Callable[[Kind], str]) -> None:
+async def run_kinds(
+    b: Bench,
+    kinds: tuple[Kind, ...],
+    trials: int,
+    steady: float,
+    out: dict[str, list[Trial]],
+    label: Callable[[Kind], str],
+) -> None:
     for kind in kinds:
         results = [await mid_stream_trial(b, kind, steady) for _ in range(trials)]
         out[label(kind)] = results
@@ -305,10 +355,17 @@ async def run_kinds(b: Bench, kinds: tuple[Kind, ...], trials: int, steady: floa
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=20, help="trials per failure type")
-    parser.add_argument("--steady", type=float, default=0.3,
-                        help="seconds of playback on the primary before the fault")
-    parser.add_argument("--skip-stall-3s", action="store_true",
-                        help="leave out the stall runs at the default stall_timeout=3 s")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=0.3,
+        help="seconds of playback on the primary before the fault",
+    )
+    parser.add_argument(
+        "--skip-stall-3s",
+        action="store_true",
+        help="leave out the stall runs at the default stall_timeout=3 s",
+    )
     args = parser.parse_args()
     # Failover events are logged as warnings; they are counted here, not printed.
     logging.getLogger("streamforge").setLevel(logging.ERROR)
@@ -319,47 +376,68 @@ async def main() -> None:
     mid: dict[str, list[Trial]] = {}
     with tempfile.TemporaryDirectory(prefix="sf-bench-failover-") as tmp:
         async with bench_stack(Path(tmp) / "default", media) as b:
-            print(f"stall_timeout={b.runtime.settings.stall_timeout} s, failover_budget="
-                  f"{b.runtime.settings.failover_budget} s, header_timeout="
-                  f"{b.runtime.settings.header_timeout} s, {args.trials} trials per type\n")
+            print(
+                f"stall_timeout={b.runtime.settings.stall_timeout} s, failover_budget="
+                f"{b.runtime.settings.failover_budget} s, header_timeout="
+                f"{b.runtime.settings.header_timeout} s, {args.trials} trials per type\n"
+            )
             print(MID_HEADER)
             await run_kinds(b, MID_STREAM, args.trials, args.steady, mid, lambda k: k.name)
             if not args.skip_stall_3s:
-                await run_kinds(b, (STALL,), args.trials, args.steady, mid,
-                                lambda k: "stall (stall_timeout 3 s)")
+                await run_kinds(
+                    b,
+                    (STALL,),
+                    args.trials,
+                    args.steady,
+                    mid,
+                    lambda k: "stall (stall_timeout 3 s)",
+                )
             print()
-            print(f"{'tune-phase failure':<30} {'event gap_ms':>15}  {'client TTFB ms':>15}"
-                  f"    n  reason\n{'':<30} {'median     p99':>15}  {'median     p99':>15}")
+            print(
+                f"{'tune-phase failure':<30} {'event gap_ms':>15}  {'client TTFB ms':>15}"
+                f"    n  reason\n{'':<30} {'median     p99':>15}  {'median     p99':>15}"
+            )
             healthy = [await tune_trial(b, None) for _ in range(args.trials)]
-            print(f"{'tune: healthy primary':<30} {'      -       -':>15}  "
-                  f"{fmt([t.ttfb for t in healthy])}  {len(healthy):3d}", flush=True)
+            print(
+                f"{'tune: healthy primary':<30} {'      -       -':>15}  "
+                f"{fmt([t.ttfb for t in healthy])}  {len(healthy):3d}",
+                flush=True,
+            )
             for kind in AT_TUNE:
                 results = [await tune_trial(b, kind) for _ in range(args.trials)]
-                print(f"{kind.name:<30} {fmt([t.event_gap for t in results])}  "
-                      f"{fmt([t.ttfb for t in results])}  {len(results):3d}  "
-                      f"{','.join(sorted({t.reason for t in results}))}", flush=True)
+                print(
+                    f"{kind.name:<30} {fmt([t.event_gap for t in results])}  "
+                    f"{fmt([t.ttfb for t in results])}  {len(results):3d}  "
+                    f"{','.join(sorted({t.reason for t in results}))}",
+                    flush=True,
+                )
             await settle(b)
         print()
         print(MID_HEADER)
         async with bench_stack(Path(tmp) / "stall1", media, stall_timeout=1.0) as b:
-            await run_kinds(b, (STALL,), args.trials, args.steady, mid,
-                            lambda k: "stall (stall_timeout 1 s)")
+            await run_kinds(
+                b, (STALL,), args.trials, args.steady, mid, lambda k: "stall (stall_timeout 1 s)"
+            )
             await settle(b)
     print()
     healthy_kinds = ("eof", "reset", "garbage")
     worst = max(max(t.client_gap for t in mid[k]) for k in healthy_kinds)
     nfr = max(max(t.client_gap for t in v) for k, v in mid.items() if not k.startswith("stall"))
-    print(f"NFR: worst client gap with healthy backups {worst * 1000:.0f} ms (aim < 250 ms: "
-          f"{'met' if worst < 0.25 else 'MISSED'}); worst client gap of every non-stall kind "
-          f"{nfr * 1000:.0f} ms (switch < 2 s: {'met' if nfr < 2 else 'MISSED'})")
+    print(
+        f"NFR: worst client gap with healthy backups {worst * 1000:.0f} ms (aim < 250 ms: "
+        f"{'met' if worst < 0.25 else 'MISSED'}); worst client gap of every non-stall kind "
+        f"{nfr * 1000:.0f} ms (switch < 2 s: {'met' if nfr < 2 else 'MISSED'})"
+    )
     for k, v in mid.items():
         if k.startswith("stall"):
             timeout = 3.0 if "3 s" in k else 1.0
             detect = [t.client_gap - (t.session_gap or 0.0) for t in v]
             switch = Summary.of([t.event_gap for t in v]).median
-            print(f"{k}: detection (client gap - last_gap_ms) median "
-                  f"{Summary.of(detect).median * 1000:.0f} ms (stall_timeout {timeout:.0f} s), "
-                  f"switch after detection median {switch * 1000:.0f} ms")
+            print(
+                f"{k}: detection (client gap - last_gap_ms) median "
+                f"{Summary.of(detect).median * 1000:.0f} ms (stall_timeout {timeout:.0f} s), "
+                f"switch after detection median {switch * 1000:.0f} ms"
+            )
     print(f"total run time {time.monotonic() - started:.0f} s")
     print(machine_line())
 

@@ -56,8 +56,10 @@ async def bench_api(base: str, creds: dict[str, str], repeats: int) -> None:
             async with session.get(url, params=params) as resp:
                 await resp.read()
             warm.append(time.perf_counter() - start)
-    print(f"get_live_streams: {count} streams, {len(body) / 1e6:.1f} MB; first call "
-          f"{cold * 1000:.0f} ms")
+    print(
+        f"get_live_streams: {count} streams, {len(body) / 1e6:.1f} MB; first call "
+        f"{cold * 1000:.0f} ms"
+    )
     report("get_live_streams (cached)", warm)
     print(f"{'cold / cached median ratio':<44} {cold / statistics.median(warm):9.1f}x")
 
@@ -74,8 +76,9 @@ async def bench_first_byte(base: str, user: str, stream_id: int, repeats: int) -
     report("time to first TS byte", times)
 
 
-async def one_stream(session: aiohttp.ClientSession, url: str, warmup: float,
-                     window: float) -> float:
+async def one_stream(
+    session: aiohttp.ClientSession, url: str, warmup: float, window: float
+) -> float:
     async with session.get(url) as resp:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -88,8 +91,9 @@ async def one_stream(session: aiohttp.ClientSession, url: str, warmup: float,
         return total / (loop.time() - t1)
 
 
-async def bench_throughput(base: str, user: str, ids: list[int], nominal: float,
-                           window: float) -> None:
+async def bench_throughput(
+    base: str, user: str, ids: list[int], nominal: float, window: float
+) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         async with asyncio.TaskGroup() as group:
@@ -107,16 +111,16 @@ async def bench_throughput(base: str, user: str, ids: list[int], nominal: float,
     report("delivered / nominal rate per stream", ratios, unit="x", scale=1.0)
 
 
-async def bench_disconnect(proc: MockProviderProcess, user: str, stream_id: int,
-                           repeats: int) -> None:
+async def bench_disconnect(
+    proc: MockProviderProcess, user: str, stream_id: int, repeats: int
+) -> None:
     control = proc.control
     control.set_fault(stream_id, Fault(FaultKind.STALL))
     port = urlsplit(proc.base_url).port or 80
     delays = []
     for _ in range(repeats):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET /live/{user}/{user}/{stream_id}.ts HTTP/1.1\r\nHost: x\r\n\r\n"
-                     .encode())
+        writer.write(f"GET /live/{user}/{user}/{stream_id}.ts HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         await writer.drain()
         await reader.readuntil(b"\r\n\r\n")
         before = control.stats().total_closed
@@ -145,10 +149,14 @@ async def main() -> None:
     sd = next(s.stream_id for s in catalog.streams if s.profile == "sd")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.json"
-        config.write_text(json.dumps({
-            "synthetic": {"n_streams": N_STREAMS, "seed": SEED},
-            "accounts": [{"username": user, "password": user, "max_connections": 10_000}],
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "synthetic": {"n_streams": N_STREAMS, "seed": SEED},
+                    "accounts": [{"username": user, "password": user, "max_connections": 10_000}],
+                }
+            )
+        )
         media = MediaLibrary(Path(tmp) / "media")
         nominal = media.load_sync("high").byte_rate
         media.load_sync("sd")

@@ -76,51 +76,69 @@ def _ids(conn: Connection, model: Any) -> list[int]:
     return [int(i) for i in conn.execute(select(model.id).order_by(model.id)).scalars()]
 
 
-def add_channels(conn: Connection, account_id: int, source_id: int, first: int, count: int,
-                 now: datetime) -> list[int]:
+def add_channels(
+    conn: Connection, account_id: int, source_id: int, first: int, count: int, now: datetime
+) -> list[int]:
     """``count`` provider streams, guide channels (GuideNumber ``first+i+1``) and mappings."""
     numbers = range(first, first + count)
-    _bulk(conn, XtreamChannel, [
-        {
-            "account_id": account_id,
-            "stream_id": 10_000 + i,
-            "name": f"UK: Bench Channel {i + 1} HD",
-            "icon": f"http://logos.invalid/{i}.png",
-            "epg_channel_id": f"bench{i + 1}.uk",
-            "category_id": str(1 + i % 8),
-            "qualities": {"tier": "HD" if i % 3 else "FHD", "rank": 2, "tags": [],
-                          "base_name": f"Bench Channel {i + 1}", "country": "UK",
-                          "category": f"UK | {GENRES[i % len(GENRES)]}"},
-            "added_at": now,
-        }
-        for i in numbers
-    ])
-    _bulk(conn, XmltvChannel, [
-        {
-            "source_id": source_id,
-            "xmltv_id": f"bench{i + 1}.uk",
-            "display_name": f"Bench Channel {i + 1}",
-            "display_names": [f"Bench Channel {i + 1}", f"BENCH {i + 1}"],
-            "icon": f"http://logos.invalid/guide/{i}.png",
-            "lcn": str(i + 1),
-            "is_enabled": True,
-            "guide_number": str(i + 1),
-        }
-        for i in numbers
-    ])
+    _bulk(
+        conn,
+        XtreamChannel,
+        [
+            {
+                "account_id": account_id,
+                "stream_id": 10_000 + i,
+                "name": f"UK: Bench Channel {i + 1} HD",
+                "icon": f"http://logos.invalid/{i}.png",
+                "epg_channel_id": f"bench{i + 1}.uk",
+                "category_id": str(1 + i % 8),
+                "qualities": {
+                    "tier": "HD" if i % 3 else "FHD",
+                    "rank": 2,
+                    "tags": [],
+                    "base_name": f"Bench Channel {i + 1}",
+                    "country": "UK",
+                    "category": f"UK | {GENRES[i % len(GENRES)]}",
+                },
+                "added_at": now,
+            }
+            for i in numbers
+        ],
+    )
+    _bulk(
+        conn,
+        XmltvChannel,
+        [
+            {
+                "source_id": source_id,
+                "xmltv_id": f"bench{i + 1}.uk",
+                "display_name": f"Bench Channel {i + 1}",
+                "display_names": [f"Bench Channel {i + 1}", f"BENCH {i + 1}"],
+                "icon": f"http://logos.invalid/guide/{i}.png",
+                "lcn": str(i + 1),
+                "is_enabled": True,
+                "guide_number": str(i + 1),
+            }
+            for i in numbers
+        ],
+    )
     xtream_ids = _ids(conn, XtreamChannel)[first : first + count]
     guide_ids = _ids(conn, XmltvChannel)[first : first + count]
-    _bulk(conn, ChannelMapping, [
-        {
-            "xmltv_channel_id": g,
-            "xtream_channel_id": x,
-            "match_confidence": 1.0,
-            "is_manual": False,
-            "is_primary": True,
-            "stream_priority": 0,
-        }
-        for g, x in zip(guide_ids, xtream_ids, strict=True)
-    ])
+    _bulk(
+        conn,
+        ChannelMapping,
+        [
+            {
+                "xmltv_channel_id": g,
+                "xtream_channel_id": x,
+                "match_confidence": 1.0,
+                "is_manual": False,
+                "is_primary": True,
+                "stream_priority": 0,
+            }
+            for g, x in zip(guide_ids, xtream_ids, strict=True)
+        ],
+    )
     return guide_ids
 
 
@@ -135,22 +153,24 @@ def add_programmes(conn: Connection, guide_ids: list[int], now: datetime) -> int
         while start < end:
             stop = start + timedelta(minutes=LENGTHS[k % len(LENGTHS)])
             genre = GENRES[(n + k) % len(GENRES)]
-            rows.append({
-                "xmltv_channel_id": channel_id,
-                "start": start,
-                "stop": stop,
-                "title": f"{genre} Hour {k % 97}",
-                "sub_title": f"Episode {k % 13 + 1}" if k % 2 else None,
-                "description": f"A {genre.lower()} programme on channel {n + 1}, part {k}. "
-                               "Presenters discuss the day's events with guests & experts.",
-                "categories": [genre],
-                "episode_num": [["xmltv_ns", f"{k % 5}.{k % 13}.0/1"]] if k % 2 else [],
-                "icon": None,
-                "rating": [["VCHIP", "TV-PG"]] if k % 4 == 0 else [],
-                "previously_shown": k % 3 == 0,
-                "is_new": k % 7 == 0,
-                "extra": {},
-            })
+            rows.append(
+                {
+                    "xmltv_channel_id": channel_id,
+                    "start": start,
+                    "stop": stop,
+                    "title": f"{genre} Hour {k % 97}",
+                    "sub_title": f"Episode {k % 13 + 1}" if k % 2 else None,
+                    "description": f"A {genre.lower()} programme on channel {n + 1}, part {k}. "
+                    "Presenters discuss the day's events with guests & experts.",
+                    "categories": [genre],
+                    "episode_num": [["xmltv_ns", f"{k % 5}.{k % 13}.0/1"]] if k % 2 else [],
+                    "icon": None,
+                    "rating": [["VCHIP", "TV-PG"]] if k % 4 == 0 else [],
+                    "previously_shown": k % 3 == 0,
+                    "is_new": k % 7 == 0,
+                    "extra": {},
+                }
+            )
             start, k = stop, k + 1
         if len(rows) >= _CHUNK:
             _bulk(conn, Programme, rows)
@@ -166,16 +186,35 @@ def populate(data_dir: Path) -> tuple[int, Any]:
     now = datetime.now(UTC)
     try:
         with runtime.db.engine.begin() as conn:
-            conn.execute(insert(_table(Account)), [{
-                "name": "bench", "server_url": "http://127.0.0.1:9", "username": "bench",
-                "password_encrypted": b"not-a-real-secret", "status": "Active",
-                "is_active": True, "max_connections": 4, "allowed_output_formats": ["ts"],
-                "created_at": now,
-            }])
-            conn.execute(insert(_table(XmltvSource)), [{
-                "name": "bench-guide", "kind": "url", "location": "http://127.0.0.1:9/g.xml",
-                "is_active": True, "last_report": {}, "created_at": now,
-            }])
+            conn.execute(
+                insert(_table(Account)),
+                [
+                    {
+                        "name": "bench",
+                        "server_url": "http://127.0.0.1:9",
+                        "username": "bench",
+                        "password_encrypted": b"not-a-real-secret",
+                        "status": "Active",
+                        "is_active": True,
+                        "max_connections": 4,
+                        "allowed_output_formats": ["ts"],
+                        "created_at": now,
+                    }
+                ],
+            )
+            conn.execute(
+                insert(_table(XmltvSource)),
+                [
+                    {
+                        "name": "bench-guide",
+                        "kind": "url",
+                        "location": "http://127.0.0.1:9/g.xml",
+                        "is_active": True,
+                        "last_report": {},
+                        "created_at": now,
+                    }
+                ],
+            )
             account_id = int(conn.execute(select(func.max(Account.id))).scalar_one())
             source_id = int(conn.execute(select(func.max(XmltvSource.id))).scalar_one())
             guide_ids = add_channels(conn, account_id, source_id, 0, GUIDE_CHANNELS, now)
@@ -187,16 +226,23 @@ def populate(data_dir: Path) -> tuple[int, Any]:
         more = build_runtime(data_dir)
         try:
             with more.db.engine.begin() as conn:
-                add_channels(conn, account_id, source_id, GUIDE_CHANNELS,
-                             LINEUP_CHANNELS - GUIDE_CHANNELS, now)
+                add_channels(
+                    conn,
+                    account_id,
+                    source_id,
+                    GUIDE_CHANNELS,
+                    LINEUP_CHANNELS - GUIDE_CHANNELS,
+                    now,
+                )
         finally:
             more.close()
 
     return programmes, add_rest
 
 
-async def fetch(http: aiohttp.ClientSession, url: str, count_tag: bytes = b""
-                ) -> tuple[float, float, int, int]:
+async def fetch(
+    http: aiohttp.ClientSession, url: str, count_tag: bytes = b""
+) -> tuple[float, float, int, int]:
     """(time to first body byte, full time, body bytes, occurrences of ``count_tag``)."""
     start = time.perf_counter()
     first = 0.0
@@ -225,8 +271,11 @@ async def main() -> None:
         data_dir = Path(tmp)
         t0 = time.perf_counter()
         programmes, add_rest = await asyncio.to_thread(populate, data_dir)
-        print(f"fixture: {GUIDE_CHANNELS} channels, {programmes} programmes inserted in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"fixture: {GUIDE_CHANNELS} channels, {programmes} programmes inserted in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         with ChildServer(data_dir) as server:
             pid = server.pid
             async with aiohttp.ClientSession() as http:
@@ -238,7 +287,8 @@ async def main() -> None:
                 for _ in range(args.epg_runs):
                     c0 = cpu_seconds(pid)
                     first, total, size, count = await fetch(
-                        http, f"{server.base_url}/epg.xml", b"<programme ")
+                        http, f"{server.base_url}/epg.xml", b"<programme "
+                    )
                     cpu.append(cpu_seconds(pid) - c0)
                     ttfb.append(first)
                     full.append(total)
@@ -248,12 +298,17 @@ async def main() -> None:
                 report("/epg.xml time to first byte", ttfb)
                 epg_full = report("/epg.xml full body", full, unit="s", scale=1.0)
                 report("/epg.xml server CPU per request", cpu, unit="s", scale=1.0)
-                print(f"{'/epg.xml throughput (median)':<46} "
-                      f"{size / epg_full.median / 1e6:.1f} MB/s, "
-                      f"{count / epg_full.median:.0f} programmes/s")
-                print(f"{'server RSS: idle / before / after epg runs':<46} {mb(rss_start)} / "
-                      f"{mb(rss_before)} / {mb(rss_after)} (growth {mb(rss_after - rss_before)}"
-                      f"); peak {mb(peak)}", flush=True)
+                print(
+                    f"{'/epg.xml throughput (median)':<46} "
+                    f"{size / epg_full.median / 1e6:.1f} MB/s, "
+                    f"{count / epg_full.median:.0f} programmes/s"
+                )
+                print(
+                    f"{'server RSS: idle / before / after epg runs':<46} {mb(rss_start)} / "
+                    f"{mb(rss_before)} / {mb(rss_after)} (growth {mb(rss_after - rss_before)}"
+                    f"); peak {mb(peak)}",
+                    flush=True,
+                )
 
                 await asyncio.to_thread(add_rest)
                 for path in ("/lineup.json", "/playlist.m3u"):
@@ -265,13 +320,15 @@ async def main() -> None:
                         cpu.append(cpu_seconds(pid) - c0)
                         times.append(total)
                         first_body = body
-                    s = report(f"{path} ({LINEUP_CHANNELS} ch, {first_body / 1e3:.0f} kB)",
-                               times)
+                    s = report(f"{path} ({LINEUP_CHANNELS} ch, {first_body / 1e3:.0f} kB)", times)
                     report(f"{path} server CPU per request", cpu)
-                    print(f"{'':<46} target < {TARGET_SMALL * 1000:.0f} ms: median "
-                          f"{s.median / TARGET_SMALL:.2f} of budget, p99 "
-                          f"{s.p99 / TARGET_SMALL:.2f} "
-                          f"({'met' if s.p99 < TARGET_SMALL else 'MISSED at p99'})", flush=True)
+                    print(
+                        f"{'':<46} target < {TARGET_SMALL * 1000:.0f} ms: median "
+                        f"{s.median / TARGET_SMALL:.2f} of budget, p99 "
+                        f"{s.p99 / TARGET_SMALL:.2f} "
+                        f"({'met' if s.p99 < TARGET_SMALL else 'MISSED at p99'})",
+                        flush=True,
+                    )
                 print(f"{'server RSS at the end':<46} {mb(rss_bytes(pid))}")
     print(machine_line())
 

@@ -89,8 +89,9 @@ class StageClock:
         self.marks.setdefault(stage, time.perf_counter() - self.start)
 
 
-async def one_sync(base_url: str, data_dir: Path, *, traced: bool = False,
-                   resync: bool = False) -> dict[str, float]:
+async def one_sync(
+    base_url: str, data_dir: Path, *, traced: bool = False, resync: bool = False
+) -> dict[str, float]:
     runtime: Runtime = build_runtime(data_dir)
     try:
         await add_account(runtime, ACCOUNT, base_url, "user", "pass")
@@ -147,43 +148,59 @@ async def main() -> None:
             runs.append(await one_sync(mock.base_url, Path(tmp) / f"run{i}", resync=True))
         traced = await one_sync(mock.base_url, Path(tmp) / "traced", traced=True)
     first = runs[0]
-    print(f"sync of {int(first['streams'])} streams ({int(first['added'])} new) "
-          f"from the mock provider, {len(runs)} runs on fresh SQLite DBs")
+    print(
+        f"sync of {int(first['streams'])} streams ({int(first['added'])} new) "
+        f"from the mock provider, {len(runs)} runs on fresh SQLite DBs"
+    )
     walls = [r["wall"] for r in runs]
     wall = report("first sync wall time", walls, unit="s", scale=1.0)
     report("first sync CPU time of this process", [r["cpu"] for r in runs], unit="s", scale=1.0)
-    report("longest event-loop block during the sync", [r["loop_lag"] for r in runs], unit="s",
-           scale=1.0)
-    for stage, label in (("stage_streams", "categories fetched (stage 'streams' begins)"),
-                         ("stage_store", "streams fetched+parsed (stage 'store' begins)"),
-                         ("stage_done", "stored (stage 'done')")):
+    report(
+        "longest event-loop block during the sync",
+        [r["loop_lag"] for r in runs],
+        unit="s",
+        scale=1.0,
+    )
+    for stage, label in (
+        ("stage_streams", "categories fetched (stage 'streams' begins)"),
+        ("stage_store", "streams fetched+parsed (stage 'store' begins)"),
+        ("stage_done", "stored (stage 'done')"),
+    ):
         if all(stage in r for r in runs):
             report(f"  t at {label}", [r[stage] for r in runs], unit="s", scale=1.0)
     peaks = [r["peak_rss"] for r in runs]
     growth = [r["peak_rss"] - r["rss_before"] for r in runs]
-    print(f"{'peak RSS of the process during sync':<46} median {mb(Summary.of(peaks).median)}"
-          f"   max {mb(max(peaks))}")
-    print(f"{'peak RSS growth over RSS before sync':<46} median {mb(Summary.of(growth).median)}"
-          f"   max {mb(max(growth))}")
-    print(f"{'tracemalloc peak of one sync (untimed run)':<46} "
-          f"{mb(traced['tracemalloc_peak'])}")
-    resync = report("re-sync of the unchanged catalogue", [r["resync"] for r in runs],
-                    unit="s", scale=1.0)
-    report("re-sync CPU time of this process", [r["resync_cpu"] for r in runs], unit="s",
-           scale=1.0)
-    print(f"{'re-sync: unchanged / changed rows':<46} {int(runs[0]['resync_unchanged'])} / "
-          f"{int(runs[0]['resync_changed'])}")
+    print(
+        f"{'peak RSS of the process during sync':<46} median {mb(Summary.of(peaks).median)}"
+        f"   max {mb(max(peaks))}"
+    )
+    print(
+        f"{'peak RSS growth over RSS before sync':<46} median {mb(Summary.of(growth).median)}"
+        f"   max {mb(max(growth))}"
+    )
+    print(f"{'tracemalloc peak of one sync (untimed run)':<46} {mb(traced['tracemalloc_peak'])}")
+    resync = report(
+        "re-sync of the unchanged catalogue", [r["resync"] for r in runs], unit="s", scale=1.0
+    )
+    report("re-sync CPU time of this process", [r["resync_cpu"] for r in runs], unit="s", scale=1.0)
+    print(
+        f"{'re-sync: unchanged / changed rows':<46} {int(runs[0]['resync_unchanged'])} / "
+        f"{int(runs[0]['resync_changed'])}"
+    )
     print(machine_line())
+
     def verdict(median: float, worst: float, budget: float) -> str:
         if worst < budget:
             return "met"
         return "median met, max missed" if median < budget else "MISSED"
 
-    print(f"target: sync < {TARGET_SECONDS:.0f} s -> median {wall.median / TARGET_SECONDS:.2f} of "
-          f"budget ({verdict(wall.median, wall.maximum, TARGET_SECONDS)}); peak RSS < "
-          f"{TARGET_BYTES / 1e6:.0f} MB -> {max(peaks) / TARGET_BYTES:.2f} of budget "
-          f"({verdict(Summary.of(peaks).median, max(peaks), TARGET_BYTES)}); "
-          f"re-sync / first sync {resync.median / wall.median:.2f}")
+    print(
+        f"target: sync < {TARGET_SECONDS:.0f} s -> median {wall.median / TARGET_SECONDS:.2f} of "
+        f"budget ({verdict(wall.median, wall.maximum, TARGET_SECONDS)}); peak RSS < "
+        f"{TARGET_BYTES / 1e6:.0f} MB -> {max(peaks) / TARGET_BYTES:.2f} of budget "
+        f"({verdict(Summary.of(peaks).median, max(peaks), TARGET_BYTES)}); "
+        f"re-sync / first sync {resync.median / wall.median:.2f}"
+    )
 
 
 if __name__ == "__main__":

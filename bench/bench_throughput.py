@@ -88,8 +88,18 @@ USER = "bench"
 READ_SIZE = 1 << 16
 PROFILES = ("high", "dense")
 DENSE = MediaProfile(
-    "dense", 1280, 720, fps=25, loop_frames=240, video_bitrate=7_000_000, audio_bitrate=96_000,
-    mux_rate=8_000_000, service_id=4712, pmt_pid=0x0100, start_pid=0x0200, tone_hz=1000.0,
+    "dense",
+    1280,
+    720,
+    fps=25,
+    loop_frames=240,
+    video_bitrate=7_000_000,
+    audio_bitrate=96_000,
+    mux_rate=8_000_000,
+    service_id=4712,
+    pmt_pid=0x0100,
+    start_pid=0x0200,
+    tone_hz=1000.0,
     hue=0,
 )
 
@@ -102,22 +112,72 @@ def make_dense_clip(cache_dir: Path) -> MediaLibrary:
         seconds = f"{DENSE.loop_frames / DENSE.fps:g}"
         tmp = path.with_suffix(".ffmpeg.ts")
         subprocess.run(
-            ["ffmpeg", "-loglevel", "error", "-y",
-             "-f", "lavfi", "-i",
-             f"testsrc2=size={DENSE.width}x{DENSE.height}:rate={DENSE.fps},"
-             "noise=alls=30:allf=t+u",
-             "-f", "lavfi", "-i", f"sine=frequency={DENSE.tone_hz:g}:sample_rate=48000",
-             "-t", seconds, "-frames:v", str(DENSE.loop_frames), "-map", "0:v", "-map", "1:a",
-             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-             "-g", str(DENSE.fps), "-keyint_min", str(DENSE.fps), "-sc_threshold", "0",
-             "-bf", "0", "-b:v", str(DENSE.video_bitrate), "-minrate", str(DENSE.video_bitrate),
-             "-maxrate", str(DENSE.video_bitrate), "-bufsize", str(DENSE.video_bitrate // 5),
-             "-x264-params", "nal-hrd=cbr", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", "-b:a", str(DENSE.audio_bitrate), "-ac", "2",
-             "-f", "mpegts", "-muxrate", str(DENSE.mux_rate),
-             "-mpegts_service_id", str(DENSE.service_id),
-             "-mpegts_pmt_start_pid", str(DENSE.pmt_pid),
-             "-mpegts_start_pid", str(DENSE.start_pid), str(tmp)],
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={DENSE.width}x{DENSE.height}:rate={DENSE.fps},"
+                "noise=alls=30:allf=t+u",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency={DENSE.tone_hz:g}:sample_rate=48000",
+                "-t",
+                seconds,
+                "-frames:v",
+                str(DENSE.loop_frames),
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                str(DENSE.fps),
+                "-keyint_min",
+                str(DENSE.fps),
+                "-sc_threshold",
+                "0",
+                "-bf",
+                "0",
+                "-b:v",
+                str(DENSE.video_bitrate),
+                "-minrate",
+                str(DENSE.video_bitrate),
+                "-maxrate",
+                str(DENSE.video_bitrate),
+                "-bufsize",
+                str(DENSE.video_bitrate // 5),
+                "-x264-params",
+                "nal-hrd=cbr",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                str(DENSE.audio_bitrate),
+                "-ac",
+                "2",
+                "-f",
+                "mpegts",
+                "-muxrate",
+                str(DENSE.mux_rate),
+                "-mpegts_service_id",
+                str(DENSE.service_id),
+                "-mpegts_pmt_start_pid",
+                str(DENSE.pmt_pid),
+                "-mpegts_start_pid",
+                str(DENSE.start_pid),
+                str(tmp),
+            ],
             check=True,
         )
         tmp.replace(path)
@@ -128,14 +188,18 @@ def make_dense_clip(cache_dir: Path) -> MediaLibrary:
 def payload_rate(clip_data: bytes, seconds: float) -> float:
     """Bytes per second of non-null packets in a loop of ``seconds``."""
     packets = len(clip_data) // 188
-    null = sum(1 for i in range(0, len(clip_data), 188)
-               if ((clip_data[i + 1] & 0x1F) << 8 | clip_data[i + 2]) == 0x1FFF)
+    null = sum(
+        1
+        for i in range(0, len(clip_data), 188)
+        if ((clip_data[i + 1] & 0x1F) << 8 | clip_data[i + 2]) == 0x1FFF
+    )
     return (packets - null) * 188 / seconds
 
 
 # --------------------------------------------------------------------------- the client child
-async def _swarm(urls: list[str], warmup: float, window: float,
-                 conn: multiprocessing.connection.Connection) -> None:
+async def _swarm(
+    urls: list[str], warmup: float, window: float, conn: multiprocessing.connection.Connection
+) -> None:
     counts = [0] * len(urls)
     failed: list[str] = []
     settled = [0]
@@ -165,8 +229,10 @@ async def _swarm(urls: list[str], warmup: float, window: float,
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        tasks = [asyncio.get_running_loop().create_task(reader(i, u, http), name=f"reader:{i}")
-                 for i, u in enumerate(urls)]
+        tasks = [
+            asyncio.get_running_loop().create_task(reader(i, u, http), name=f"reader:{i}")
+            for i, u in enumerate(urls)
+        ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(30):
                 await all_reading.wait()
@@ -182,8 +248,9 @@ async def _swarm(urls: list[str], warmup: float, window: float,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _client_main(urls: list[str], warmup: float, window: float,
-                 conn: multiprocessing.connection.Connection) -> None:
+def _client_main(
+    urls: list[str], warmup: float, window: float, conn: multiprocessing.connection.Connection
+) -> None:
     asyncio.run(_swarm(urls, warmup, window, conn))
 
 
@@ -215,29 +282,42 @@ class Result:
     def line(self) -> str:
         rate = self.delivered * 8 / self.seconds / 1e6
         gbit = self.gbit
-        return (f"{self.label:<38} {rate:7.1f} Mbit/s ({self.ratio:4.2f} of expected, slowest "
-                f"client {self.min_ratio:4.2f})  CPU s/Gbit: server {self.server_cpu / gbit:5.2f}"
-                f"  mock {self.mock_cpu / gbit:5.2f}  clients {self.client_cpu / gbit:5.2f}"
-                f"  RSS/client {self.rss_per_client / 1e3:7.0f} kB"
-                + (f"  read from provider {self.ingested * 8 / self.seconds / 1e6:.1f} Mbit/s"
-                   if self.proxied else "")
-                + (f"  FAILED {self.failed}" if self.failed else ""))
+        return (
+            f"{self.label:<38} {rate:7.1f} Mbit/s ({self.ratio:4.2f} of expected, slowest "
+            f"client {self.min_ratio:4.2f})  CPU s/Gbit: server {self.server_cpu / gbit:5.2f}"
+            f"  mock {self.mock_cpu / gbit:5.2f}  clients {self.client_cpu / gbit:5.2f}"
+            f"  RSS/client {self.rss_per_client / 1e3:7.0f} kB"
+            + (
+                f"  read from provider {self.ingested * 8 / self.seconds / 1e6:.1f} Mbit/s"
+                if self.proxied
+                else ""
+            )
+            + (f"  FAILED {self.failed}" if self.failed else "")
+        )
 
 
 async def _no_count() -> float:
     return 0.0
 
 
-async def measure(label: str, urls: list[str], server_pid: int, mock_pid: int,
-                  nominal: float, warmup: float, window: float,
-                  ingested: Callable[[], Awaitable[float]] = _no_count) -> Result:
+async def measure(
+    label: str,
+    urls: list[str],
+    server_pid: int,
+    mock_pid: int,
+    nominal: float,
+    warmup: float,
+    window: float,
+    ingested: Callable[[], Awaitable[float]] = _no_count,
+) -> Result:
     """Run the client child against ``urls``; the serving process is ``server_pid``.
     ``ingested`` reads StreamForge's counter of bytes read from providers."""
     idle_rss = rss_bytes(server_pid)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_client_main, args=(urls, warmup, window, child),
-                       name="bench-clients", daemon=True)
+    proc = ctx.Process(
+        target=_client_main, args=(urls, warmup, window, child), name="bench-clients", daemon=True
+    )
     proc.start()
     try:
         if not await asyncio.to_thread(parent.poll, 60 + warmup):
@@ -257,29 +337,59 @@ async def measure(label: str, urls: list[str], server_pid: int, mock_pid: int,
         parent.close()
         child.close()
     server_cpu = s1 - s0
-    return Result(label, len(urls), seconds, sum(per_client), nominal, server_cpu, m1 - m0,
-                  client_cpu, (rss - idle_rss) / len(urls),
-                  min(per_client) / seconds / nominal,
-                  failed or ([f"{failed_at_start} failed at start"] if failed_at_start else []),
-                  proxied=server_pid != mock_pid, ingested=i1 - i0)
+    return Result(
+        label,
+        len(urls),
+        seconds,
+        sum(per_client),
+        nominal,
+        server_cpu,
+        m1 - m0,
+        client_cpu,
+        (rss - idle_rss) / len(urls),
+        min(per_client) / seconds / nominal,
+        failed or ([f"{failed_at_start} failed at start"] if failed_at_start else []),
+        proxied=server_pid != mock_pid,
+        ingested=i1 - i0,
+    )
 
 
 def catalog_config(path: Path) -> dict[str, list[int]]:
     """Write the mock's config: 20 streams per profile, one account; returns the ids."""
-    ids = {name: list(range(1 + k * 100, 1 + k * 100 + CHANNELS))
-           for k, name in enumerate(PROFILES)}
+    ids = {
+        name: list(range(1 + k * 100, 1 + k * 100 + CHANNELS)) for k, name in enumerate(PROFILES)
+    }
     every = [(name, i) for name in PROFILES for i in ids[name]]
-    path.write_text(json.dumps({
-        "accounts": [{"username": USER, "password": USER, "max_connections": 1000,
-                      "exp_date": 4_102_444_800}],
-        "categories": [{"category_id": 1, "name": "UK | Bench"}],
-        "streams": [{"stream_id": i, "name": f"UK: Bench {i} 4K", "category_id": 1,
-                     "epg_channel_id": f"bench{i}.uk", "profile": name, "num": i}
-                    for name, i in every],
-        "guide_channels": [{"epg_id": f"bench{i}.uk", "display_name": f"Bench {i}"}
-                           for _name, i in every],
-        "profiles": {"dense": {k: v for k, v in asdict(DENSE).items() if k != "name"}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "accounts": [
+                    {
+                        "username": USER,
+                        "password": USER,
+                        "max_connections": 1000,
+                        "exp_date": 4_102_444_800,
+                    }
+                ],
+                "categories": [{"category_id": 1, "name": "UK | Bench"}],
+                "streams": [
+                    {
+                        "stream_id": i,
+                        "name": f"UK: Bench {i} 4K",
+                        "category_id": 1,
+                        "epg_channel_id": f"bench{i}.uk",
+                        "profile": name,
+                        "num": i,
+                    }
+                    for name, i in every
+                ],
+                "guide_channels": [
+                    {"epg_id": f"bench{i}.uk", "display_name": f"Bench {i}"} for _name, i in every
+                ],
+                "profiles": {"dense": {k: v for k, v in asdict(DENSE).items() if k != "name"}},
+            }
+        )
+    )
     return ids
 
 
@@ -309,16 +419,29 @@ async def upstream_bytes(http: aiohttp.ClientSession, base: str) -> float:
     raise LookupError("streamforge_upstream_bytes_total not in /metrics")
 
 
-async def scenario(name: str, streams: list[int], numbers: dict[int, str], rates: tuple[
-        float, float], config: Path, cache_dir: Path, port: int, sf_dir: Path,
-        args: argparse.Namespace) -> tuple[Result, Result]:
+async def scenario(
+    name: str,
+    streams: list[int],
+    numbers: dict[int, str],
+    rates: tuple[float, float],
+    config: Path,
+    cache_dir: Path,
+    port: int,
+    sf_dir: Path,
+    args: argparse.Namespace,
+) -> tuple[Result, Result]:
     """One scenario, both ways, each on freshly started processes (clean RSS baselines)."""
     wire, payload = rates
     with MockServerProcess(["--config", str(config)], cache_dir=cache_dir, port=port) as mock:
         direct = await measure(
             f"{name} direct (baseline)",
             [f"{mock.base_url}/live/{USER}/{USER}/{i}.ts" for i in streams],
-            mock.pid, mock.pid, wire, args.warmup, args.window)
+            mock.pid,
+            mock.pid,
+            wire,
+            args.warmup,
+            args.window,
+        )
         print(direct.line(), flush=True)
     with (
         MockServerProcess(["--config", str(config)], cache_dir=cache_dir, port=port) as mock,
@@ -328,8 +451,13 @@ async def scenario(name: str, streams: list[int], numbers: dict[int, str], rates
             proxied = await measure(
                 f"{name} via StreamForge",
                 [f"{server.base_url}/auto/v{numbers[i]}" for i in streams],
-                server.pid, mock.pid, payload, args.warmup, args.window,
-                lambda: upstream_bytes(http, server.base_url))
+                server.pid,
+                mock.pid,
+                payload,
+                args.warmup,
+                args.window,
+                lambda: upstream_bytes(http, server.base_url),
+            )
         print(proxied.line(), flush=True)
     return proxied, direct
 
@@ -349,44 +477,66 @@ async def main() -> None:
     for name in args.profiles:
         clip = await asyncio.to_thread(media.load_sync, name)
         rates[name] = (clip.byte_rate, payload_rate(clip.data, clip.period))
-        print(f"profile {name!r}: {clip.byte_rate * 8 / 1e6:.2f} Mbit/s on the wire, "
-              f"{rates[name][1] * 8 / 1e6:.2f} Mbit/s without null packets", flush=True)
+        print(
+            f"profile {name!r}: {clip.byte_rate * 8 / 1e6:.2f} Mbit/s on the wire, "
+            f"{rates[name][1] * 8 / 1e6:.2f} Mbit/s without null packets",
+            flush=True,
+        )
     results: list[tuple[Result, Result]] = []
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="sf-bench-throughput-") as tmp:
         config = Path(tmp) / "mock.json"
         sf_dir = Path(tmp) / "sf"
         ids = catalog_config(config)
-        with MockServerProcess(["--config", str(config)], cache_dir=media.cache_dir,
-                               port=port) as mock:
+        with MockServerProcess(
+            ["--config", str(config)], cache_dir=media.cache_dir, port=port
+        ) as mock:
             runtime = build_runtime(sf_dir)
             try:
-                numbers = await prepare(runtime, mock.base_url,
-                                        [i for name in PROFILES for i in ids[name]])
+                numbers = await prepare(
+                    runtime, mock.base_url, [i for name in PROFILES for i in ids[name]]
+                )
             finally:
                 await runtime.aclose()
         for profile in args.profiles:
             first = ids[profile]
             for name, streams in (
                 (f"{profile}: 1 ch x {args.clients}", [first[0]] * args.clients),
-                (f"{profile}: {CHANNELS} ch x {args.per_channel}",
-                 [i for i in first for _ in range(args.per_channel)]),
+                (
+                    f"{profile}: {CHANNELS} ch x {args.per_channel}",
+                    [i for i in first for _ in range(args.per_channel)],
+                ),
             ):
-                results.append(await scenario(name, streams, numbers, rates[profile], config,
-                                              media.cache_dir, port, sf_dir, args))
+                results.append(
+                    await scenario(
+                        name,
+                        streams,
+                        numbers,
+                        rates[profile],
+                        config,
+                        media.cache_dir,
+                        port,
+                        sf_dir,
+                        args,
+                    )
+                )
     print()
-    print("ratio = delivered / expected; expected is the payload rate without null packets "
-          "through StreamForge (it drops stuffing) and the wire rate for direct reads")
+    print(
+        "ratio = delivered / expected; expected is the payload rate without null packets "
+        "through StreamForge (it drops stuffing) and the wire rate for direct reads"
+    )
     for proxied, direct in results:
-        print(f"{proxied.label.replace(' via StreamForge', ''):<24} StreamForge CPU/Gbit "
-              f"{proxied.server_cpu / proxied.gbit:.2f} s vs mock direct "
-              f"{direct.server_cpu / direct.gbit:.2f} s (x"
-              f"{(proxied.server_cpu / proxied.gbit) / (direct.server_cpu / direct.gbit):.1f}); "
-              f"per Gbit in+out {proxied.server_cpu / in_out(proxied):.2f} s; "
-              f"all processes {total_cpu(proxied):.2f} vs {total_cpu(direct):.2f} s/Gbit; "
-              f"RSS/client {proxied.rss_per_client / 1e3:.0f} vs "
-              f"{direct.rss_per_client / 1e3:.0f} kB; delivered {proxied.ratio:.2f} vs "
-              f"{direct.ratio:.2f} of expected")
+        print(
+            f"{proxied.label.replace(' via StreamForge', ''):<24} StreamForge CPU/Gbit "
+            f"{proxied.server_cpu / proxied.gbit:.2f} s vs mock direct "
+            f"{direct.server_cpu / direct.gbit:.2f} s (x"
+            f"{(proxied.server_cpu / proxied.gbit) / (direct.server_cpu / direct.gbit):.1f}); "
+            f"per Gbit in+out {proxied.server_cpu / in_out(proxied):.2f} s; "
+            f"all processes {total_cpu(proxied):.2f} vs {total_cpu(direct):.2f} s/Gbit; "
+            f"RSS/client {proxied.rss_per_client / 1e3:.0f} vs "
+            f"{direct.rss_per_client / 1e3:.0f} kB; delivered {proxied.ratio:.2f} vs "
+            f"{direct.ratio:.2f} of expected"
+        )
     print(machine_line())
 
 

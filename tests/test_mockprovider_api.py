@@ -26,9 +26,10 @@ ALPHA = {"username": "alpha", "password": "alpha-secret"}
 
 
 async def api(mp: MockProvider, **params: str) -> tuple[int, str, bytes]:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{mp.base_url}/player_api.php", params=params
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{mp.base_url}/player_api.php", params=params) as resp,
+    ):
         return resp.status, resp.content_type, await resp.read()
 
 
@@ -59,8 +60,10 @@ async def test_account_info_shape(mock_provider: MockProvider) -> None:
 
 
 async def test_wrong_credentials_give_auth_zero(mock_provider: MockProvider) -> None:
-    for params in ({"username": "alpha", "password": "nope"}, {"username": "ghost",
-                                                              "password": "x"}):
+    for params in (
+        {"username": "alpha", "password": "nope"},
+        {"username": "ghost", "password": "x"},
+    ):
         data = await api_json(mock_provider, **params, action="get_live_streams")
         assert data == {"user_info": {"auth": 0}}
 
@@ -86,21 +89,31 @@ async def test_categories_and_streams(mock_provider: MockProvider) -> None:
     assert [s["stream_id"] for s in streams] == [101, 102, 103, 104, 105, 106]
     first = streams[0]
     assert first == {
-        "num": 1, "name": "UK: BBC One FHD", "stream_type": "live", "stream_id": 101,
-        "stream_icon": "", "epg_channel_id": "bbcone.uk", "added": "1700000000",
-        "category_id": "1", "custom_sid": "", "tv_archive": 0, "direct_source": "",
+        "num": 1,
+        "name": "UK: BBC One FHD",
+        "stream_type": "live",
+        "stream_id": 101,
+        "stream_icon": "",
+        "epg_channel_id": "bbcone.uk",
+        "added": "1700000000",
+        "category_id": "1",
+        "custom_sid": "",
+        "tv_archive": 0,
+        "direct_source": "",
         "tv_archive_duration": 0,
     }
     only = await api_json(mock_provider, **ALPHA, action="get_live_streams", category_id="2")
     assert [s["stream_id"] for s in only] == [104]
-    beta = await api_json(mock_provider, username="beta", password="beta-secret",
-                          action="get_live_streams")
+    beta = await api_json(
+        mock_provider, username="beta", password="beta-secret", action="get_live_streams"
+    )
     assert [s["stream_id"] for s in beta] == [201, 202, 203]
 
 
 async def test_short_epg(mock_provider: MockProvider) -> None:
-    data = await api_json(mock_provider, **ALPHA, action="get_short_epg", stream_id="101",
-                          limit="3")
+    data = await api_json(
+        mock_provider, **ALPHA, action="get_short_epg", stream_id="101", limit="3"
+    )
     listings = data["epg_listings"]
     assert len(listings) == 3
     now = time.time()
@@ -110,17 +123,23 @@ async def test_short_epg(mock_provider: MockProvider) -> None:
 
 
 async def test_post_form_is_accepted(mock_provider: MockProvider) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{mock_provider.base_url}/player_api.php", data={**ALPHA, "action": "get_live_streams"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{mock_provider.base_url}/player_api.php", data={**ALPHA, "action": "get_live_streams"}
+        ) as resp,
+    ):
         assert len(json.loads(await resp.read())) == 6
 
 
 async def test_get_php_playlist(mock_provider: MockProvider) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{mock_provider.base_url}/get.php",
-        params={**ALPHA, "type": "m3u_plus", "output": "ts"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{mock_provider.base_url}/get.php",
+            params={**ALPHA, "type": "m3u_plus", "output": "ts"},
+        ) as resp,
+    ):
         assert resp.status == 200
         text = await resp.text()
     lines = text.splitlines()
@@ -129,16 +148,20 @@ async def test_get_php_playlist(mock_provider: MockProvider) -> None:
     assert 'group-title="UK | Entertainment"' in lines[1]
     assert lines[2] == f"{mock_provider.base_url}/live/alpha/alpha-secret/101.ts"
     assert sum(1 for line in lines if line.startswith("#EXTINF")) == 6
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{mock_provider.base_url}/get.php", params={"username": "alpha", "password": "x"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{mock_provider.base_url}/get.php", params={"username": "alpha", "password": "x"}
+        ) as resp,
+    ):
         assert resp.status == 401
 
 
 async def test_xmltv_guide_is_valid_and_around_now(mock_provider: MockProvider) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{mock_provider.base_url}/xmltv.php", params=ALPHA
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{mock_provider.base_url}/xmltv.php", params=ALPHA) as resp,
+    ):
         assert resp.status == 200
         body = await resp.read()
     root = etree.fromstring(body)
@@ -149,7 +172,8 @@ async def test_xmltv_guide_is_valid_and_around_now(mock_provider: MockProvider) 
     assert tags.index("programme") > max(i for i, t in enumerate(tags) if t == "channel")
     now = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     current = [
-        p for p in root.findall("programme")
+        p
+        for p in root.findall("programme")
         if p.get("channel") == "bbcone.uk" and p.get("start")[:14] <= now < p.get("stop")[:14]
     ]
     assert len(current) == 1
@@ -239,8 +263,7 @@ async def test_api_calls_are_counted(mock_provider: MockProvider) -> None:
 async def test_sixty_thousand_streams_are_served_quickly(
     mock_media: MediaLibrary, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = Catalog.synthetic(60_000, seed=7, accounts=[Account("big", "pw",
-                                                                  max_connections=1)])
+    catalog = Catalog.synthetic(60_000, seed=7, accounts=[Account("big", "pw", max_connections=1)])
     creds = {"username": "big", "password": "pw", "action": "get_live_streams"}
     async with MockProvider(catalog, media=mock_media, warm_media=False) as mp:
         first = await api_json(mp, **creds)

@@ -38,8 +38,10 @@ def test_demo_has_a_channel_with_primary_and_two_backups_across_accounts() -> No
     demo = Catalog.demo()
     carriers = [s for s in demo.streams if s.epg_channel_id == "bbcone.uk"]
     owners = {
-        a.username for a in demo.accounts for s in carriers if a.sees(s.stream_id)
-        and a.effective_status() is AccountStatus.ACTIVE
+        a.username
+        for a in demo.accounts
+        for s in carriers
+        if a.sees(s.stream_id) and a.effective_status() is AccountStatus.ACTIVE
     }
     assert len(carriers) >= 3
     assert owners == {"alpha", "beta"}
@@ -56,8 +58,10 @@ def test_synthetic_is_reproducible_and_realistic() -> None:
     assert a == b
     assert a.streams != c.streams
     assert len({s.stream_id for s in a.streams}) == 5_000
-    prefixed = re.compile(r"^(\|[A-Z]{2}\| |[A-Z]{2}: |[A-Z]{2} \| |\[[A-Z]{2}\] |[A-Z]{2} - |"
-                          r"[A-Z]{2}● )")
+    prefixed = re.compile(
+        r"^(\|[A-Z]{2}\| |[A-Z]{2}: |[A-Z]{2} \| |\[[A-Z]{2}\] |[A-Z]{2} - |"
+        r"[A-Z]{2}● )"
+    )
     assert all(prefixed.match(s.name) for s in a.streams)
     names = " ".join(s.name for s in a.streams)
     for token in ("FHD", "HEVC", "HD", "SD"):
@@ -117,7 +121,11 @@ def test_xmltv_document_is_valid() -> None:
     validator = shutil.which("tv_validate_file")
     if validator is not None:
         result = subprocess.run(
-            [validator, "/dev/stdin"], input=doc, capture_output=True, timeout=60, check=False,
+            [validator, "/dev/stdin"],
+            input=doc,
+            capture_output=True,
+            timeout=60,
+            check=False,
             env={**os.environ, "XMLTV_SUPPLEMENT": str(dtd_path.parent)},
         )
         assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
@@ -215,8 +223,12 @@ height = 120
     js = tmp_path / "mock.json"
     js.write_text(json.dumps({"synthetic": {"n_streams": 50, "seed": 2}}), encoding="utf-8")
     assert len(ProviderConfig.load(js).catalog.streams) == 50
-    js.write_text(json.dumps({"streams": [{"stream_id": 1, "name": "x", "category_id": 1,
-                                           "profile": "nope"}]}), encoding="utf-8")
+    js.write_text(
+        json.dumps(
+            {"streams": [{"stream_id": 1, "name": "x", "category_id": 1, "profile": "nope"}]}
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError, match="unknown media profiles"):
         ProviderConfig.load(js)
     js.write_text("{broken", encoding="utf-8")
@@ -228,9 +240,14 @@ height = 120
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["num", "stream_icon", "epg_channel_id", "name", "x"]),
-                      children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["num", "stream_icon", "epg_channel_id", "name", "x"]),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
 )
 

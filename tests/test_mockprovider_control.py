@@ -141,7 +141,8 @@ def test_cli_commands_drive_a_running_provider(mock_provider_thread: MockProvide
 def test_parse_fault_spec() -> None:
     assert parse_fault_spec("101:stall:after=5") == (101, Fault(FaultKind.STALL, after=5.0))
     assert parse_fault_spec("7:status:status=404:times=1") == (
-        7, Fault(FaultKind.STATUS, status=404, times=1)
+        7,
+        Fault(FaultKind.STATUS, status=404, times=1),
     )
     with pytest.raises(Exception, match="ID:KIND"):
         parse_fault_spec("stall")

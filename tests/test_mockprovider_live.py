@@ -67,9 +67,10 @@ async def quiet_for(raw: RawStream, quiet: float, within: float) -> bytes:
 
 
 async def test_served_ts_decodes_as_h264_and_aac(mock_provider: MockProvider) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(101)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(101)) as resp,
+    ):
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "video/mp2t"
         data = await read_bytes(resp, 400_000)
@@ -114,9 +115,10 @@ async def test_streams_of_one_profile_have_unrelated_clocks(mock_provider: MockP
 
 async def test_pacing_is_near_the_bitrate(mock_provider: MockProvider) -> None:
     clip = await mock_provider.media.get("hd")
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(102)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(102)) as resp,
+    ):
         # Skip the initial catch-up burst (at most one GOP = 1 s of data).
         await read_bytes(resp, int(clip.byte_rate * 1.2))
         loop = asyncio.get_running_loop()
@@ -180,9 +182,10 @@ async def test_answer_faults(
     mock_provider: MockProvider, fault: Fault, status: int, content_type: str | None, empty: bool
 ) -> None:
     mock_provider.set_fault(102, fault)
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(102)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(102)) as resp,
+    ):
         assert resp.status == status
         body = await resp.read()
         if content_type:
@@ -305,9 +308,10 @@ async def test_garbage_replaces_ts_with_noise(mock_provider: MockProvider) -> No
 async def test_fault_hits_a_connection_that_is_already_playing(
     mock_provider: MockProvider,
 ) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(105)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(105)) as resp,
+    ):
         await read_bytes(resp, 100_000)
         mock_provider.set_fault(105, Fault(FaultKind.RESET))
         with pytest.raises(aiohttp.ClientError):
@@ -319,9 +323,10 @@ async def test_fault_hits_a_connection_that_is_already_playing(
 async def test_recover_heals_a_stream(mock_provider: MockProvider) -> None:
     mock_provider.set_fault(101, Fault(FaultKind.STATUS, status=500))
     mock_provider.recover(101)
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(101)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(101)) as resp,
+    ):
         assert resp.status == 200
     await mock_provider.wait_for(all_closed)
 
@@ -343,8 +348,9 @@ async def test_max_connections_kills_the_oldest(mock_provider: MockProvider) -> 
     await mock_provider.wait_for(all_closed)
 
 
-@pytest.mark.parametrize(("mode", "status"), [(LimitMode.REFUSE_403, 403),
-                                               (LimitMode.REFUSE_458, 458)])
+@pytest.mark.parametrize(
+    ("mode", "status"), [(LimitMode.REFUSE_403, 403), (LimitMode.REFUSE_458, 458)]
+)
 async def test_max_connections_refuse_mode(
     mock_provider: MockProvider, mode: LimitMode, status: int
 ) -> None:
@@ -391,7 +397,6 @@ async def test_close_ends_stalled_connections_promptly(mock_media: MediaLibrary)
     assert provider.stats().open_connections() == 0
 
 
-
 async def test_offline_refuses_connections_and_online_restores(
     mock_provider: MockProvider,
 ) -> None:
@@ -412,9 +417,10 @@ async def test_offline_refuses_connections_and_online_restores(
 
 async def test_eof_is_a_clean_end_of_body_for_an_http_client(mock_provider: MockProvider) -> None:
     mock_provider.set_fault(201, Fault(FaultKind.EOF, after=0.2))
-    async with aiohttp.ClientSession() as session, session.get(
-        mock_provider.stream_url(201)
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mock_provider.stream_url(201)) as resp,
+    ):
         body = await resp.read()  # returns at the end of the body, without an error
     assert len(body) > 0
     assert body[0] == 0x47

@@ -149,9 +149,7 @@ def test_render_rejects_unaligned_ranges(mock_media: MediaLibrary) -> None:
         clip.render(1, 5, 188)
 
 
-def test_disk_cache_is_reused(
-    mock_media: MediaLibrary, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_cache_is_reused(mock_media: MediaLibrary, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_encoding(*_args: object) -> None:
         raise AssertionError("a cached profile was encoded again")
 

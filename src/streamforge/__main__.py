@@ -1,4 +1,5 @@
 """Allow ``python -m streamforge``."""
+
 from streamforge.cli.main import main
 
 main()

@@ -45,12 +45,31 @@ HTML_PAGE = (
 )
 
 _NULLABLE = frozenset(
-    {"stream_icon", "epg_channel_id", "custom_sid", "tv_archive_duration", "added",
-     "category_id", "exp_date", "parent_id"}
+    {
+        "stream_icon",
+        "epg_channel_id",
+        "custom_sid",
+        "tv_archive_duration",
+        "added",
+        "category_id",
+        "exp_date",
+        "parent_id",
+    }
 )
 _OPTIONAL = frozenset(
-    {"stream_icon", "epg_channel_id", "custom_sid", "tv_archive", "tv_archive_duration",
-     "direct_source", "added", "num", "parent_id", "is_trial", "allowed_output_formats"}
+    {
+        "stream_icon",
+        "epg_channel_id",
+        "custom_sid",
+        "tv_archive",
+        "tv_archive_duration",
+        "direct_source",
+        "added",
+        "num",
+        "parent_id",
+        "is_trial",
+        "allowed_output_formats",
+    }
 )
 
 
@@ -153,9 +172,7 @@ def stream_entry(s: Stream) -> dict[str, Any]:
 # --------------------------------------------------------------------------- quirks
 
 
-async def _pre_quirks(
-    request: web.Request, quirks: list[ApiQuirk]
-) -> web.StreamResponse | None:
+async def _pre_quirks(request: web.Request, quirks: list[ApiQuirk]) -> web.StreamResponse | None:
     """Apply answer-replacing quirks; returns the replacement answer, if any."""
     kinds = {q.kind: q for q in quirks}
     redirect = kinds.get(QuirkKind.REDIRECT)
@@ -221,16 +238,21 @@ async def player_api(request: web.Request) -> web.StreamResponse:
         return _finish(_dumps({"user_info": {"auth": 0}}), quirks, "application/json")
     if target == "user_info" or account.effective_status(now) is not AccountStatus.ACTIVE:
         active = state.registry.streaming_count(account.username)
-        body = {"user_info": user_info(account, now, active),
-                "server_info": server_info(request, state.catalog.timezone, now)}
+        body = {
+            "user_info": user_info(account, now, active),
+            "server_info": server_info(request, state.catalog.timezone, now),
+        }
         return _finish(_dumps(reshape(body, shape)), quirks, "application/json")
     if target == "get_live_categories":
         key: tuple[Any, ...] = (account.username, target, shape)
         cached = state.api_cache.get(key)
         if cached is None:
             cats = [
-                {"category_id": str(c.category_id), "category_name": c.name,
-                 "parent_id": c.parent_id}
+                {
+                    "category_id": str(c.category_id),
+                    "category_name": c.name,
+                    "parent_id": c.parent_id,
+                }
                 for c in state.catalog.categories_for(account)
             ]
             cached = state.api_cache[key] = _dumps(reshape(cats, shape))
@@ -342,7 +364,10 @@ async def xmltv_php(request: web.Request) -> web.StreamResponse:
         )
         channels = [state.catalog.guide_channel(e) for e in epg_ids]
         cached = await asyncio.to_thread(
-            render_xmltv, channels, hour * 3600, state.guide_hours_before,
+            render_xmltv,
+            channels,
+            hour * 3600,
+            state.guide_hours_before,
             state.guide_hours_after + 1,
         )
         state.api_cache[key] = cached

@@ -203,12 +203,27 @@ class Catalog:
         )
         far_future = 4_102_444_800  # 2100-01-01
         accounts = (
-            Account("alpha", "alpha-secret", exp_date=far_future, max_connections=2,
-                    stream_ids=frozenset({101, 102, 103, 104, 105, 106})),
-            Account("beta", "beta-secret", exp_date=far_future, max_connections=1,
-                    stream_ids=frozenset({201, 202, 203})),
-            Account("expired", "expired-secret", exp_date=_ADDED_BASE, max_connections=1,
-                    stream_ids=frozenset({101})),
+            Account(
+                "alpha",
+                "alpha-secret",
+                exp_date=far_future,
+                max_connections=2,
+                stream_ids=frozenset({101, 102, 103, 104, 105, 106}),
+            ),
+            Account(
+                "beta",
+                "beta-secret",
+                exp_date=far_future,
+                max_connections=1,
+                stream_ids=frozenset({201, 202, 203}),
+            ),
+            Account(
+                "expired",
+                "expired-secret",
+                exp_date=_ADDED_BASE,
+                max_connections=1,
+                stream_ids=frozenset({101}),
+            ),
         )
         guide = (
             GuideChannel("bbcone.uk", "BBC One"),
@@ -243,8 +258,10 @@ class Catalog:
             accounts = tuple(_account_from(a) for a in data.get("accounts", ()))
             if data.get("demo"):
                 demo = cls.demo()
-                return demo if not accounts else Catalog(
-                    accounts, demo.categories, demo.streams, demo.guide_channels
+                return (
+                    demo
+                    if not accounts
+                    else Catalog(accounts, demo.categories, demo.streams, demo.guide_channels)
                 )
             synth = data.get("synthetic")
             if synth is not None:
@@ -275,28 +292,119 @@ def _account_from(data: Mapping[str, Any]) -> Account:
 
 # --------------------------------------------------------------------------- synthetic
 
-_COUNTRIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "UK": ("BBC One", "BBC Two", "ITV 1", "Channel 4", "Channel 5", "Sky Sports Main Event",
-           "Sky Sports Premier League", "Sky Atlantic", "Sky Cinema Premiere", "BT Sport 1",
-           "Dave", "E4", "Film4", "Gold", "Comedy Central UK", "Eurosport 1"),
-    "US": ("ESPN", "ESPN 2", "CNN", "FOX News", "HBO", "HBO 2", "NBC", "CBS", "ABC", "AMC",
-           "Discovery", "History", "TNT", "FX", "NFL Network", "NBA TV"),
-    "DE": ("Das Erste", "ZDF", "RTL", "SAT.1", "ProSieben", "VOX", "kabel eins", "Sky Bundesliga 1",
-           "Sport1", "n-tv", "WELT", "3sat", "arte", "DMAX", "Tele 5", "ZDFneo"),
-    "FR": ("TF1", "France 2", "France 3", "Canal+", "M6", "BFM TV", "RMC Sport 1", "beIN Sports 1",
-           "Arte FR", "TMC", "W9", "C8"),
-    "ES": ("La 1", "La 2", "Antena 3", "Cuatro", "Telecinco", "laSexta", "Movistar LaLiga",
-           "DAZN LaLiga", "Movistar Plus+", "Teledeporte"),
-    "IT": ("Rai 1", "Rai 2", "Rai 3", "Canale 5", "Italia 1", "Rete 4", "Sky Sport Uno",
-           "DAZN 1", "La7", "TV8"),
-    "NL": ("NPO 1", "NPO 2", "NPO 3", "RTL 4", "RTL 5", "SBS 6", "Ziggo Sport", "ESPN NL 1"),
-    "PL": ("TVP 1", "TVP 2", "Polsat", "TVN", "Canal+ Sport", "Eleven Sports 1"),
-    "TR": ("TRT 1", "ATV", "Show TV", "Star TV", "beIN Sports TR 1", "Kanal D"),
-    "AR": ("MBC 1", "Al Jazeera", "beIN Sports AR 1", "Rotana Cinema", "OSN Movies"),
-})
+_COUNTRIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "UK": (
+            "BBC One",
+            "BBC Two",
+            "ITV 1",
+            "Channel 4",
+            "Channel 5",
+            "Sky Sports Main Event",
+            "Sky Sports Premier League",
+            "Sky Atlantic",
+            "Sky Cinema Premiere",
+            "BT Sport 1",
+            "Dave",
+            "E4",
+            "Film4",
+            "Gold",
+            "Comedy Central UK",
+            "Eurosport 1",
+        ),
+        "US": (
+            "ESPN",
+            "ESPN 2",
+            "CNN",
+            "FOX News",
+            "HBO",
+            "HBO 2",
+            "NBC",
+            "CBS",
+            "ABC",
+            "AMC",
+            "Discovery",
+            "History",
+            "TNT",
+            "FX",
+            "NFL Network",
+            "NBA TV",
+        ),
+        "DE": (
+            "Das Erste",
+            "ZDF",
+            "RTL",
+            "SAT.1",
+            "ProSieben",
+            "VOX",
+            "kabel eins",
+            "Sky Bundesliga 1",
+            "Sport1",
+            "n-tv",
+            "WELT",
+            "3sat",
+            "arte",
+            "DMAX",
+            "Tele 5",
+            "ZDFneo",
+        ),
+        "FR": (
+            "TF1",
+            "France 2",
+            "France 3",
+            "Canal+",
+            "M6",
+            "BFM TV",
+            "RMC Sport 1",
+            "beIN Sports 1",
+            "Arte FR",
+            "TMC",
+            "W9",
+            "C8",
+        ),
+        "ES": (
+            "La 1",
+            "La 2",
+            "Antena 3",
+            "Cuatro",
+            "Telecinco",
+            "laSexta",
+            "Movistar LaLiga",
+            "DAZN LaLiga",
+            "Movistar Plus+",
+            "Teledeporte",
+        ),
+        "IT": (
+            "Rai 1",
+            "Rai 2",
+            "Rai 3",
+            "Canale 5",
+            "Italia 1",
+            "Rete 4",
+            "Sky Sport Uno",
+            "DAZN 1",
+            "La7",
+            "TV8",
+        ),
+        "NL": ("NPO 1", "NPO 2", "NPO 3", "RTL 4", "RTL 5", "SBS 6", "Ziggo Sport", "ESPN NL 1"),
+        "PL": ("TVP 1", "TVP 2", "Polsat", "TVN", "Canal+ Sport", "Eleven Sports 1"),
+        "TR": ("TRT 1", "ATV", "Show TV", "Star TV", "beIN Sports TR 1", "Kanal D"),
+        "AR": ("MBC 1", "Al Jazeera", "beIN Sports AR 1", "Rotana Cinema", "OSN Movies"),
+    }
+)
 _GENRES = ("Entertainment", "Sports", "News", "Movies", "Documentary", "Kids", "Music", "Regional")
-_QUALITIES = (("FHD", "fhd"), ("HD", "hd"), ("SD", "sd"), ("HEVC", "fhd"), ("4K", "high"),
-              ("HD+", "hd"), ("UHD", "high"), ("RAW", "hd"), ("50FPS", "fhd"), ("", "sd"))
+_QUALITIES = (
+    ("FHD", "fhd"),
+    ("HD", "hd"),
+    ("SD", "sd"),
+    ("HEVC", "fhd"),
+    ("4K", "high"),
+    ("HD+", "hd"),
+    ("UHD", "high"),
+    ("RAW", "hd"),
+    ("50FPS", "fhd"),
+    ("", "sd"),
+)
 _PREFIX_STYLES = ("{c}: ", "|{c}| ", "{c} | ", "[{c}] ", "{c} - ", "{c}● ")
 _SUFFIXES = ("", "", "", "", " (backup)", " ᴴᴰ", " *", " [Multi-Audio]", " VIP")
 
@@ -332,8 +440,8 @@ def _synthetic(
         suffix = rng.choice(_SUFFIXES)
         label = name.upper() if rng.random() < 0.15 else name
         full = f"{style.format(c=country)}{label}{(' ' + quality) if quality else ''}{suffix}"
-        genre = "Sports" if "Sport" in base or "ESPN" in base or "DAZN" in base else rng.choice(
-            _GENRES
+        genre = (
+            "Sports" if "Sport" in base or "ESPN" in base or "DAZN" in base else rng.choice(_GENRES)
         )
         slug = _slug(name, country)
         epg: str | None = None if rng.random() < 0.08 else slug

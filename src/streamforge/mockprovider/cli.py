@@ -80,8 +80,14 @@ def serve(
         faults = dict(cfg.faults)
         faults.update(parse_fault_spec(spec) for spec in fault)
         provider = MockProvider(
-            catalog, host=host, port=port, cache_dir=cache_dir, profiles=cfg.profiles,
-            limit_mode=limit_mode or cfg.limit_mode, faults=faults, quirks=cfg.quirks,
+            catalog,
+            host=host,
+            port=port,
+            cache_dir=cache_dir,
+            profiles=cfg.profiles,
+            limit_mode=limit_mode or cfg.limit_mode,
+            faults=faults,
+            quirks=cfg.quirks,
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -119,8 +125,15 @@ def fault_cmd(
 ) -> None:
     """Make a stream misbehave."""
     try:
-        spec = Fault(kind, after=after, status=status, delay=delay, rate=rate,
-                     token_ttl=token_ttl, times=times)
+        spec = Fault(
+            kind,
+            after=after,
+            status=status,
+            delay=delay,
+            rate=rate,
+            token_ttl=token_ttl,
+            times=times,
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -150,8 +163,14 @@ def quirk(
 ) -> None:
     """Make the catalogue API misbehave."""
     try:
-        spec = ApiQuirk(kind, account=account, targets=frozenset(target), delay=delay,
-                        status=status, times=times)
+        spec = ApiQuirk(
+            kind,
+            account=account,
+            targets=frozenset(target),
+            delay=delay,
+            status=status,
+            times=times,
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -187,12 +206,16 @@ def stats(
     if as_json:
         typer.echo(json.dumps(snapshot.to_dict(), indent=2))
         return
-    typer.echo(f"opened {snapshot.total_opened}, closed {snapshot.total_closed}, "
-               f"open now {len(snapshot.open)}")
+    typer.echo(
+        f"opened {snapshot.total_opened}, closed {snapshot.total_closed}, "
+        f"open now {len(snapshot.open)}"
+    )
     for account, count in sorted(snapshot.per_account().items()):
         typer.echo(f"  account {account}: {count} open")
     for stream_id, count in sorted(snapshot.per_stream().items()):
         typer.echo(f"  stream {stream_id}: {count} open")
     for event in snapshot.closes()[-10:]:
-        typer.echo(f"  closed #{event.conn_id} stream {event.stream_id} ({event.account}): "
-                   f"{event.reason}, {event.bytes_sent} bytes")
+        typer.echo(
+            f"  closed #{event.conn_id} stream {event.stream_id} ({event.account}): "
+            f"{event.reason}, {event.bytes_sent} bytes"
+        )

@@ -26,13 +26,7 @@ from streamforge.mockprovider.profiles import PTS_MODULO, TS_PACKET, MediaProfil
 def _read_ts(data: bytes, offset: int) -> int:
     """Decode a 33-bit PES timestamp from the 5 bytes at ``offset``."""
     b = data[offset : offset + 5]
-    return (
-        ((b[0] >> 1) & 0x07) << 30
-        | b[1] << 22
-        | (b[2] >> 1) << 15
-        | b[3] << 7
-        | b[4] >> 1
-    )
+    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
 
 
 def _write_ts(buf: bytearray, offset: int, value: int) -> None:

@@ -137,7 +137,8 @@ class ProviderStats:
         return sum(
             1
             for c in self.open
-            if c.fault and (kind is None or c.fault == kind)
+            if c.fault
+            and (kind is None or c.fault == kind)
             and (stream_id is None or c.stream_id == stream_id)
         )
 
@@ -148,7 +149,10 @@ class ProviderStats:
         return dict(Counter(c.account for c in self.open))
 
     def closes(
-        self, *, reason: str | None = None, stream_id: int | None = None,
+        self,
+        *,
+        reason: str | None = None,
+        stream_id: int | None = None,
         account: str | None = None,
     ) -> list[ConnectionEvent]:
         return [
@@ -255,8 +259,13 @@ class ConnectionRegistry:
         self._closed += 1
         self._events.append(
             ConnectionEvent(
-                time.time(), "close", conn.conn_id, conn.stream_id, conn.account,
-                conn.kill_reason or reason, conn.bytes_sent,
+                time.time(),
+                "close",
+                conn.conn_id,
+                conn.stream_id,
+                conn.account,
+                conn.kill_reason or reason,
+                conn.bytes_sent,
             )
         )
         self._changed()
@@ -291,7 +300,11 @@ class ConnectionRegistry:
         self._changed()
 
     def kill(
-        self, *, stream_id: int | None = None, account: str | None = None, reset: bool = False,
+        self,
+        *,
+        stream_id: int | None = None,
+        account: str | None = None,
+        reset: bool = False,
         reason: str = "killed",
     ) -> int:
         """Abort matching open connections; returns how many."""
@@ -308,7 +321,8 @@ class ConnectionRegistry:
     def streaming_count(self, account: str) -> int:
         """Connections of ``account`` currently sending video (the panel's active_cons)."""
         return sum(
-            1 for c in self._open.values()
+            1
+            for c in self._open.values()
             if c.account == account and c.streaming and c.kill_reason is None
         )
 
@@ -322,8 +336,14 @@ class ConnectionRegistry:
         return ProviderStats(
             open=tuple(
                 ConnectionInfo(
-                    c.conn_id, c.stream_id, c.account, c.remote, c.opened_at, c.streaming,
-                    c.bytes_sent, c.fault,
+                    c.conn_id,
+                    c.stream_id,
+                    c.account,
+                    c.remote,
+                    c.opened_at,
+                    c.streaming,
+                    c.bytes_sent,
+                    c.fault,
                 )
                 for c in self._open.values()
             ),

@@ -118,8 +118,12 @@ async def update_account(request: web.Request) -> web.Response:
     except (ConfigError, ValueError, TypeError) as exc:
         return _error(400, str(exc))
     return web.json_response(
-        {"ok": True, "username": account.username, "status": account.status.value,
-         "max_connections": account.max_connections}
+        {
+            "ok": True,
+            "username": account.username,
+            "status": account.status.value,
+            "max_connections": account.max_connections,
+        }
     )
 
 

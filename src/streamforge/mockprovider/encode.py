@@ -27,8 +27,16 @@ from streamforge.mockprovider.profiles import AAC_FRAME, AUDIO_RATE, MediaProfil
 def _pattern_background(profile: MediaProfile) -> npt.NDArray[np.uint8]:
     """Eight vertical colour bars, rotated by the profile's hue so profiles look different."""
     bars = np.array(
-        [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16],
-         [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]],
+        [
+            [235, 235, 235],
+            [235, 235, 16],
+            [16, 235, 235],
+            [16, 235, 16],
+            [235, 16, 235],
+            [235, 16, 16],
+            [16, 16, 235],
+            [16, 16, 16],
+        ],
         dtype=np.uint8,
     )
     shift = (profile.hue // 45) % 8
@@ -71,8 +79,12 @@ def encode_clip(profile: MediaProfile, path: Path) -> None:
             "libx264",
             rate=profile.fps,
             options={
-                "preset": "ultrafast", "tune": "zerolatency", "g": gop, "keyint_min": gop,
-                "sc_threshold": "0", "bf": "0",
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "g": gop,
+                "keyint_min": gop,
+                "sc_threshold": "0",
+                "bf": "0",
             },
         )
         video.width = profile.width

@@ -55,8 +55,14 @@ class FaultKind(StrEnum):
 
 
 _BEFORE_HEADERS = frozenset(
-    {FaultKind.REFUSE, FaultKind.STATUS, FaultKind.HTML, FaultKind.EMPTY, FaultKind.REDIRECT,
-     FaultKind.SLOW_HEADERS}
+    {
+        FaultKind.REFUSE,
+        FaultKind.STATUS,
+        FaultKind.HTML,
+        FaultKind.EMPTY,
+        FaultKind.REDIRECT,
+        FaultKind.SLOW_HEADERS,
+    }
 )
 
 
@@ -117,8 +123,14 @@ class QuirkKind(StrEnum):
 
 #: Names of the API calls a quirk can target.
 API_TARGETS = frozenset(
-    {"user_info", "get_live_categories", "get_live_streams", "get_short_epg", "get.php",
-     "xmltv.php"}
+    {
+        "user_info",
+        "get_live_categories",
+        "get_live_streams",
+        "get_short_epg",
+        "get.php",
+        "xmltv.php",
+    }
 )
 
 

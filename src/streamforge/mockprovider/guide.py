@@ -26,10 +26,26 @@ from streamforge.mockprovider.catalog import GuideChannel, Stream
 
 _DAY = 86_400
 _TITLES = (
-    "Morning News", "The Big Match", "Live: Premier Football", "Cooking Together", "Nature Now",
-    "Evening News", "Late Show", "Film: The Long Road", "Documentary: Oceans", "Kids Club",
-    "Quiz Night", "Weather", "Sports Tonight", "Music Charts", "Talk of the Town",
-    "Film: Midnight Express", "Formula Weekly", "Travel Diaries", "History Hour", "Comedy Hour",
+    "Morning News",
+    "The Big Match",
+    "Live: Premier Football",
+    "Cooking Together",
+    "Nature Now",
+    "Evening News",
+    "Late Show",
+    "Film: The Long Road",
+    "Documentary: Oceans",
+    "Kids Club",
+    "Quiz Night",
+    "Weather",
+    "Sports Tonight",
+    "Music Charts",
+    "Talk of the Town",
+    "Film: Midnight Express",
+    "Formula Weekly",
+    "Travel Diaries",
+    "History Hour",
+    "Comedy Hour",
 )
 _CATEGORIES = ("News", "Sports", "Movie", "Documentary", "Kids", "Entertainment", "Music")
 _SLOTS = (30, 30, 60, 60, 60, 90, 120)
@@ -106,11 +122,11 @@ def render_xmltv(
     for ch in chans:
         for p in programmes(ch.epg_id, lo, hi):
             parts.append(
-                f"  <programme start=\"{_xmltv_time(p.start)}\" stop=\"{_xmltv_time(p.stop)}\" "
+                f'  <programme start="{_xmltv_time(p.start)}" stop="{_xmltv_time(p.stop)}" '
                 f"channel={quoteattr(p.channel)}>\n"
-                f"    <title lang=\"en\">{escape(p.title)}</title>\n"
-                f"    <desc lang=\"en\">{escape(p.description)}</desc>\n"
-                f"    <category lang=\"en\">{escape(p.category)}</category>\n"
+                f'    <title lang="en">{escape(p.title)}</title>\n'
+                f'    <desc lang="en">{escape(p.description)}</desc>\n'
+                f'    <category lang="en">{escape(p.category)}</category>\n'
                 "  </programme>\n"
             )
     parts.append("</tv>\n")

@@ -39,7 +39,9 @@ class ControlClient:
     def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(dict(body)).encode()
         req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.base_url}/_control{path}", data=data, method=method,
+            f"{self.base_url}/_control{path}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -95,8 +97,14 @@ class MockProviderProcess:
     fixed sleep is involved. Control goes through :attr:`control`.
     """
 
-    def __init__(self, args: Iterable[str] = ("--seed-demo",), *, port: int = 0,
-                 cache_dir: Path | None = None, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        args: Iterable[str] = ("--seed-demo",),
+        *,
+        port: int = 0,
+        cache_dir: Path | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
         self.args = [*args]
         self.port = port
         self.cache_dir = cache_dir
@@ -105,8 +113,17 @@ class MockProviderProcess:
         self.base_url = ""
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "streamforge.mockprovider", "serve",
-               "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamforge.mockprovider",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         if self.cache_dir is not None:
             cmd += ["--cache-dir", str(self.cache_dir)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -150,7 +167,9 @@ class MockProviderProcess:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -378,18 +378,14 @@ class TimeFormatter:
         return text
 
 
-def programme_xml(
-    p: ProgrammeOut, time_text: Callable[[datetime], str] = xmltv_time
-) -> str | None:
+def programme_xml(p: ProgrammeOut, time_text: Callable[[datetime], str] = xmltv_time) -> str | None:
     """The ``<programme>`` element of ``p``, or ``None`` if it has no usable title."""
     out: list[str] = []
     _lang_elements(out, "title", p.titles, skip_blank=True)
     if not out:
         return None
     stop = f' stop="{time_text(p.stop)}"' if p.stop is not None else ""
-    out.insert(
-        0, f'<programme start="{time_text(p.start)}"{stop} channel="{xml_attr(p.channel)}">'
-    )
+    out.insert(0, f'<programme start="{time_text(p.start)}"{stop} channel="{xml_attr(p.channel)}">')
     if p.sub_titles:
         _lang_elements(out, "sub-title", p.sub_titles, skip_blank=True)
     if p.descs:
@@ -483,9 +479,7 @@ def document_head(
     if source_name:
         attrs += f' source-info-name="{xml_attr(source_name)}"'
     return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<!DOCTYPE tv SYSTEM "xmltv.dtd">\n'
-        f"<tv{attrs}>\n"
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n<tv{attrs}>\n'
     )
 
 
