@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, XmltvChannel, XtreamChannel
+from streamforge.db.rules import account_may_stream, streamable_account
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
 from streamforge.outputs.catalog import guide_number_key
 from streamforge.streaming.candidates import ProviderStream, QualityTier, order_streams
-from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 
 def tier_of(qualities: dict[str, Any] | None) -> QualityTier:
@@ -104,7 +104,7 @@ class ChannelService:
                 stream_id=x.stream_id,
                 stream_name=x.name,
                 account=a.name,
-                account_active=a.is_active and a.status in STREAMABLE_STATUSES,
+                account_active=account_may_stream(a.is_active, a.status),
                 stream_priority=m.stream_priority,
                 is_primary=m.is_primary,
                 is_manual=m.is_manual,
@@ -340,7 +340,7 @@ class ChannelService:
                 .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
                 .join(Account, Account.id == XtreamChannel.account_id)
                 .where(ChannelMapping.xmltv_channel_id == channel_id)
-                .where(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
+                .where(streamable_account())
             ).all()
             return order_streams(
                 ProviderStream(

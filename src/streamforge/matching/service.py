@@ -31,11 +31,11 @@ from streamforge.db.models import (
     XmltvSource,
     XtreamChannel,
 )
+from streamforge.db.rules import streamable_account
 from streamforge.events import EventLog
 from streamforge.matching.matcher import GuideChannel, match_streams
 from streamforge.matching.matcher import ProviderStream as MatchStream
 from streamforge.matching.normalize import normalize_name
-from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class MatchService:
                     Account.priority,
                 )
                 .join(Account, Account.id == XtreamChannel.account_id)
-                .where(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
+                .where(streamable_account())
             ).all()
             manual = session.execute(
                 select(

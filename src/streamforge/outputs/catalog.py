@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
+from streamforge.db.rules import streamable_account
 from streamforge.outputs import xmltv_writer as xw
-from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 _TIER_ORDER = {"UHD": 4, "FHD": 3, "HD": 2, "SD": 1}
 
@@ -59,10 +59,6 @@ class LineupRow:
         return _TIER_ORDER.get(self.best_tier, 0) >= _TIER_ORDER["HD"]
 
 
-def _streamable_mapping_filter() -> Any:
-    return and_(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
-
-
 def lineup(db: Database) -> list[LineupRow]:
     """The published channels in GuideNumber order."""
     with db.session() as session:
@@ -79,7 +75,7 @@ def lineup(db: Database) -> list[LineupRow]:
             .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
             .join(Account, Account.id == XtreamChannel.account_id)
             .where(XmltvChannel.is_enabled.is_(True), XmltvChannel.guide_number.is_not(None))
-            .where(_streamable_mapping_filter())
+            .where(streamable_account())
         ).all()
     by_channel: dict[int, dict[str, Any]] = {}
     for channel_id, number, name, xmltv_id, icon, qualities in rows:

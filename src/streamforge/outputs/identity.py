@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account
+from streamforge.db.rules import streamable_account
 from streamforge.outputs.device_id import generate_device_id, is_valid_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.settings import Settings
 from streamforge.state import get_state, set_state
-from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 DEVICE_ID_KEY = "device_id"
 DEVICE_AUTH_KEY = "device_auth"
@@ -49,9 +49,7 @@ def tuner_count(db: Database, settings: Settings) -> int:
         return settings.tuner_count
     with db.session() as session:
         total = session.scalar(
-            select(func.coalesce(func.sum(Account.max_connections), 0)).where(
-                Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES)
-            )
+            select(func.coalesce(func.sum(Account.max_connections), 0)).where(streamable_account())
         )
     return max(int(total or 0), 1)
 

@@ -61,6 +61,7 @@ from sqlalchemy import select
 from streamforge import __version__
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, XtreamChannel
+from streamforge.db.rules import account_may_stream
 from streamforge.events import LEVELS, Event
 from streamforge.outputs.setup_urls import setup_urls
 from streamforge.runtime import Runtime
@@ -69,7 +70,6 @@ from streamforge.state import get_state, set_state
 from streamforge.streaming.policy import PolicyConfig
 from streamforge.web.deps import SESSION_COOKIE, get_runtime, require_admin
 from streamforge.web.ui_sessions import UiSession, UiSessions, tokens_match
-from streamforge.xtream.accounts import STREAMABLE_STATUSES
 
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
@@ -255,7 +255,7 @@ def mapped_streams(runtime: Runtime) -> dict[int, list[dict[str, Any]]]:
                 "xtream_channel_id": xid,
                 "stream_name": name,
                 "account": account,
-                "account_active": bool(active) and status in STREAMABLE_STATUSES,
+                "account_active": account_may_stream(active, status),
             }
         )
     return found

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from streamforge.credentials import CredentialStore
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, XtreamChannel
+from streamforge.db.rules import account_may_stream
 from streamforge.errors import (
     AccountExpiredError,
     ConfigError,
@@ -37,7 +38,6 @@ from streamforge.xtream.client import XtreamClient, XtreamTimeouts
 from streamforge.xtream.models import AccountInfo
 
 #: Statuses under which an account may stream.
-STREAMABLE_STATUSES = frozenset({"Active", "Unknown"})
 
 
 def mask_username(username: str) -> str:
@@ -80,7 +80,7 @@ class AccountView:
 
     @property
     def streamable(self) -> bool:
-        return self.is_active and self.status in STREAMABLE_STATUSES
+        return account_may_stream(self.is_active, self.status)
 
     def as_dict(self) -> dict[str, Any]:
         return {
