@@ -4,7 +4,8 @@ Passwords are never stored in plain text. Where the OS keyring has a usable
 (non-plaintext, non-failing) backend and the ``keyring`` setting allows it, the
 password lives in the keyring and the database holds only a reference.
 Otherwise it is sealed with AES-256-GCM under a random 256-bit key kept in
-``credential.key`` (mode 0600) in the data dir.
+``credential.key`` (mode 0600, tightened to it on use if found looser) in the
+data dir.
 
 Blob formats stored in ``accounts.password_encrypted``::
 
@@ -30,6 +31,7 @@ from keyring.backends import fail
 from keyring.errors import KeyringError, PasswordDeleteError
 
 from streamforge.errors import CredentialError
+from streamforge.filemodes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tighten
 
 KEY_FILE_NAME = "credential.key"
 KEYRING_SERVICE = "streamforge"
@@ -62,6 +64,8 @@ class CredentialStore:
 
     # -- key file ------------------------------------------------------------
     def _load_key(self, *, create: bool) -> bytes:
+        # A key file copied in or restored from a backup may be group/other readable.
+        tighten(self._key_path)
         try:
             key = self._key_path.read_bytes()
         except FileNotFoundError:
@@ -81,8 +85,8 @@ class CredentialStore:
 
     def _create_key(self) -> bytes:
         key = AESGCM.generate_key(bit_length=256)
-        self._key_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._key_path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(self._key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
         return key

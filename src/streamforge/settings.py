@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamforge.errors import ConfigError
+from streamforge.filemodes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tighten_directory
 
 _ENV_PREFIX = "STREAMFORGE_"
 
@@ -182,11 +183,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'streamforge.db'}"
 
     def ensure_data_dir(self) -> Path:
-        """Create the data dir if needed and prove it is writable."""
+        """Create the data dir (``0700``) if needed, take group/other access away
+        from it and the files in it (see :mod:`streamforge.filemodes`), and prove
+        it is writable."""
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            tighten_directory(self.data_dir)
             probe = self.data_dir / ".write-test"
-            probe.write_bytes(b"")
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE))
             probe.unlink()
         except OSError as exc:
             raise ConfigError(

@@ -95,7 +95,7 @@ class GuideCache:
 
     def tee(self, kind: str, version: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` and keep a copy; the copy replaces older ones when complete."""
-        self._dir.mkdir(parents=True, exist_ok=True)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{kind}-", dir=self._dir)
         complete = False
         try:
