@@ -109,9 +109,7 @@ def test_database_outside_the_data_dir_is_private(tmp_path: Path) -> None:
         _exercise(rt)
         files = sorted(elsewhere.iterdir())
         assert database in files
-        assert {path.name: _mode(path) for path in files} == {
-            path.name: 0o600 for path in files
-        }
+        assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}
     finally:
         rt.close()
 
