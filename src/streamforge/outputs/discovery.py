@@ -26,7 +26,10 @@ base URL, lineup URL and device auth string, read afresh from a callable for
 every reply so a change of address or tuner count is advertised at once.
 
 Malformed datagrams (too short, wrong length, bad CRC, truncated TLVs) are
-dropped without a reply.  Failing to bind the port (another tuner emulator or
+dropped without a reply. A reply is about 5.5 times the size of a request,
+so replies go only to senders on a network of the bound interface(s) and at
+a bounded rate per sender (the reflection guard of
+:mod:`streamforge.outputs.udp`).  Failing to bind the port (another tuner emulator or
 a real HDHomeRun library already owns it) is logged as a warning and reported
 by :meth:`DiscoveryResponder.start` returning ``False`` — discovery is a
 convenience; the HTTP endpoints keep working without it.
@@ -45,7 +48,7 @@ from dataclasses import dataclass
 from streamforge.errors import StreamForgeError
 from streamforge.outputs.device_id import DEVICE_ID_WILDCARD, parse_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
-from streamforge.outputs.udp import ReplyProtocol
+from streamforge.outputs.udp import ReplyLimits
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +232,14 @@ class DiscoveryResponder:
     """Owns the UDP socket that answers libhdhomerun discovery.
 
     ``info`` is called for every matching request, so the advertised values
-    are always current.
+    are always current; ``limits`` is the reflection guard.
     """
 
-    def __init__(self, info: Callable[[], DeviceInfo]) -> None:
+    def __init__(
+        self, info: Callable[[], DeviceInfo], *, limits: ReplyLimits | None = None
+    ) -> None:
         self._info = info
+        self._limits = limits or ReplyLimits()
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -262,10 +268,13 @@ class DiscoveryResponder:
             log.warning("HDHomeRun discovery disabled: cannot bind UDP %s:%d (%s)", host, port, exc)
             return False
         sock.setblocking(False)
+        bound_host = str(sock.getsockname()[0])
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: ReplyProtocol(
-                "discovery", lambda data, addr: answer_discovery(self._info(), data, addr)
+            lambda: self._limits.protocol(
+                "discovery",
+                lambda data, addr: answer_discovery(self._info(), data, addr),
+                bound_host,
             ),
             sock=sock,
         )

@@ -16,6 +16,18 @@ answer is ``127.0.0.1``.
 An explicit override (the user's ``advertise_host`` setting) always wins, and
 the candidate sources are injectable so tests and unusual hosts can supply
 their own.
+
+Who may be answered
+-------------------
+The UDP responders (HDHomeRun discovery, SSDP) answer only senders on a
+network of the interface(s) their socket is bound to, as given by
+:func:`answerable_networks`: for a specific bind address, the network
+(address and netmask) of the interface holding it; for a wildcard bind, the
+network of every IPv4 interface. Loopback counts as its own network,
+127.0.0.0/8: a responder bound to a loopback address answers only 127.x
+senders, and a wildcard one answers local processes as well as the LAN.
+Interface networks are read with the ``SIOCGIFADDR``/``SIOCGIFNETMASK``
+ioctls, again without sending a packet.
 """
 
 from __future__ import annotations
@@ -27,10 +39,14 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK_NETWORK = ipaddress.IPv4Network("127.0.0.0/8")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 _SIOCGIFADDR = 0x8915
+_SIOCGIFNETMASK = 0x891B
 
 CandidateSource = Callable[[], Iterable[str]]
+InterfaceSource = Callable[[], Iterable[ipaddress.IPv4Interface]]
 
 
 def hostname_addresses() -> list[str]:
@@ -43,26 +59,65 @@ def hostname_addresses() -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+def _interface_query(requests: Sequence[int]) -> list[list[str]]:
+    """For each interface with an IPv4 address: the address each ioctl request
+    (``SIOCGIFADDR``, ``SIOCGIFNETMASK``) answers. Linux only; elsewhere, and for
+    interfaces without an IPv4 address, nothing."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return []
+    found: list[list[str]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in names:
+            query = struct.pack("256s", name.encode("utf-8")[:15])
+            try:
+                answers = [fcntl.ioctl(sock.fileno(), request, query) for request in requests]
+            except OSError:
+                continue
+            found.append([socket.inet_ntoa(answer[20:24]) for answer in answers])
+    return found
+
+
 def interface_addresses() -> list[str]:
     """IPv4 address of each interface, via ``SIOCGIFADDR`` (Linux only).
 
     Interfaces without an IPv4 address, and platforms without the ioctl,
     simply contribute nothing.
     """
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError:
-        return []
-    found: list[str] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for name in names:
-            request = struct.pack("256s", name.encode("utf-8")[:15])
-            try:
-                answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)
-            except OSError:
-                continue
-            found.append(socket.inet_ntoa(answer[20:24]))
+    return [address for (address,) in _interface_query([_SIOCGIFADDR])]
+
+
+def interface_networks() -> list[ipaddress.IPv4Interface]:
+    """Address and netmask of each IPv4 interface (``127.0.0.1/8`` for ``lo``)."""
+    found: list[ipaddress.IPv4Interface] = []
+    for address, netmask in _interface_query([_SIOCGIFADDR, _SIOCGIFNETMASK]):
+        try:
+            found.append(ipaddress.IPv4Interface(f"{address}/{netmask}"))
+        except ValueError:
+            continue
     return found
+
+
+def answerable_networks(
+    bind_host: str, interfaces: InterfaceSource = interface_networks
+) -> list[ipaddress.IPv4Network]:
+    """The networks whose senders a UDP responder bound to ``bind_host`` answers
+    (see "Who may be answered" above)."""
+    if bind_host in WILDCARD_HOSTS:
+        networks = [LOOPBACK_NETWORK]
+        for interface in interfaces():
+            if interface.network not in networks and not interface.ip.is_loopback:
+                networks.append(interface.network)
+        return networks
+    try:
+        bound = ipaddress.IPv4Address(bind_host)
+    except ValueError:
+        return []
+    if bound.is_loopback:
+        return [LOOPBACK_NETWORK]
+    held = [interface.network for interface in interfaces() if interface.ip == bound]
+    return held[:1] or [ipaddress.IPv4Network(bound)]
 
 
 DEFAULT_SOURCES: tuple[CandidateSource, ...] = (interface_addresses, hostname_addresses)
@@ -124,7 +179,7 @@ def advertised_base_url(
     """
     if override:
         host = override
-    elif bind_host in ("", "0.0.0.0", "::"):
+    elif bind_host in WILDCARD_HOSTS:
         host = detect_lan_ip(sources=sources)
     else:
         host = bind_host

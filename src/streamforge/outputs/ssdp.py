@@ -23,7 +23,11 @@ own ``uuid:…``.  ``USN`` is ``uuid:…::<target>``, except for the uuid target
 itself where it is just the uuid.
 
 Responses are sent immediately rather than after a random delay up to
-``MX``; a single device causes no response storm.
+``MX``; a single device causes no response storm. An ``ssdp:all`` answer is
+about 8 times the size of the search, so answers go only to senders on a
+network of the bound interface(s) and at a bounded rate per sender (the
+reflection guard of :mod:`streamforge.outputs.udp`); NOTIFY messages are
+not affected.
 
 Everything about addresses is configurable: the bind host/port, whether to
 join the multicast group, and where NOTIFY messages go.  Production binds
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 
 from streamforge import __version__
 from streamforge.outputs.hdhomerun import TunerIdentity
-from streamforge.outputs.udp import ReplyProtocol
+from streamforge.outputs.udp import ReplyLimits
 from streamforge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -184,7 +188,8 @@ class SsdpResponder:
     current.  ``notify_target`` is where NOTIFY datagrams go (the multicast
     group in production); ``multicast_group`` is joined on start when set.
     With ``announce_interval`` set, ``ssdp:alive`` is repeated that often
-    (it should be well below ``max_age``).
+    (it should be well below ``max_age``). ``limits`` is the reflection guard
+    for search answers.
     """
 
     def __init__(
@@ -194,8 +199,10 @@ class SsdpResponder:
         notify_target: tuple[str, int] = (SSDP_GROUP, SSDP_PORT),
         multicast_group: str | None = SSDP_GROUP,
         announce_interval: float | None = 600.0,
+        limits: ReplyLimits | None = None,
     ) -> None:
         self._device = device
+        self._limits = limits or ReplyLimits()
         self._notify_target = notify_target
         self._group = multicast_group
         self._interval = announce_interval
@@ -242,9 +249,12 @@ class SsdpResponder:
         sock = self._open_socket(host, port)
         if sock is None:
             return False
+        bound_host = str(sock.getsockname()[0])
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: ReplyProtocol("SSDP", lambda data, _addr: answer_search(self._device(), data)),
+            lambda: self._limits.protocol(
+                "SSDP", lambda data, _addr: answer_search(self._device(), data), bound_host
+            ),
             sock=sock,
         )
         self._transport = transport
