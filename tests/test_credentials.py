@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
@@ -27,6 +28,20 @@ def test_round_trip_and_key_file_mode(tmp_path: Path) -> None:
     assert CredentialStore(tmp_path, use_keyring=False).open(blob) == SECRET
     # the same password seals differently each time (random nonce)
     assert store.seal(SECRET) != blob
+
+
+def test_loose_key_file_is_tightened_on_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = CredentialStore(tmp_path / "fresh", use_keyring=False)
+    blob = store.seal(SECRET)
+    assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
+    key = tmp_path / "fresh" / KEY_FILE_NAME
+    key.chmod(0o644)  # e.g. restored from a backup
+    with caplog.at_level(logging.WARNING, logger="streamforge.filemodes"):
+        assert CredentialStore(tmp_path / "fresh", use_keyring=False).open(blob) == SECRET
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert f"tightened permissions of {key} to 0600" in caplog.text
 
 
 def test_wrong_key_raises_credential_error(tmp_path: Path) -> None:
