@@ -133,6 +133,10 @@ class MediaLibrary:
             return clip
         return await asyncio.shield(self._start(key))
 
+    def loaded(self, name: str, variant: ClipVariant = ClipVariant.NORMAL) -> MediaClip | None:
+        """The clip if it is loaded already (never starts loading it)."""
+        return self._clips.get((name, ClipVariant(variant)))
+
     def prefetch(self, name: str, variant: ClipVariant = ClipVariant.NORMAL) -> MediaClip | None:
         """The clip if it is loaded; otherwise start loading it (worker thread) and return None.
 
