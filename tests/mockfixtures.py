@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from streamforge.mockprovider import Catalog, MediaLibrary, MockProvider, MockProviderThread
-from streamforge.mockprovider.media import TS_PACKET
+from streamforge.mockprovider.media import TS_PACKET, ClipVariant
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +210,46 @@ def cc_errors(data: bytes) -> int:
             errors += 1
         last[pid] = cc
     return errors
+
+
+@pytest.fixture(scope="session")
+def mock_fault_media(mock_media: MediaLibrary) -> MediaLibrary:
+    """``mock_media`` plus the media-fault variants (black, frozen, card, silent) of ``sd``."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda v: mock_media.load_sync("sd", v), list(ClipVariant)))
+    return mock_media
+
+
+def pes_timestamps(data: bytes) -> list[tuple[int, int, int]]:
+    """``(packet index, PID, PTS)`` of every PES header carrying a PTS in ``data``."""
+    found = []
+    for n in range(len(data) // TS_PACKET):
+        pkt = data[n * TS_PACKET : (n + 1) * TS_PACKET]
+        if not pkt[1] & 0x40 or not pkt[3] & 0x10:
+            continue
+        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
+        pos = 4 + (pkt[4] + 1 if pkt[3] & 0x20 else 0)
+        if pid in (0, 0x1FFF) or pkt[pos : pos + 3] != b"\x00\x00\x01" or pos + 14 > TS_PACKET:
+            continue
+        if pkt[pos + 7] & 0x80:
+            b = pkt[pos + 9 : pos + 14]
+            pts = ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+            found.append((n, pid, pts))
+    return found
+
+
+def pcr_seconds(data: bytes) -> list[tuple[int, float]]:
+    """``(packet index, PCR in seconds)`` of every PCR in ``data`` (base only, no wrap)."""
+    found = []
+    for n in range(len(data) // TS_PACKET):
+        pkt = data[n * TS_PACKET : (n + 1) * TS_PACKET]
+        if pkt[3] & 0x20 and pkt[4] > 0 and pkt[5] & 0x10:
+            b = pkt[6:11]
+            base = b[0] << 25 | b[1] << 17 | b[2] << 9 | b[3] << 1 | b[4] >> 7
+            found.append((n, base / 90_000))
+    return found
+
+
+def pids_in(data: bytes) -> set[int]:
+    """Every PID that occurs in ``data``."""
+    return {((data[i + 1] & 0x1F) << 8) | data[i + 2] for i in range(0, len(data), TS_PACKET)}

@@ -31,8 +31,12 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 UrlOption = typer.Option(DEFAULT_URL, "--url", help="Base URL of the running mock panel.")
 
 
+_FLOAT_FIELDS = frozenset({"after", "delay", "token_ttl", "factor", "period"})
+
+
 def parse_fault_spec(spec: str) -> tuple[int, Fault]:
-    """``ID:KIND[:key=value…]`` e.g. ``101:stall:after=5`` or ``102:status:status=404:times=1``."""
+    """``ID:KIND[:key=value…]`` e.g. ``101:stall:after=5``, ``102:status:status=404:times=1``
+    or ``103:slow:factor=0.6``."""
     parts = spec.split(":")
     if len(parts) < 2 or not parts[0].isdigit():
         raise ConfigError(f"fault spec {spec!r}: expected ID:KIND[:key=value...]")
@@ -41,7 +45,7 @@ def parse_fault_spec(spec: str) -> tuple[int, Fault]:
         key, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"fault spec {spec!r}: {item!r} is not key=value")
-        values[key] = float(value) if key in ("after", "delay", "token_ttl") else int(value)
+        values[key] = float(value) if key in _FLOAT_FIELDS else int(value)
     return int(parts[0]), Fault.from_dict(values)
 
 
@@ -121,9 +125,16 @@ def fault_cmd(
     rate: int = typer.Option(16, help="Bytes per second for kind=drip."),
     token_ttl: float = typer.Option(3.0, help="Token lifetime for kind=redirect."),
     times: int | None = typer.Option(None, help="Apply to this many connections, then heal."),
+    factor: float = typer.Option(0.6, help="Fraction of real time delivered for kind=slow."),
+    period: float = typer.Option(4.0, help="Seconds between bursts for kind=bursty."),
     url: str = UrlOption,
 ) -> None:
-    """Make a stream misbehave."""
+    """Make a stream misbehave.
+
+    Media faults (black, frozen, card, silent, no_video, no_audio) and delivery faults
+    (slow, bursty) also hit the connections already playing, from ``--after`` seconds
+    on; ``recover`` returns those to normal.
+    """
     try:
         spec = Fault(
             kind,
@@ -133,6 +144,8 @@ def fault_cmd(
             rate=rate,
             token_ttl=token_ttl,
             times=times,
+            factor=factor,
+            period=period,
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -61,6 +61,8 @@ class _Index:
     ts_offsets: npt.NDArray[np.int64]
     ts_values: npt.NDArray[np.int64]
     entry_points: npt.NDArray[np.int64]
+    #: The (in-file) PTS of the keyframe that follows each entry point.
+    entry_pts: npt.NDArray[np.int64]
 
 
 def _index(data: bytes, video_pid: int) -> _Index:
@@ -79,6 +81,7 @@ def _index(data: bytes, video_pid: int) -> _Index:
     ts_offsets: list[int] = []
     ts_values: list[int] = []
     keyframes: list[int] = []
+    keyframe_pts: dict[int, int] = {}
     pats = np.flatnonzero(pids == 0)
     has_af = (raw[:, 3] & 0x20) != 0
     pusi = (raw[:, 1] & 0x40) != 0
@@ -104,16 +107,20 @@ def _index(data: bytes, video_pid: int) -> _Index:
         if flags & 0x2:
             ts_offsets.append(p + 9)
             ts_values.append(_read_ts(data, p + 9))
+            if keyframes and keyframes[-1] == int(i):
+                keyframe_pts[int(i)] = ts_values[-1]
         if flags == 0x3 and pos + 19 <= TS_PACKET:
             ts_offsets.append(p + 14)
             ts_values.append(_read_ts(data, p + 14))
 
-    entries: list[int] = []
+    entry_pts: dict[int, int] = {}
     for k in keyframes:
         j = int(np.searchsorted(pats, k, side="right")) - 1
-        entries.append(int(pats[j]) * TS_PACKET if j >= 0 else k * TS_PACKET)
-    if not entries:
-        entries = [0]
+        entry = int(pats[j]) * TS_PACKET if j >= 0 else k * TS_PACKET
+        entry_pts.setdefault(entry, keyframe_pts.get(k, -1))
+    if not entry_pts:
+        entry_pts = {0: -1}
+    entries = sorted(entry_pts)
 
     def arr(values: Iterable[int]) -> npt.NDArray[np.int64]:
         return np.asarray(list(values), dtype=np.int64)
@@ -125,7 +132,8 @@ def _index(data: bytes, video_pid: int) -> _Index:
         pcr_values=arr(pcr_values),
         ts_offsets=arr(ts_offsets),
         ts_values=arr(ts_values),
-        entry_points=np.unique(arr(entries)),
+        entry_points=arr(entries),
+        entry_pts=arr(entry_pts[e] for e in entries),
     )
 
 
@@ -165,6 +173,64 @@ class MediaClip:
         points = self.index.entry_points
         j = int(np.searchsorted(points, offset, side="right")) - 1
         return int(points[max(j, 0)])
+
+    def entry_after(self, position: int) -> int:
+        """The first entry point of the endless feed at or after absolute ``position``."""
+        loop, within = divmod(position, self.loop_bytes)
+        points = self.index.entry_points
+        j = int(np.searchsorted(points, within, side="left"))
+        if j < len(points):
+            return loop * self.loop_bytes + int(points[j])
+        return (loop + 1) * self.loop_bytes + int(points[0])
+
+    def matching_entry(self, other: MediaClip, position: int) -> int | None:
+        """The position in this clip's feed of the keyframe found at ``position`` of ``other``.
+
+        ``position`` is an entry point of ``other``'s endless feed; the answer is the
+        entry point of the same loop number here whose keyframe has the same PTS (so a
+        feed can switch from ``other`` to this clip there without a timestamp jump), or
+        None when this clip has no such keyframe (a different profile).
+        """
+        loop, within = divmod(position, other.loop_bytes)
+        j = int(np.searchsorted(other.index.entry_points, within))
+        if j >= len(other.index.entry_points) or other.index.entry_points[j] != within:
+            return None
+        pts = int(other.index.entry_pts[j])
+        hits = np.flatnonzero(self.index.entry_pts == pts)
+        if pts < 0 or not len(hits):
+            return None
+        return loop * self.loop_bytes + int(self.index.entry_points[int(hits[0])])
+
+    def next_counters(self, position: int) -> dict[int, int]:
+        """Per PID, the continuity counter the feed's next payload packet after ``position`` needs.
+
+        Computed from the packets before ``position`` of the endless feed (the current
+        loop so far, then the previous loop), as :meth:`render` numbers them.
+        """
+        size = self.loop_bytes
+        loop, within = divmod(position, size)
+        first = within // TS_PACKET
+        raw = np.frombuffer(self.data, dtype=np.uint8).reshape(-1, TS_PACKET)
+        pids = self.index.pids
+        payload = (raw[:, 3] & 0x10) != 0
+        counters: dict[int, int] = {}
+        spans = [(loop, 0, first)]
+        if loop > 0:
+            spans.append((loop - 1, first, len(pids)))
+        for span_loop, lo, hi in spans:
+            sel = np.flatnonzero(payload[lo:hi]) + lo
+            if not len(sel):
+                continue
+            # The last payload packet of each PID in the span.
+            rev = sel[::-1]
+            found, where = np.unique(pids[rev], return_index=True)
+            for pid, k in zip(found.tolist(), where.tolist(), strict=True):
+                if pid == 0x1FFF or pid in counters:
+                    continue
+                i = int(rev[k])
+                shift = int(self.index.payload_counts[pid]) * span_loop
+                counters[pid] = (int(raw[i, 3]) + shift + 1) & 0x0F
+        return counters
 
     def render(self, loop: int, start: int, end: int, pts_offset: int = 0) -> bytes:
         """Bytes ``[start, end)`` of loop number ``loop`` (both packet-aligned).

@@ -4,7 +4,10 @@ Routes (all JSON)::
 
     GET    /_control/stats[?events=N]            connection counters and (newest N) log
     GET    /_control/faults                      current faults, quirks, limit mode
-    POST   /_control/streams/{id}/fault          body: Fault fields, e.g. {"kind": "stall"}
+    POST   /_control/streams/{id}/fault          body: Fault fields, e.g. {"kind": "stall"},
+                                                 {"kind": "black", "after": 5},
+                                                 {"kind": "slow", "factor": 0.6},
+                                                 {"kind": "bursty", "period": 8}
     POST   /_control/streams/{id}/recover        the stream is healthy again
     POST   /_control/streams/{id}/kill           abort its connections (?reset=1 for RST)
     POST   /_control/recover                     every stream healthy, every quirk gone

@@ -9,6 +9,16 @@ together and pacing by byte rate is pacing by PCR. Audio packets are re-timed on
 gap-free timeline of exactly ``audio_frames`` frames so the loop spans the same time on
 both streams. The box and the tone complete whole cycles per loop: the loop point is
 invisible and inaudible.
+
+The same function renders the replacement content of the media faults
+(:class:`~.profiles.ClipVariant`): a black picture, one still frame of the pattern,
+a "SERVICE TEMPORARILY UNAVAILABLE" slate (drawn with a small built-in bitmap font,
+no imaging library needed) or the pattern with digital silence. Variants use the
+profile's PIDs, program, mux rate, GOP and timestamps, so every keyframe of a
+variant has the same PTS as the same keyframe of the normal loop — which is what
+lets :mod:`.live` splice one into a playing stream. Still pictures are encoded at a
+fixed quantiser, so the P-frames between keyframes are pure skips and decode to
+exactly the same picture.
 """
 
 from __future__ import annotations
@@ -21,7 +31,31 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from streamforge.mockprovider.profiles import AAC_FRAME, AUDIO_RATE, MediaProfile
+from streamforge.mockprovider.profiles import AAC_FRAME, AUDIO_RATE, ClipVariant, MediaProfile
+
+#: The slate's text, one line per entry.
+CARD_LINES = ("SERVICE", "TEMPORARILY", "UNAVAILABLE")
+
+#: A 5x7 bitmap font covering the slate's letters (rows top to bottom, "#" = ink).
+_GLYPHS: dict[str, tuple[str, ...]] = {
+    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
+    "B": ("####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."),
+    "C": (".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."),
+    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
+    "I": (".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."),
+    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
+    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
+    "N": ("#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#", "#...#"),
+    "O": (".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
+    "P": ("####.", "#...#", "#...#", "####.", "#....", "#....", "#...."),
+    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
+    "S": (".####", "#....", "#....", ".###.", "....#", "....#", "####."),
+    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
+    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
+    "V": ("#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."),
+    "Y": ("#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."),
+    " ": (".....",) * 7,
+}
 
 
 def _pattern_background(profile: MediaProfile) -> npt.NDArray[np.uint8]:
@@ -64,8 +98,52 @@ def _video_frame(profile: MediaProfile, background: npt.NDArray[np.uint8], i: in
     return frame.reformat(format="yuv420p")
 
 
-def encode_clip(profile: MediaProfile, path: Path) -> None:
-    """Encode ``profile`` to an MPEG-TS file at ``path`` (blocking; run it in a thread)."""
+def _text_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
+    """``text`` in the bitmap font, ``scale`` pixels per font pixel, one pixel of spacing."""
+    columns: list[npt.NDArray[np.bool_]] = []
+    for char in text:
+        glyph = np.array([[c == "#" for c in row] for row in _GLYPHS[char]], dtype=np.bool_)
+        columns.extend([glyph, np.zeros((7, 1), dtype=np.bool_)])
+    mask = np.concatenate(columns[:-1], axis=1)
+    return np.kron(mask, np.ones((scale, scale), dtype=np.bool_)).astype(np.bool_)
+
+
+def card_picture(profile: MediaProfile) -> npt.NDArray[np.uint8]:
+    """The provider's "unavailable" slate: white text and frame on dark blue (RGB)."""
+    img = np.empty((profile.height, profile.width, 3), dtype=np.uint8)
+    img[:, :] = (16, 24, 96)
+    edge = max(2, profile.height // 60)
+    img[edge : 2 * edge, edge:-edge] = 235
+    img[-2 * edge : -edge, edge:-edge] = 235
+    img[edge:-edge, edge : 2 * edge] = 235
+    img[edge:-edge, -2 * edge : -edge] = 235
+    widest = max(len(line) for line in CARD_LINES) * 6 - 1
+    fit_width = (profile.width * 8 // 10) // widest
+    scale = max(1, min(fit_width, profile.height // (9 * len(CARD_LINES))))
+    line_height = 9 * scale
+    top = (profile.height - line_height * len(CARD_LINES)) // 2
+    for n, line in enumerate(CARD_LINES):
+        mask = _text_mask(line, scale)
+        y = top + n * line_height
+        x = (profile.width - mask.shape[1]) // 2
+        img[y : y + mask.shape[0], x : x + mask.shape[1]][mask] = 235
+    return img
+
+
+def _still_picture(profile: MediaProfile, variant: ClipVariant) -> av.VideoFrame:
+    if variant is ClipVariant.BLACK:
+        img = np.zeros((profile.height, profile.width, 3), dtype=np.uint8)
+    elif variant is ClipVariant.CARD:
+        img = card_picture(profile)
+    else:  # FROZEN: the pattern's first frame, held
+        return _video_frame(profile, _pattern_background(profile), 0)
+    return av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+
+
+def encode_clip(
+    profile: MediaProfile, path: Path, variant: ClipVariant = ClipVariant.NORMAL
+) -> None:
+    """Encode ``profile`` (as ``variant``) to an MPEG-TS file at ``path`` (blocking)."""
     options = {
         "mpegts_service_id": str(profile.service_id),
         "mpegts_pmt_start_pid": str(profile.pmt_pid),
@@ -73,20 +151,20 @@ def encode_clip(profile: MediaProfile, path: Path) -> None:
         "muxrate": str(profile.mux_rate),
     }
     gop = str(profile.fps)
+    x264 = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": "0",
+        "bf": "0",
+    }
+    if variant.still:
+        # A fixed quantiser: nothing to refine, so every P-frame is all skip blocks.
+        x264["qp"] = "20"
     out = av.open(str(path), "w", format="mpegts", options=options)
     try:
-        video = out.add_stream(
-            "libx264",
-            rate=profile.fps,
-            options={
-                "preset": "ultrafast",
-                "tune": "zerolatency",
-                "g": gop,
-                "keyint_min": gop,
-                "sc_threshold": "0",
-                "bf": "0",
-            },
-        )
+        video = out.add_stream("libx264", rate=profile.fps, options=x264)
         video.width = profile.width
         video.height = profile.height
         video.pix_fmt = "yuv420p"
@@ -97,9 +175,10 @@ def encode_clip(profile: MediaProfile, path: Path) -> None:
 
         timed: list[tuple[Fraction, int, Any]] = []
         background = _pattern_background(profile)
+        still = _still_picture(profile, variant) if variant.still else None
         vtb = Fraction(1, profile.fps)
         for i in range(profile.loop_frames):
-            frame = _video_frame(profile, background, i)
+            frame = still if still is not None else _video_frame(profile, background, i)
             frame.pts = i
             frame.time_base = vtb
             for packet in video.encode(frame):
@@ -113,6 +192,8 @@ def encode_clip(profile: MediaProfile, path: Path) -> None:
         cycles = max(1, round(profile.tone_hz * n_samples / AUDIO_RATE))
         t = np.arange(n_samples, dtype=np.float64) / n_samples
         tone = (0.25 * np.sin(2 * np.pi * cycles * t)).astype(np.float32)
+        if variant is ClipVariant.SILENT:
+            tone = np.zeros_like(tone)
         audio_packets: list[Any] = []
         fmt = audio.codec_context.format.name
         for j in range(profile.audio_frames):

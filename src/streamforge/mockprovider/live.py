@@ -18,6 +18,13 @@ and then every ``TICK`` seconds the bytes that have become due. Between ticks th
 handler checks the transport, so a client that leaves is noticed within a tick even
 if nothing is being written; a stalled connection polls the same way.
 
+Media and delivery faults (see :mod:`.faults`) keep the connection going: the
+connection's :class:`_Feed` splices the replacement picture/sound in at the next
+keyframe (or drops a PID, or changes its pacing), and splices back when the fault is
+healed. A media fault whose replacement clip is still being encoded waits for it (it
+fires as soon as the clip is ready; :meth:`.state.ProviderState.set_fault` starts the
+encode when the fault is set).
+
 Every stream adds its own fixed offset (:func:`~.media.pts_offset_for`) to PCR/PTS/DTS,
 so two streams made from the same clip still have unrelated clocks, as streams from
 different real providers do.
@@ -30,6 +37,7 @@ import logging
 import random
 import time
 
+import numpy as np
 from aiohttp import web
 
 from streamforge.mockprovider.api import HTML_PAGE, STATE
@@ -197,36 +205,234 @@ async def _before_headers(
     return None, "completed"
 
 
-def _due(state: ProviderState, clip: MediaClip) -> int:
-    elapsed = time.monotonic() - state.epoch
-    return int(elapsed * clip.byte_rate) // TS_PACKET * TS_PACKET
+class _Feed:
+    """One connection's place in its endless feed: the clip it reads, where, and how fast.
+
+    Pacing is an anchor: byte ``p`` of the current clip's feed is due at
+    ``anchor_time + (p - anchor_pos) / (byte_rate * speed)``. A fresh connection is
+    anchored to the broadcast clock (``epoch``, position 0, speed 1). A *splice*
+    (:meth:`switch`) takes effect at the next entry point (PAT before a keyframe) of
+    the current clip: the feed goes on with the new source's entry point whose
+    keyframe carries the same PTS, in the same loop number — so PCR/PTS/DTS run on
+    without a jump — and re-anchors so that point is due when the old one was. From
+    the first splice on, every packet's continuity counter is restamped per PID (see
+    :func:`_restamp`), so CCs stay continuous across splices and dropped PIDs.
+    """
+
+    def __init__(self, clip: MediaClip, pts_offset: int, epoch: float, position: int) -> None:
+        self.clip = clip
+        self.drop: frozenset[int] = frozenset()
+        self.offset = pts_offset
+        self.position = position
+        self.anchor_time = epoch
+        self.anchor_pos = 0
+        self.speed = 1.0
+        self._pending: tuple[MediaClip, frozenset[int]] | None = None
+        self._splice_at: int | None = None
+        self._counters: dict[int, int] | None = None
+
+    @classmethod
+    def live(cls, clip: MediaClip, pts_offset: int, epoch: float) -> _Feed:
+        """A feed at the random-access point preceding the broadcast's live position."""
+        feed = cls(clip, pts_offset, epoch, 0)
+        live = feed.due(time.monotonic())
+        loop_index, within = divmod(live, clip.loop_bytes)
+        feed.position = loop_index * clip.loop_bytes + clip.entry_at_or_before(within)
+        return feed
+
+    def due(self, at: float) -> int:
+        """The position of the current clip's feed that is due at monotonic time ``at``."""
+        ahead = int((at - self.anchor_time) * self.clip.byte_rate * self.speed)
+        return self.anchor_pos + ahead // TS_PACKET * TS_PACKET
+
+    def _due_time(self, position: int) -> float:
+        return self.anchor_time + (position - self.anchor_pos) / (self.clip.byte_rate * self.speed)
+
+    def reanchor(self, at: float, speed: float) -> None:
+        """From ``at`` on, deliver at ``speed`` times real time from the current position."""
+        self.anchor_time, self.anchor_pos, self.speed = at, self.position, speed
+
+    @property
+    def spliced(self) -> bool:
+        return self._counters is not None
+
+    def switch(self, clip: MediaClip, drop: frozenset[int] = frozenset()) -> None:
+        """Go on with ``clip`` (without the ``drop`` PIDs) from the next entry point."""
+        if clip is self.clip and drop == self.drop and self._pending is None:
+            return
+        self._pending = (clip, drop)
+        self._splice_at = self.clip.entry_after(self.position)
+
+    def take(self, at: float | None = None, size: int | None = None) -> bytes:
+        """The next bytes: all that is due at ``at``, or the next ``size`` bytes of the feed."""
+        chunks: list[bytes] = []
+        end = self.position + (size or 0) // TS_PACKET * TS_PACKET
+        while True:
+            target = self.due(at) if at is not None else end
+            splice_at, pending = self._splice_at, self._pending
+            if splice_at is not None and pending is not None and splice_at <= target:
+                chunks.append(self._read(splice_at))
+                end -= self.position  # what remains, in the next clip's coordinates
+                self._splice(splice_at, *pending)
+                end += self.position
+                continue
+            if target > self.position:
+                chunks.append(self._read(target))
+            return b"".join(chunks)
+
+    def _read(self, end: int) -> bytes:
+        data = self.clip.read(self.position, end, self.offset)
+        self.position = end
+        if self.drop:
+            data = _drop_pids(data, self.drop)
+        if self._counters is not None:
+            data = _restamp(data, self._counters)
+        return data
+
+    def _splice(self, at: int, clip: MediaClip, drop: frozenset[int]) -> None:
+        old = self.clip
+        if self._counters is None:
+            # Until now the feed was the plain render: count on from its counters.
+            self._counters = old.next_counters(at)
+        target = clip.matching_entry(old, at)
+        if target is None:
+            loop, within = divmod(at, old.loop_bytes)
+            target = clip.entry_after(loop * clip.loop_bytes + min(within, clip.loop_bytes - 1))
+        due_at = self._due_time(at)
+        self.clip, self.drop, self.position = clip, drop, target
+        self.anchor_time, self.anchor_pos = due_at, target
+        self._pending = self._splice_at = None
+
+
+def _drop_pids(data: bytes, pids: frozenset[int]) -> bytes:
+    packets = np.frombuffer(data, dtype=np.uint8).reshape(-1, TS_PACKET)
+    pid = ((packets[:, 1].astype(np.int64) & 0x1F) << 8) | packets[:, 2]
+    return packets[~np.isin(pid, list(pids))].tobytes()
+
+
+def _restamp(data: bytes, counters: dict[int, int]) -> bytes:
+    """Renumber continuity counters so each PID counts on from ``counters`` (updated).
+
+    Payload packets take the next counter; packets without payload repeat the last
+    one, as the standard asks. Null packets are left alone.
+    """
+    if not data:
+        return data
+    packets = np.frombuffer(bytearray(data), dtype=np.uint8).reshape(-1, TS_PACKET)
+    pids = ((packets[:, 1].astype(np.int64) & 0x1F) << 8) | packets[:, 2]
+    payload = (packets[:, 3] & 0x10) != 0
+    for pid in np.unique(pids).tolist():
+        if pid == 0x1FFF:
+            continue
+        sel = np.flatnonzero(pids == pid)
+        has = payload[sel].astype(np.int64)
+        start = counters.get(pid)
+        if start is None:
+            first = int(packets[sel[0], 3]) & 0x0F
+            start = first if has[0] else (first + 1) & 0x0F
+        before = np.cumsum(has) - has
+        cc = (start + before - (1 - has)) & 0x0F
+        packets[sel, 3] = (packets[sel, 3] & 0xF0) | cc.astype(np.uint8)
+        counters[pid] = (start + int(has.sum())) & 0x0F
+    return packets.tobytes()
+
+
+class _Ongoing:
+    """The media or delivery fault currently applied to one connection."""
+
+    def __init__(self, slot: FaultSlot, normal: MediaClip) -> None:
+        self.slot = slot
+        self.normal = normal
+        self.next_burst: float | None = None
+
+    @staticmethod
+    def source(
+        state: ProviderState, normal: MediaClip, fault: Fault
+    ) -> tuple[MediaClip, frozenset[int]] | None:
+        """What the feed switches to for a media fault (None: its media is not ready yet)."""
+        profile = normal.profile
+        kind = fault.kind
+        if kind is FaultKind.NO_VIDEO:
+            return normal, frozenset({profile.video_pid})
+        if kind is FaultKind.NO_AUDIO:
+            return normal, frozenset({profile.audio_pid})
+        variant = kind.variant
+        if variant is None:
+            return normal, frozenset()
+        clip = state.media.prefetch(profile.name, variant)
+        return None if clip is None else (clip, frozenset())
+
+    def apply(self, feed: _Feed, source: tuple[MediaClip, frozenset[int]], now: float) -> None:
+        fault = self.slot.fault
+        if fault.kind is FaultKind.SLOW:
+            feed.reanchor(now, fault.factor)
+        elif fault.kind is FaultKind.BURSTY:
+            self.next_burst = now
+        else:
+            feed.switch(*source)
+
+    def heal(self, feed: _Feed, now: float) -> None:
+        kind = self.slot.fault.kind
+        if kind is FaultKind.SLOW:
+            feed.reanchor(now, 1.0)  # real time again, as far behind live as it got
+        elif kind is not FaultKind.BURSTY:
+            feed.switch(self.normal)
+        # BURSTY: plain pacing again; nothing is due until live catches up.
+
+    def take(self, feed: _Feed, now: float) -> bytes:
+        if self.next_burst is None:
+            return feed.take(now)
+        if now < self.next_burst:
+            return b""
+        period = self.slot.fault.period
+        self.next_burst += period
+        if self.next_burst <= now:
+            self.next_burst = now + period
+        # Everything up to one period ahead of live, at once (like one HLS segment).
+        return feed.take(now + period)
 
 
 async def _pump(
     state: ProviderState, conn: Connection, response: web.StreamResponse, clip: MediaClip
 ) -> str:
     """Stream the paced feed until the client leaves or a fault ends it; returns the reason."""
-    live = _due(state, clip)
-    loop_index, within = divmod(live, clip.loop_bytes)
-    position = loop_index * clip.loop_bytes + clip.entry_at_or_before(within)
-    offset = pts_offset_for(conn.stream_id)
+    feed = _Feed.live(clip, pts_offset_for(conn.stream_id), state.epoch)
+    ongoing: _Ongoing | None = None
     while True:
         if conn.client_gone():
             return conn.kill_reason or "client_closed"
         slot = state.board.slot(conn.stream_id)
         now = time.monotonic()
-        if slot is not None and not slot.fault.kind.before_headers:
-            fire = slot.fire_time(conn.started)
-            if now >= fire:
+        if ongoing is not None and ongoing.slot.healed:
+            log.info("stream %s connection %s: healed", conn.stream_id, conn.conn_id)
+            ongoing.heal(feed, now)
+            ongoing = None
+            state.registry.mark_fault(conn, "")
+        if (
+            slot is not None
+            and (ongoing is None or slot is not ongoing.slot)
+            and not slot.fault.kind.before_headers
+            and now >= slot.fire_time(conn.started)
+        ):
+            if not slot.fault.kind.ongoing:
                 state.board.consume(conn.stream_id, slot)
-                return await _during_stream(state, conn, response, clip, slot, position)
-        due = _due(state, clip)
-        if due > position:
-            chunk = clip.read(position, due, offset)
+                return await _during_stream(state, conn, response, feed, slot)
+            source = _Ongoing.source(state, clip, slot.fault)
+            if source is not None:  # else: its media is still being encoded
+                state.board.consume(conn.stream_id, slot)
+                _fired(state, conn, slot.fault.kind)
+                ongoing = _Ongoing(slot, clip)
+                ongoing.apply(feed, source, now)
+        chunk = feed.take(now) if ongoing is None else ongoing.take(feed, now)
+        if chunk:
             await response.write(chunk)
             conn.bytes_sent += len(chunk)
-            position = due
         await asyncio.sleep(TICK)
+
+
+def _fired(state: ProviderState, conn: Connection, kind: FaultKind) -> None:
+    state.registry.mark_fault(conn, kind.value)
+    log.info("stream %s connection %s: %s fault fires", conn.stream_id, conn.conn_id, kind.value)
 
 
 async def _wait_gone(conn: Connection) -> None:
@@ -238,14 +444,12 @@ async def _during_stream(
     state: ProviderState,
     conn: Connection,
     response: web.StreamResponse,
-    clip: MediaClip,
+    feed: _Feed,
     slot: FaultSlot,
-    position: int,
 ) -> str:
     fault = slot.fault
     kind = fault.kind
-    state.registry.mark_fault(conn, kind.value)
-    log.info("stream %s connection %s: %s fault fires", conn.stream_id, conn.conn_id, kind.value)
+    _fired(state, conn, kind)
     if kind is FaultKind.EOF:
         # End the chunked body properly, then close after the buffer drains (FIN).
         await response.write_eof()
@@ -259,13 +463,12 @@ async def _during_stream(
         await _wait_gone(conn)
         return conn.kill_reason or "client_closed_during_stall"
     if kind is FaultKind.DRIP:
+        # A few bytes every 0.25 s: never silent for long, far below real time.
         pending = b""
         step = max(1, fault.rate // 4)
-        offset = pts_offset_for(conn.stream_id)
         while not conn.client_gone():
             while len(pending) < step:
-                pending += clip.read(position, position + 4 * TS_PACKET, offset)
-                position += 4 * TS_PACKET
+                pending += feed.take(size=4 * TS_PACKET)
             await response.write(pending[:step])
             conn.bytes_sent += step
             pending = pending[step:]
@@ -273,7 +476,7 @@ async def _during_stream(
         return conn.kill_reason or "client_closed_during_drip"
     # GARBAGE: random bytes at the stream's byte rate.
     rng = random.Random(conn.conn_id)
-    per_tick = max(1, int(clip.byte_rate * TICK))
+    per_tick = max(1, int(feed.clip.byte_rate * TICK))
     while not conn.client_gone():
         chunk = rng.randbytes(per_tick)
         await response.write(chunk)

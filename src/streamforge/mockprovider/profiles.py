@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from streamforge.errors import ConfigError
@@ -23,6 +24,29 @@ AUDIO_RATE = 48_000
 AAC_FRAME = 1024
 #: Bumped whenever the encoder settings change, so stale cache files are not reused.
 GENERATOR_VERSION = 3
+
+
+class ClipVariant(StrEnum):
+    """What a profile's loop shows and sounds like.
+
+    ``normal`` is the test pattern with its tone. The others are the replacement
+    content of the media faults, encoded with the same profile (same PIDs, program,
+    mux rate, GOP and timing, so they can be spliced into a playing stream): ``black``
+    (black picture, tone goes on), ``frozen`` (one still frame of the pattern, tone
+    goes on), ``card`` (a "SERVICE TEMPORARILY UNAVAILABLE" slate, tone goes on) and
+    ``silent`` (the moving pattern, digital silence).
+    """
+
+    NORMAL = "normal"
+    BLACK = "black"
+    FROZEN = "frozen"
+    CARD = "card"
+    SILENT = "silent"
+
+    @property
+    def still(self) -> bool:
+        """True when the picture never changes (encoded at a fixed quantiser)."""
+        return self in (ClipVariant.BLACK, ClipVariant.FROZEN, ClipVariant.CARD)
 
 
 @dataclass(frozen=True)
@@ -74,11 +98,12 @@ class MediaProfile:
     def audio_frames(self) -> int:
         return self.loop_frames * AUDIO_RATE // self.fps // AAC_FRAME
 
-    def cache_key(self) -> str:
+    def cache_key(self, variant: ClipVariant = ClipVariant.NORMAL) -> str:
         """A stable file-name-safe key covering every setting and the generator version."""
         payload = json.dumps({"v": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
-        return f"{self.name}-{self.width}x{self.height}-{digest}"
+        suffix = "" if variant is ClipVariant.NORMAL else f"-{variant.value}"
+        return f"{self.name}-{self.width}x{self.height}-{digest}{suffix}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MediaProfile:

@@ -75,6 +75,9 @@ class MockProvider:
             return
         if self.warm_media:
             await self.media.warm(self.state.catalog.profiles_used())
+            for profile, variant in sorted(self.state.fault_media()):
+                await self.media.get(profile, variant)
+        self.state.serving = True
         runner = web.AppRunner(
             build_app(self.state),
             access_log_class=RedactingAccessLogger,
@@ -115,6 +118,7 @@ class MockProvider:
         self._site = None
         if runner is None:
             return
+        self.state.serving = False
         self.state.registry.kill(reason="provider_shutdown")
         await runner.cleanup()
 

@@ -29,7 +29,7 @@ from streamforge.errors import ConfigError
 from streamforge.mockprovider.catalog import Account, AccountStatus, Catalog
 from streamforge.mockprovider.connections import ConnectionRegistry, LimitMode, ProviderStats
 from streamforge.mockprovider.faults import ApiQuirk, Fault, FaultBoard
-from streamforge.mockprovider.media import MediaLibrary
+from streamforge.mockprovider.media import ClipVariant, MediaLibrary
 
 _PASSWORD_QUERY = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 _PASSWORD_PATH = re.compile(r"^(/(?:live/)?[^/]+/)[^/]+(/[^/]+)$")
@@ -77,6 +77,8 @@ class ProviderState:
         self.guide_hours_after = guide_hours_after
         self.tokens: dict[str, RedirectToken] = {}
         self.api_cache: dict[tuple[Any, ...], bytes] = {}
+        #: True once the provider runs on its event loop (media can then be prefetched).
+        self.serving = False
 
     # -- authentication -----------------------------------------------------------------
     def authenticate(self, username: str | None, password: str | None) -> Account | None:
@@ -109,6 +111,20 @@ class ProviderState:
     # -- control operations (shared by the in-process API and /_control) -----------------
     def set_fault(self, stream_id: int, fault: Fault) -> None:
         self.board.set_fault(stream_id, fault)
+        if self.serving:
+            # Start encoding the replacement picture/sound now, so it is ready to fire.
+            for profile, variant in self.fault_media():
+                self.media.prefetch(profile, variant)
+
+    def fault_media(self) -> set[tuple[str, ClipVariant]]:
+        """(profile, variant) of the replacement content the current faults need."""
+        needed = set()
+        for stream_id, fault in self.board.faults().items():
+            stream = self.catalog.find_stream(stream_id)
+            variant = fault.kind.variant
+            if stream is not None and variant is not None:
+                needed.add((stream.profile, variant))
+        return needed
 
     def recover(self, stream_id: int | None = None) -> None:
         self.board.recover(stream_id)
