@@ -5,7 +5,6 @@ runtimes as they like, each on its own data dir and database.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +15,7 @@ from streamforge.db.migrate import upgrade
 from streamforge.epg.sources import EpgService
 from streamforge.epg.xmltv_parse import ImportWindow
 from streamforge.events import EventLog
+from streamforge.loop_monitor import LoopMonitor
 from streamforge.matching.channels import ChannelService
 from streamforge.matching.service import MatchService
 from streamforge.settings import Settings
@@ -45,6 +45,7 @@ class Runtime:
     matching: MatchService
     streams: SessionManager
     tasks: TaskOwner
+    loop_monitor: LoopMonitor
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -73,10 +74,11 @@ class Runtime:
         matching = MatchService(db, events, threshold=settings.match_threshold)
 
         async def rematch(_account: str, _report: object) -> None:
-            await asyncio.to_thread(matching.run)
+            await matching.arun()
 
         channels = ChannelService(db, events)
-        streams = SessionManager(settings, channels, accounts, events, StreamMetrics())
+        metrics = StreamMetrics()
+        streams = SessionManager(settings, channels, accounts, events, metrics)
         return cls(
             settings=settings,
             db=db,
@@ -91,9 +93,11 @@ class Runtime:
             matching=matching,
             streams=streams,
             tasks=tasks,
+            loop_monitor=LoopMonitor(events, metrics.loop_lag),
         )
 
     async def aclose(self) -> None:
+        await self.loop_monitor.stop()
         await self.streams.close()
         await self.tasks.close()
         self.close()

@@ -29,10 +29,10 @@ async def _sleep_until_due(last: datetime | None, interval: float) -> None:
 async def account_sync_loop(runtime: Runtime) -> None:
     interval = runtime.settings.account_sync_interval
     while True:
-        views = [v for v in runtime.accounts.all() if v.is_active]
+        views = [v for v in await runtime.db.run(runtime.accounts.all) if v.is_active]
         oldest = min((v.last_synced_at for v in views if v.last_synced_at), default=None)
         await _sleep_until_due(oldest, interval)
-        for view in runtime.accounts.all():
+        for view in await runtime.db.run(runtime.accounts.all):
             if not view.is_active:
                 continue
             last = view.last_synced_at
@@ -45,7 +45,7 @@ async def epg_refresh_loop(runtime: Runtime) -> None:
     interval = runtime.settings.epg_refresh_interval
     while True:
         refreshed = False
-        for source in runtime.epg.all():
+        for source in await runtime.db.run(runtime.epg.all):
             if not source.is_active:
                 continue
             last = source.last_refreshed_at
@@ -56,7 +56,7 @@ async def epg_refresh_loop(runtime: Runtime) -> None:
                 except StreamForgeError as exc:
                     log.warning("scheduled refresh of guide %r failed: %s", source.name, exc)
         if refreshed:
-            await asyncio.to_thread(runtime.matching.run)
+            await runtime.matching.arun()
         await asyncio.sleep(60)
 
 
@@ -64,7 +64,7 @@ async def guide_warm_loop(runtime: Runtime, interval: float = 30.0) -> None:
     """Keep a rendered copy of /epg.xml current, so requests never wait for a render."""
     cache = GuideCache(runtime.settings.data_dir / "cache")
     while True:
-        if await asyncio.to_thread(warm, runtime.db, cache):
+        if await runtime.db.run(warm, runtime.db, cache):
             log.info("guide output re-rendered for the current lineup and programmes")
         await asyncio.sleep(interval)
 

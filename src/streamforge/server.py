@@ -1,5 +1,6 @@
 """Running the server: the HTTP app plus its background services —
-HDHomeRun UDP discovery, SSDP, and the periodic sync/refresh jobs."""
+HDHomeRun UDP discovery, SSDP, the periodic sync/refresh jobs and the
+event-loop lag monitor."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ async def serve_app(
             # nobody to announce itself to.
             await ssdp.start()
         start_periodic_jobs(runtime)
+        runtime.loop_monitor.start(runtime.tasks)
         await server.serve()
     finally:
         if watcher is not None:

@@ -1,9 +1,10 @@
 """Guide sources: add (URL, file, or an account's ``xmltv.php``), refresh, remove.
 
 A refresh downloads the guide to a temporary file (URLs and accounts), then
-imports it through :func:`streamforge.epg.store.import_guide`: a failure at
-any step is recorded on the source as ``last_error`` and the guide already
-stored stays exactly as it was.
+imports it through :mod:`streamforge.epg.store` (parsed in a worker thread,
+then swapped in on the database's writer thread): a failure at any step is
+recorded on the source as ``last_error`` and the guide already stored stays
+exactly as it was.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from sqlalchemy import func, select
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, XmltvChannel, XmltvSource
 from streamforge.epg.compression import ProgressCallback
-from streamforge.epg.store import import_guide
-from streamforge.epg.xmltv_parse import ImportWindow
+from streamforge.epg.store import StagedGuide, stage_guide
+from streamforge.epg.xmltv_parse import ImportReport, ImportWindow
 from streamforge.errors import (
     ConfigError,
     ConflictError,
@@ -163,15 +164,12 @@ class EpgService:
     async def refresh(self, name: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
         """Download (if needed) and import one source. Raises on failure; the stored
         guide is untouched then."""
-        view = self.get(name)
+        view = await self._db.run(self.get, name)
         started = datetime.now(UTC)
         try:
             report = await self._refresh(view, progress)
         except StreamForgeError as exc:
-            with self._db.session() as session:
-                source = session.get(XmltvSource, view.id)
-                if source is not None:
-                    source.last_error = str(exc)
+            await self._db.write(self._store_failure, view.id, str(exc))
             self._events.record(
                 "error",
                 "epg",
@@ -186,12 +184,7 @@ class EpgService:
             "bytes": report.bytes_read,
             "seconds": round((datetime.now(UTC) - started).total_seconds(), 2),
         }
-        with self._db.session() as session:
-            source = session.get(XmltvSource, view.id)
-            if source is not None:
-                source.last_refreshed_at = datetime.now(UTC)
-                source.last_error = None
-                source.last_report = summary
+        await self._db.write(self._store_success, view.id, summary)
         self._events.record(
             "info",
             "epg",
@@ -200,19 +193,37 @@ class EpgService:
         )
         return summary
 
+    def _store_failure(self, source_id: int, error: str) -> None:
+        with self._db.session() as session:
+            source = session.get(XmltvSource, source_id)
+            if source is not None:
+                source.last_error = error
+
+    def _store_success(self, source_id: int, summary: dict[str, Any]) -> None:
+        with self._db.session() as session:
+            source = session.get(XmltvSource, source_id)
+            if source is not None:
+                source.last_refreshed_at = datetime.now(UTC)
+                source.last_error = None
+                source.last_report = summary
+
+    async def _import(
+        self, source_id: int, path: str, now: datetime, progress: ProgressCallback | None
+    ) -> ImportReport:
+        """Parse in a worker thread (the database untouched), then swap the staged
+        guide in on the database's writer thread, so other writes wait only for
+        the swap, not for the parse."""
+        staged, report = await asyncio.to_thread(
+            stage_guide, path, now=now, window=self._window, progress=progress
+        )
+        await self._db.write(_swap_and_close, staged, self._db, source_id)
+        return report
+
     async def _refresh(self, view: SourceView, progress: ProgressCallback | None) -> Any:
         now = datetime.now(UTC)
         if view.kind == "file":
             assert view.location is not None
-            return await asyncio.to_thread(
-                import_guide,
-                self._db,
-                view.id,
-                view.location,
-                now=now,
-                window=self._window,
-                progress=progress,
-            )
+            return await self._import(view.id, view.location, now, progress)
         with tempfile.TemporaryDirectory(prefix="sf-guide-") as tmp:
             target = Path(tmp) / "guide.xml"
             if view.kind == "url":
@@ -221,17 +232,10 @@ class EpgService:
             else:
                 if view.account is None:
                     raise GuideError(f"guide source {view.name!r} lost its account")
-                async with self._accounts.client(view.account) as client:
+                client = await self._db.run(self._accounts.client, view.account)
+                async with client:
                     await client.download_xmltv(target)
-            return await asyncio.to_thread(
-                import_guide,
-                self._db,
-                view.id,
-                str(target),
-                now=now,
-                window=self._window,
-                progress=progress,
-            )
+            return await self._import(view.id, str(target), now, progress)
 
     async def _download(self, url: str, target: Path) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
@@ -249,3 +253,10 @@ class EpgService:
                         handle.write(chunk)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise GuideError(f"guide download from {host} failed: {type(exc).__name__}") from None
+
+
+def _swap_and_close(staged: StagedGuide, db: Database, source_id: int) -> None:
+    # Runs on the writer thread, which also closes the staging file: a refresh
+    # cancelled while it waits must not pull the file out from under the swap.
+    with staged:
+        staged.swap_into(db, source_id)

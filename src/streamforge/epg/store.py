@@ -183,6 +183,53 @@ class _Spool:
         self._file.close()
 
 
+class StagedGuide:
+    """Phase 1's result: the guide's channels and its spooled programmes.
+
+    Close it (or use it as a context manager) to drop the staging file.
+    """
+
+    def __init__(self, channels: dict[str, GuideChannelRecord], spool: _Spool) -> None:
+        self.channels = channels
+        self._spool = spool
+
+    def swap_into(self, db: Database, source_id: int) -> None:
+        """Phase 2: the one swap transaction (blocking; a writer's job)."""
+        _swap(db, source_id, self.channels, self._spool)
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> StagedGuide:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def stage_guide(
+    guide: GuideSource,
+    *,
+    now: datetime,
+    window: ImportWindow | None,
+    progress: ProgressCallback | None = None,
+) -> tuple[StagedGuide, ImportReport]:
+    """Phase 1: parse ``guide`` into a staging file; the database is not touched."""
+    reader = XmltvReader(guide, now=now, window=window, progress=progress)
+    channels: dict[str, GuideChannelRecord] = {}
+    spool = _Spool()
+    try:
+        for record in reader:
+            if isinstance(record, GuideChannelRecord):
+                channels[record.xmltv_id] = record
+            else:
+                spool.add(record.channel_id, programme_values(record))
+    except BaseException:
+        spool.close()
+        raise
+    return StagedGuide(channels, spool), reader.report
+
+
 def import_guide(
     db: Database,
     source_id: int,
@@ -193,19 +240,10 @@ def import_guide(
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Parse ``guide`` and swap it in as the content of source ``source_id``."""
-    reader = XmltvReader(guide, now=now, window=window, progress=progress)
-    channels: dict[str, GuideChannelRecord] = {}
-    spool = _Spool()
-    try:
-        for record in reader:
-            if isinstance(record, GuideChannelRecord):
-                channels[record.xmltv_id] = record
-            else:
-                spool.add(record.channel_id, programme_values(record))
-        _swap(db, source_id, channels, spool)
-    finally:
-        spool.close()
-    return reader.report
+    staged, report = stage_guide(guide, now=now, window=window, progress=progress)
+    with staged:
+        staged.swap_into(db, source_id)
+    return report
 
 
 def _swap(

@@ -11,6 +11,9 @@ and replaces the automatic mappings in one transaction:
 - a channel that gains its first mapping gets a GuideNumber (its LCN if free,
   else the lowest free number). Existing GuideNumbers never change.
 
+From async code use ``await arun()``: the same work on the database's writer
+thread, off the event loop.
+
 ``suggestions()`` ranks the unmapped streams for one channel by name
 similarity, for the UI's "add from suggestions".
 """
@@ -58,7 +61,13 @@ class MatchService:
         self._events = events
         self._threshold = threshold
 
+    async def arun(self) -> MatchSummary:
+        """:meth:`run` from async code: on the database's writer thread, so the
+        event loop keeps serving while streams are matched and stored."""
+        return await self._db.write(self.run)
+
     def run(self) -> MatchSummary:
+        """Match and persist in one transaction (blocking; see :meth:`arun`)."""
         with self._db.session() as session:
             channel_rows = session.execute(
                 select(

@@ -37,8 +37,6 @@ from streamforge.events import EventLog
 from streamforge.xtream.client import XtreamClient, XtreamTimeouts
 from streamforge.xtream.models import AccountInfo
 
-#: Statuses under which an account may stream.
-
 
 def mask_username(username: str) -> str:
     """``johnsmith`` → ``jo•••••th``: enough to recognise, not enough to use."""
@@ -250,6 +248,22 @@ class AccountService:
         if not username or not password:
             raise ConfigError("an account needs a username and a password")
         url = check_server_url(server_url)
+        await self._db.write(self._insert, name, url, username, password, user_agent, priority)
+        self._events.record("info", "account", f"account {name!r} added", {"account": name})
+        if not test:
+            view = await self._db.run(self.get, name)
+            return TestResult(True, "added (not tested)", view)
+        return await self.test(name)
+
+    def _insert(
+        self,
+        name: str,
+        url: str,
+        username: str,
+        password: str,
+        user_agent: str | None,
+        priority: int,
+    ) -> None:
         with self._db.session() as session:
             if session.scalar(select(Account.id).where(Account.name == name)) is not None:
                 raise ConflictError(f"an account named {name!r} already exists")
@@ -263,38 +277,32 @@ class AccountService:
                     priority=priority,
                 )
             )
-        self._events.record("info", "account", f"account {name!r} added", {"account": name})
-        if not test:
-            view = self.get(name)
-            return TestResult(True, "added (not tested)", view)
-        return await self.test(name)
 
     async def test(self, name: str) -> TestResult:
         """Ask the panel for the account's state and store it."""
-        client = self.client(name)
+        client = await self._db.run(self.client, name)
         now = datetime.now(UTC)
         try:
             async with client:
                 info = await client.account_info()
         except ProviderError as exc:
             message = str(exc)
-            with self._db.session() as session:
-                account = self._find(session, name)
-                account.last_checked_at = now
-                account.last_error = message
-                if isinstance(exc, ProviderAuthError):
-                    account.status = "AuthFailed"
-                elif isinstance(exc, AccountExpiredError):
-                    account.status = "Expired"
+            await self._db.write(self._store_failure, name, exc, now)
             self._events.record(
                 "warning",
                 "account",
                 f"account {name!r} test failed",
                 {"account": name, "error": message},
             )
-            return TestResult(False, message, self.get(name))
-        self._store_info(name, info, now)
-        view = self.get(name)
+            return TestResult(False, message, await self._db.run(self.get, name))
+        await self._db.write(self._store_info, name, info, now)
+        self._events.record(
+            "info",
+            "account",
+            f"account {name!r} checked: {info.status.value}",
+            {"account": name, "status": info.status.value, "max_connections": info.max_connections},
+        )
+        view = await self._db.run(self.get, name)
         if info.is_active:
             message = f"ok: {info.status.value}, {info.max_connections} connection(s), " + (
                 f"expires {info.exp_date:%Y-%m-%d}" if info.exp_date else "no expiry"
@@ -332,6 +340,16 @@ class AccountService:
             "exp_date": info.exp_date.isoformat() if info.exp_date else None,
         }
 
+    def _store_failure(self, name: str, exc: ProviderError, now: datetime) -> None:
+        with self._db.session() as session:
+            account = self._find(session, name)
+            account.last_checked_at = now
+            account.last_error = str(exc)
+            if isinstance(exc, ProviderAuthError):
+                account.status = "AuthFailed"
+            elif isinstance(exc, AccountExpiredError):
+                account.status = "Expired"
+
     def _store_info(self, name: str, info: AccountInfo, now: datetime) -> None:
         with self._db.session() as session:
             account = self._find(session, name)
@@ -343,12 +361,6 @@ class AccountService:
             account.allowed_output_formats = list(info.allowed_output_formats)
             account.last_checked_at = now
             account.last_error = None
-        self._events.record(
-            "info",
-            "account",
-            f"account {name!r} checked: {info.status.value}",
-            {"account": name, "status": info.status.value, "max_connections": info.max_connections},
-        )
 
     def update(
         self,

@@ -13,7 +13,6 @@ chunk of ids) so that a 60,000-stream account syncs in seconds.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,10 +93,10 @@ class ChannelSync:
 
     async def sync(self, name: str, progress: Progress = _no_progress) -> SyncReport:
         report = SyncReport(account=name)
-        view = self._accounts.get(name)
+        view = await self._db.run(self._accounts.get, name)
         if not view.is_active:
             raise AccountExpiredError(f"account {name!r} is disabled; enable it before syncing")
-        client = self._accounts.client(name)
+        client = await self._db.run(self._accounts.client, name)
         try:
             async with client:
                 progress("account", 0, 1)
@@ -117,8 +116,10 @@ class ChannelSync:
             )
             raise
         # Quality detection and the bulk upsert take seconds for a big account;
-        # a worker thread keeps the event loop (and every live stream) responsive.
-        await asyncio.to_thread(self._store, view.id, categories, streams, report, progress)
+        # the database's writer thread keeps the event loop (and every live
+        # stream) responsive, and other writes queue behind this transaction
+        # instead of fighting over the database lock.
+        await self._db.write(self._store, view.id, categories, streams, report, progress)
         progress("done", report.streams, report.streams)
         self._events.record(
             "warning" if report.removed else "info",
