@@ -63,8 +63,10 @@ WORDS = [
 ]
 
 
-def write_guide(handle: BinaryIO, channels: int, days: int, rng: random.Random) -> int:
-    """Write the guide; returns the number of programmes."""
+def write_guide(
+    handle: BinaryIO, channels: int, days: int, rng: random.Random, start: datetime = NOW
+) -> int:
+    """Write the guide from ``start`` on; returns the number of programmes."""
     handle.write(b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n')
     handle.write(b'<tv generator-info-name="streamforge-bench">\n')
     for c in range(channels):
@@ -74,9 +76,9 @@ def write_guide(handle: BinaryIO, channels: int, days: int, rng: random.Random) 
             f'<icon src="http://img.example/{c}.png"/></channel>\n'.encode()
         )
     count = 0
-    end = NOW + timedelta(days=days)
+    end = start + timedelta(days=days)
     for c in range(channels):
-        moment = NOW
+        moment = start
         while moment < end:
             stop = moment + timedelta(minutes=rng.choice((30, 45, 60, 90, 120)))
             title = " ".join(rng.choices(WORDS, k=3)).title()
