@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import faulthandler
 import json
 import logging
 import multiprocessing
@@ -33,6 +35,7 @@ import multiprocessing.connection
 import random
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +118,70 @@ async def _clients(urls: list[str], conn: multiprocessing.connection.Connection)
 
 def _client_main(urls: list[str], conn: multiprocessing.connection.Connection) -> None:
     asyncio.run(_clients(urls, conn))
+
+
+# --------------------------------------------------------------------------- diagnosis
+class StackSampler:
+    """Diagnosis (``--stacks``): a thread that, whenever the loop's heartbeat is
+    older than ``late`` seconds, records where the loop thread is (through
+    :mod:`faulthandler`, which holds no reference to the loop thread's frames). A
+    loop thread waiting for the GIL shows the line it will resume at; one doing
+    blocking work shows that work."""
+
+    def __init__(self, late: float = 0.05, every: float = 0.01) -> None:
+        self.late = late
+        self.every = every
+        self.beat = time.monotonic()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        main = threading.main_thread().ident or 0
+        self._header = f"Thread 0x{main:016x}"
+        self._thread = threading.Thread(target=self._watch, name="bench-stacks", daemon=True)
+
+    async def heartbeat(self) -> None:
+        while True:
+            self.beat = time.monotonic()
+            await asyncio.sleep(self.every)
+
+    def _watch(self) -> None:
+        with tempfile.TemporaryFile("w+") as dump:
+            while not self._stop.wait(self.every):
+                if time.monotonic() - self.beat <= self.late:
+                    continue
+                dump.seek(0)
+                dump.truncate()
+                faulthandler.dump_traceback(dump, all_threads=True)
+                dump.flush()
+                dump.seek(0)
+                blocks = dump.read().split("\n\n")
+                for block in blocks:
+                    lines = block.strip().splitlines()
+                    if not lines or lines[0].startswith("Current thread"):
+                        continue
+                    main = lines[0].startswith(self._header)
+                    frames = [
+                        line.strip().replace("File ", "").replace('"', "")
+                        for line in lines[1 : 7 if main else 4]
+                    ]
+                    if not main and frames and "threading.py" in frames[0]:
+                        continue  # an idle worker waiting for work
+                    where = " <- ".join(Path(f).name for f in frames)
+                    self.counts[("loop: " if main else "worker: ") + where] += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+
+    def print(self, top: int = 25) -> None:
+        total = sum(self.counts.values())
+        print(
+            f"loop thread while the loop was late ({total} samples of {self.every * 1000:.0f} ms):"
+        )
+        for stack, count in self.counts.most_common(top):
+            print(f"  {count:5d}  {stack}")
 
 
 # --------------------------------------------------------------------------- setup
@@ -233,7 +300,22 @@ async def main() -> None:
         metavar="MS",
         help="diagnosis: asyncio debug mode, log every callback that ran longer than MS",
     )
+    parser.add_argument(
+        "--stacks",
+        action="store_true",
+        help="diagnosis: sample where the loop thread is whenever the loop is 50 ms late",
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="experiment: sys.setswitchinterval(S) (CPython's default is 0.005)",
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("streamforge").setLevel(logging.ERROR)
     if args.slow_callbacks:
@@ -282,8 +364,11 @@ async def run(
     runtime.loop_monitor = LoopMonitor(
         runtime.events, runtime.streams.metrics.loop_lag, keep=1_000_000
     )
+    sampler = StackSampler() if args.stacks else None
     async with serve_app(runtime) as base, aiohttp.ClientSession() as http:
         runtime.loop_monitor.start(runtime.tasks)
+        if sampler is not None:
+            runtime.tasks.spawn(sampler.heartbeat(), name="bench-heartbeat")
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         urls = [f"{base}/auto/v{n}" for n in numbers]
@@ -301,7 +386,11 @@ async def run(
             warned_before = len(runtime.events.query(category="system", level="warning"))
             parent.send("measure")
             under_load = machine_line()
+            if sampler is not None:
+                sampler.start()
             durations = await loads(runtime)
+            if sampler is not None:
+                sampler.stop()
             loaded_samples = runtime.loop_monitor.samples()
             await asyncio.sleep(args.tail)  # the tail: is the loop quiet again?
             parent.send("stop")
@@ -319,6 +408,8 @@ async def run(
             child.close()
         assert runtime.events.flush()
         warnings = runtime.events.query(category="system", level="warning")
+    if sampler is not None:
+        sampler.print()
     report(durations, samples, loaded_samples, before, after, seconds, per_client, gaps, failed)
     print(f"load while the loads started: {under_load}")
     print(f"loop warnings recorded: {len(warnings) - warned_before}")

@@ -4,7 +4,9 @@
 middle of a failover): it drops the event into a bounded queue and returns.
 One writer thread drains the queue in batches into ``event_log`` — the single
 writer keeps SQLite free of lock contention — and mirrors each event to the
-process log. Retention (age and a row cap) is applied by the same writer.
+process log. A batch that finds the database locked past the busy timeout
+(a long transaction such as a guide swap holds it) is retried a few times.
+Retention (age and a row cap) is applied by the same writer.
 
 Subscribers (the live UI) receive every event as it is recorded, through
 callbacks that must themselves not block.
@@ -18,13 +20,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from streamforge.db.engine import Database
 from streamforge.db.models import EventLogEntry
@@ -41,6 +44,9 @@ _PY_LEVEL = {
 }
 _SECRET_KEYS = frozenset({"password", "passwd", "pass", "token", "secret", "credentials"})
 _STOP = object()
+#: A batch that meets a locked database is retried this often, this many seconds apart (x n).
+_LOCKED_RETRIES = 3
+_LOCKED_BACKOFF = 0.5
 
 
 @dataclass(frozen=True)
@@ -210,18 +216,7 @@ class EventLog:
 
     def _write(self, batch: list[Event]) -> None:
         try:
-            with self._db.session() as session:
-                session.add_all(
-                    EventLogEntry(
-                        timestamp=e.timestamp,
-                        level=e.level,
-                        category=e.category,
-                        message=e.message,
-                        channel_id=e.channel_id,
-                        details=e.details,
-                    )
-                    for e in batch
-                )
+            self._insert(batch)
             self._since_prune += len(batch)
             if self._since_prune >= self._prune_every:
                 self.prune()
@@ -234,6 +229,30 @@ class EventLog:
                 self._written += len(batch)
                 self._pending -= len(batch)
                 self._idle.notify_all()
+
+    def _insert(self, batch: list[Event]) -> None:
+        """Insert ``batch``; a database still locked after the busy timeout (a long
+        write such as a guide swap holds it) is retried a few times before giving up."""
+        for attempt in range(_LOCKED_RETRIES + 1):
+            try:
+                with self._db.session() as session:
+                    session.add_all(
+                        EventLogEntry(
+                            timestamp=e.timestamp,
+                            level=e.level,
+                            category=e.category,
+                            message=e.message,
+                            channel_id=e.channel_id,
+                            details=e.details,
+                        )
+                        for e in batch
+                    )
+                return
+            except OperationalError as exc:
+                if attempt == _LOCKED_RETRIES or "locked" not in str(exc.orig):
+                    raise
+                log.debug("event log: database locked, retrying %d events", len(batch))
+                time.sleep(_LOCKED_BACKOFF * (attempt + 1))  # the writer thread, not the loop
 
     def prune(self, now: datetime | None = None) -> int:
         """Apply retention: drop events past the age limit and beyond the row cap."""
