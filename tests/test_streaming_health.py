@@ -16,7 +16,6 @@ from streamforge.streaming.health import (
     ComponentWatch,
     ContentReason,
     ContentSampler,
-    ContentVerdict,
     DecodeWatch,
     FrozenPicture,
     HealthConfig,

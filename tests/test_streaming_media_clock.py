@@ -30,6 +30,7 @@ from streamforge.ts.packets import (
     read_pcrs,
     set_discontinuity,
 )
+from streamforge.ts.psi import ProgramTracker
 from tests.tsmedia import MediaSpec, SynthSpec, SynthStream, make_ts, split_at, synth_ts
 
 FRAME = 0.04  # seconds per frame at the SynthSpec default of 3600 ticks
@@ -370,3 +371,19 @@ def test_real_encoded_clip_with_b_frames(tmp_path: Path) -> None:
     assert by_pts.segments == by_pcr.segments == 0
     assert by_pts.media_seconds == pytest.approx(4.0 - FRAME, abs=0.05)
     assert by_pcr.media_seconds == pytest.approx(4.0, abs=0.3)
+
+
+def test_program_tracker_reports_the_pmt_once_and_again_on_change() -> None:
+    tracker = ProgramTracker()
+    first = bytearray(synth_ts(SynthSpec(frames=24)))
+    seen = tracker.feed(first, pid_column(packet_rows(first)))
+    assert seen is not None
+    assert tracker.pmt_pid == 0x1000
+    assert [s.pid for s in seen.streams] == [0x100, 0x101]
+    again = synth_ts(SynthSpec(frames=24, first_frame=24))
+    assert tracker.feed(again, pid_column(packet_rows(again))) is None
+    radio = synth_ts(replace(RADIO, frames=6))
+    changed = tracker.feed(radio, pid_column(packet_rows(radio)))
+    assert changed is not None
+    assert [s.pid for s in changed.streams] == [0x101]
+    assert tracker.pmt == changed

@@ -83,7 +83,6 @@ import numpy.typing as npt
 from streamforge.ts.packets import (
     NULL_PID,
     PACKET_SIZE,
-    PAT_PID,
     PacketAligner,
     discontinuity_column,
     packet_rows,
@@ -100,7 +99,7 @@ from streamforge.ts.pes import (
     timestamp_positions,
     ts_diff,
 )
-from streamforge.ts.psi import Pmt, PsiError, SectionAssembler, parse_pat, parse_pmt
+from streamforge.ts.psi import Pmt, ProgramTracker
 
 #: The default lag, in seconds, beyond which an upstream is behind live (see the module doc).
 DEFAULT_LAG_LIMIT: Final = 1.5
@@ -160,10 +159,7 @@ class MediaClock:
         self._pcr_wait = pcr_wait_seconds
         self._source_timeout = source_timeout
         self._aligner = PacketAligner()
-        self._pat_asm = SectionAssembler()
-        self._pmt_asm: SectionAssembler | None = None
-        self._pmt_pid: int | None = None
-        self._pmt_section: bytes | None = None
+        self._program = ProgramTracker()
         self._guessing = False
         self._program_at: float | None = None
         self._pids: dict[str, int] = {}
@@ -190,20 +186,23 @@ class MediaClock:
         """Take whole, aligned packets (for a caller that aligns already)."""
         if not len(packets):
             return
-        rows = packet_rows(packets)
-        self._bytes += len(rows) * PACKET_SIZE
+        buf = packets if isinstance(packets, bytes | bytearray) else bytes(packets)
+        rows = packet_rows(buf)
+        self._bytes += len(buf)
         pids = pid_column(rows)
         # Packets flagged with a transport error carry nothing we can trust.
         pids = np.where((rows[:, 1] & 0x80) == 0, pids, NULL_PID)
+        pmt = self._program.feed(buf, pids)
+        if pmt is not None:
+            self._adopt(pmt, now)
         if self._program_at is None:
-            self._learn_program(packets, rows, pids, now)
-            if self._program_at is None:
+            if self._bytes < self._psi_wait_bytes:
                 return
-        elif self._pmt_asm is not None and self._pmt_pid is not None:
-            self._watch_pmt(packets, pids, now)
+            self._guessing = True
+            self._program_at = now
         if self._guessing:
             self._guess_pids(rows, pids)
-        self._advance(packets, rows, pids, now)
+        self._advance(buf, rows, pids, now)
         self._forget_excess_lead(now)
 
     # ------------------------------------------------------------ results
@@ -253,48 +252,6 @@ class MediaClock:
 
     # ------------------------------------------------------------ the program
 
-    def _learn_program(
-        self,
-        packets: bytes | bytearray | memoryview,
-        rows: npt.NDArray[np.uint8],
-        pids: npt.NDArray[np.int32],
-        now: float,
-    ) -> None:
-        buf = bytes(packets)
-        for i in np.flatnonzero(pids == PAT_PID):
-            for section in self._pat_asm.feed(buf, int(i) * PACKET_SIZE):
-                try:
-                    first = parse_pat(section).first_program()
-                except PsiError:
-                    continue
-                if first is not None and first[1] != self._pmt_pid:
-                    self._pmt_pid = first[1]
-                    self._pmt_asm = SectionAssembler()
-        if self._pmt_pid is not None:
-            self._watch_pmt(buf, pids, now)
-        if self._program_at is None and self._bytes >= self._psi_wait_bytes:
-            self._guessing = True
-            self._program_at = now
-
-    def _watch_pmt(
-        self, packets: bytes | bytearray | memoryview, pids: npt.NDArray[np.int32], now: float
-    ) -> None:
-        assert self._pmt_asm is not None
-        hits = np.flatnonzero(pids == self._pmt_pid)
-        if not len(hits):
-            return
-        buf = packets if isinstance(packets, bytes | bytearray) else bytes(packets)
-        for i in hits:
-            for section in self._pmt_asm.feed(buf, int(i) * PACKET_SIZE):
-                if section == self._pmt_section:
-                    continue
-                try:
-                    pmt = parse_pmt(section)
-                except PsiError:
-                    continue
-                self._pmt_section = section
-                self._adopt(pmt, now)
-
     def _adopt(self, pmt: Pmt, now: float) -> None:
         found: dict[str, int] = {}
         if pmt.pcr_pid != NULL_PID:
@@ -338,7 +295,7 @@ class MediaClock:
 
     def _advance(
         self,
-        packets: bytes | bytearray | memoryview,
+        packets: bytes | bytearray,
         rows: npt.NDArray[np.uint8],
         pids: npt.NDArray[np.int32],
         now: float,
@@ -380,7 +337,7 @@ class MediaClock:
     def _stamps(
         self,
         key: str,
-        packets: bytes | bytearray | memoryview,
+        packets: bytes | bytearray,
         rows: npt.NDArray[np.uint8],
         pids: npt.NDArray[np.int32],
     ) -> list[tuple[int, bool]]:
@@ -408,8 +365,8 @@ class MediaClock:
         starts = np.flatnonzero(_pes_starts(rows) & on_pid)
         if not len(starts):
             return []
-        buf = packets if isinstance(packets, bytes | bytearray) else bytes(packets)
         out = []
+        buf = packets
         for i in starts:
             pos = int(i) * PACKET_SIZE
             at = pos + payload_offset(buf, pos)

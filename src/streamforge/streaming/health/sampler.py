@@ -55,7 +55,6 @@ from streamforge.streaming.health.verdicts import ContentReason, ContentVerdict,
 from streamforge.ts.packets import (
     NULL_PID,
     PACKET_SIZE,
-    PAT_PID,
     PacketAligner,
     packet_rows,
     payload_offset,
@@ -63,7 +62,7 @@ from streamforge.ts.packets import (
     random_access,
 )
 from streamforge.ts.pes import KeyframeProbe, pes_payload_start
-from streamforge.ts.psi import Pmt, PsiError, SectionAssembler, parse_pat, parse_pmt
+from streamforge.ts.psi import Pmt, ProgramTracker
 
 #: Most bytes of audio packets gathered for one window.
 MAX_AUDIO_WINDOW: Final = 1_000_000
@@ -119,10 +118,7 @@ class ContentSampler:
         )
         self.stats = SamplerStats()
         self._aligner = PacketAligner()
-        self._pat_asm = SectionAssembler()
-        self._pmt_asm: SectionAssembler | None = None
-        self._pmt_pid: int | None = None
-        self._pmt_section: bytes | None = None
+        self._program = ProgramTracker()
         self._video: _Track | None = None
         self._audio: _Track | None = None
         # video capture
@@ -153,7 +149,7 @@ class ContentSampler:
     @property
     def program(self) -> Pmt | None:
         """The PMT last seen (None before the first)."""
-        return parse_pmt(self._pmt_section) if self._pmt_section else None
+        return self._program.pmt
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Take a raw chunk of the channel's upstream (any size or alignment)."""
@@ -168,8 +164,9 @@ class ContentSampler:
         rows = packet_rows(packets)
         pids = pid_column(rows)
         pids = np.where((rows[:, 1] & 0x80) == 0, pids, NULL_PID)
-        if (pids == PAT_PID).any() or (self._pmt_pid is not None and (pids == self._pmt_pid).any()):
-            self._psi(packets, pids, now)
+        pmt = self._program.feed(packets, pids)
+        if pmt is not None:
+            self._adopt(pmt, now)
         self._components.arrived(pids, now)
         if self._video is not None:
             self._video_packets(packets, rows, pids, now)
@@ -218,29 +215,6 @@ class ContentSampler:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ program
-
-    def _psi(self, packets: bytes | bytearray, pids: npt.NDArray[np.int32], now: float) -> None:
-        for i in np.flatnonzero(pids == PAT_PID):
-            for section in self._pat_asm.feed(packets, int(i) * PACKET_SIZE):
-                try:
-                    first = parse_pat(section).first_program()
-                except PsiError:
-                    continue
-                if first is not None and first[1] != self._pmt_pid:
-                    self._pmt_pid = first[1]
-                    self._pmt_asm = SectionAssembler()
-        if self._pmt_pid is None or self._pmt_asm is None:
-            return
-        for i in np.flatnonzero(pids == self._pmt_pid):
-            for section in self._pmt_asm.feed(packets, int(i) * PACKET_SIZE):
-                if section == self._pmt_section:
-                    continue
-                try:
-                    pmt = parse_pmt(section)
-                except PsiError:
-                    continue
-                self._pmt_section = section
-                self._adopt(pmt, now)
 
     def _adopt(self, pmt: Pmt, now: float) -> None:
         video = [s for s in pmt.streams if s.kind == "video"]
