@@ -42,7 +42,9 @@ CHUNK = 65_536
 SIZES = {"720p": (1280, 720, 4_000_000), "1080p": (1920, 1080, 8_000_000)}
 
 
-def encode(path: Path, width: int, height: int, bitrate: int, seconds: float, gop: int) -> bytes:
+def encode(
+    path: Path, width: int, height: int, bitrate: int, seconds: float, gop: int, grain: int
+) -> bytes:
     """A moving test picture with a tone, as H.264 + AAC MPEG-TS."""
     fps = 25
     with av.open(str(path), "w", format="mpegts") as out:
@@ -55,7 +57,7 @@ def encode(path: Path, width: int, height: int, bitrate: int, seconds: float, go
         ys, xs = np.mgrid[0:height, 0:width]
         # a gradient with film-grain-like texture, so the bitrate is what a real
         # channel spends (a clean gradient would compress to a tenth of it)
-        grain = np.random.default_rng(1).integers(0, 48, (height, width))
+        grain = np.random.default_rng(1).integers(0, max(1, grain), (height, width))
         luma = ((xs + ys) % 200 + grain).astype(np.uint8)
         chroma = np.full((height // 2, width), 128, dtype=np.uint8)
         apts = 0
@@ -94,11 +96,11 @@ class Run:
     dropped: int
 
 
-def one_run(data: bytes, seconds: float) -> Run:
+def one_run(data: bytes, seconds: float, budget: float) -> Run:
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     stamps = [seconds * (i + 1) / len(chunks) for i in range(len(chunks))]
 
-    sampler = ContentSampler(config=HealthConfig(max_pending=100_000))
+    sampler = ContentSampler(config=HealthConfig(max_pending=100_000, picture_cpu_budget=budget))
     process0, thread0 = time.process_time(), time.thread_time()
     for chunk, now in zip(chunks, stamps, strict=True):
         sampler.feed(chunk, now)
@@ -140,13 +142,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--gop", type=int, default=25, help="frames per keyframe (25 = 1 s)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--grain", type=int, default=12, help="texture amplitude: 12 typical, 48 a worst case"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=HealthConfig().picture_cpu_budget, help="0 = unbounded"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name, (width, height, bitrate) in SIZES.items():
             t0 = time.monotonic()
-            data = encode(Path(tmp) / f"{name}.ts", width, height, bitrate, args.seconds, args.gop)
+            path = Path(tmp) / f"{name}.ts"
+            data = encode(path, width, height, bitrate, args.seconds, args.gop, args.grain)
             print(f"{name}: {len(data) / 1e6:.1f} MB encoded in {time.monotonic() - t0:.1f} s")
-            runs = [one_run(data, args.seconds) for _ in range(args.runs)]
+            runs = [one_run(data, args.seconds, args.budget) for _ in range(args.runs)]
             mb = len(data) / 1e6
 
             def med(values: list[float]) -> float:

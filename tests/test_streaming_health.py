@@ -408,3 +408,24 @@ def test_elementary_stream_strips_ts_and_pes_headers(clips: dict[str, bytes]) ->
     bad = decode_picture("h264", b"")
     assert not bad.ok
     assert bad.thumb is None
+
+
+def test_keyframes_are_spaced_out_to_stay_within_the_cpu_budget(clips: dict[str, bytes]) -> None:
+    data = clips["moving"]
+    third = len(data) // 3 // PACKET_SIZE * PACKET_SIZE
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sampler = ContentSampler(config=HealthConfig(picture_cpu_budget=1e-9), executor=pool)
+        assert sampler.picture_interval == 1.0  # no decode cost known yet
+        sampler.feed(data[:third], SECONDS / 3)
+        deadline = time.monotonic() + 30.0
+        while not sampler.stats.pictures_decoded and time.monotonic() < deadline:
+            sampler.poll(SECONDS / 3)
+            time.sleep(0.01)  # waiting on the worker: the condition is checked each round
+        assert sampler.picture_interval > 1000.0  # a real decode cost over a tiny budget
+        for at in range(third, len(data), 16_384):
+            sampler.feed(data[at : at + 16_384], SECONDS * (at + 16_384) / len(data))
+    sampler.poll(SECONDS)
+    assert sampler.stats.pictures_submitted == 1
+    unbounded = ContentSampler(config=HealthConfig(picture_cpu_budget=0.0))
+    assert unbounded.picture_interval == 1.0
+    unbounded.close()

@@ -6,13 +6,15 @@ order.  :func:`elementary_stream` turns the TS packets of one PID into its
 elementary-stream bytes with NumPy (payload offsets and PES header lengths
 as columns, one boolean gather); :func:`decode_picture` decodes one keyframe
 access unit to a 64x36 luma thumbnail; :func:`decode_level` decodes a window
-of audio to its RMS level.  Failures to decode are results
+of audio to its RMS level.  A picture result carries the CPU time its job
+took, which the sampler uses to keep within its CPU budget.  Failures to decode are results
 (``ok=False``), not exceptions: they are what the undecodable check counts.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,6 +49,7 @@ class PictureResult:
     full_range: bool
     size: tuple[int, int]
     thread: str
+    cpu: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ def _plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
 def decode_picture(decoder: str, packets: bytes) -> PictureResult:
     """Decode the keyframe access unit carried by ``packets`` (one PES of a video PID)."""
     thread = threading.current_thread().name
+    started = time.thread_time()
     es = elementary_stream(packets)
     try:
         ctx = av.CodecContext.create(decoder, "r")
@@ -113,11 +117,12 @@ def decode_picture(decoder: str, packets: bytes) -> PictureResult:
     except av.error.FFmpegError:
         frames = []
     if not frames:
-        return PictureResult(False, None, False, (0, 0), thread)
+        return PictureResult(False, None, False, (0, 0), thread, time.thread_time() - started)
     frame = frames[0]
     full = frame.format.name.startswith("yuvj") or frame.color_range == 2
     thumb = downscale_luma(_plane(frame))
-    return PictureResult(True, thumb, full, (frame.width, frame.height), thread)
+    cpu = time.thread_time() - started
+    return PictureResult(True, thumb, full, (frame.width, frame.height), thread, cpu)
 
 
 def _mpeg_audio_decoder(es: bytes) -> str:

@@ -8,7 +8,9 @@ there, so it only *collects*: a handful of NumPy column operations per chunk
 (PID column, packet arrivals per PID for :class:`ComponentWatch`) and, for
 the few packets that matter, row copies into bounded buffers:
 
-* **video**: once per ``sample_interval``, the next PES of the video PID that
+* **video**: once per :attr:`ContentSampler.picture_interval` (the
+  ``sample_interval``, stretched when keyframes are so costly to decode
+  that the ``picture_cpu_budget`` would be exceeded), the next PES of the video PID that
   starts with a keyframe (:class:`~streamforge.ts.pes.KeyframeProbe`, fed only
   until it decides, usually on the first packet) is captured whole - up to
   ``max_access_unit`` bytes - and handed to the worker when the next PES
@@ -127,6 +129,7 @@ class ContentSampler:
         self._capture_t = 0.0
         self._probe: KeyframeProbe | None = None
         self._last_picture: float | None = None
+        self._picture_cpu = 0.0  # running mean of one keyframe job's CPU seconds
         # audio window
         self._window: list[bytes] = []
         self._window_size = 0
@@ -202,6 +205,15 @@ class ContentSampler:
         return list(verdicts.values())
 
     @property
+    def picture_interval(self) -> float:
+        """Seconds between keyframe samples: the configured interval, or more to keep
+        the decoding within ``picture_cpu_budget`` (from the recent decode cost)."""
+        cfg = self.config
+        if self._picture_cpu <= 0.0 or cfg.picture_cpu_budget <= 0.0:
+            return cfg.sample_interval
+        return max(cfg.sample_interval, self._picture_cpu / cfg.picture_cpu_budget)
+
+    @property
     def pending(self) -> int:
         """Decode jobs submitted and not yet collected by :meth:`poll`."""
         return len(self._jobs)
@@ -267,7 +279,7 @@ class ContentSampler:
         last = self._last_picture
         # 0.8: a keyframe arriving a little early still counts, so a GOP of
         # exactly one interval is sampled at every keyframe, not every other.
-        if last is not None and now - last < 0.8 * self.config.sample_interval:
+        if last is not None and now - last < 0.8 * self.picture_interval:
             return
         if self._in_flight() >= self.config.max_pending:
             self.stats.samples_dropped += 1
@@ -360,6 +372,10 @@ class ContentSampler:
             self._verdicts[reason] = verdict
 
     def _apply_picture(self, result: PictureResult, t: float) -> None:
+        if self._picture_cpu == 0.0:
+            self._picture_cpu = result.cpu
+        else:
+            self._picture_cpu += (result.cpu - self._picture_cpu) * 0.25
         if result.ok and result.thumb is not None:
             self.stats.pictures_decoded += 1
             black = self._black.update(result.thumb, t, full_range=result.full_range)

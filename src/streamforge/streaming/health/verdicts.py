@@ -80,6 +80,10 @@ class HealthConfig:
     audio is silent below ``silence_db`` dBFS RMS (silencedetect's -60 dB).
 
     Sampling: one video keyframe and one audio level per ``sample_interval``;
+    keyframes are spaced further apart when decoding them would cost more
+    than ``picture_cpu_budget`` of a core (a 1 MB 1080p IDR takes ~90 ms:
+    one every 4.5 s at the 2 % default, still two or more samples within
+    ``black_seconds``);
     at most ``max_pending`` decode jobs in flight per channel (more are dropped
     and counted); an access unit larger than ``max_access_unit`` bytes is not
     captured.
@@ -95,5 +99,6 @@ class HealthConfig:
     freeze_noise_db: float = -50.0
     silence_db: float = -60.0
     sample_interval: float = 1.0
+    picture_cpu_budget: float = 0.02
     max_pending: int = 2
     max_access_unit: int = 4_000_000
