@@ -6,7 +6,9 @@ service (program) number, the PMT PID and the first elementary PID, through
 the FFmpeg mpegts muxer options ``mpegts_service_id``,
 ``mpegts_pmt_start_pid`` and ``mpegts_start_pid``.  Video is a moving
 gradient (so every frame differs), audio a sine tone; ``bframes`` lets a test
-exercise PTS != DTS.
+exercise PTS != DTS.  ``picture`` may instead ask for a black picture or a
+still slate (bars and a block of "text"), ``tone_level`` for quieter audio
+or digital silence.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ class MediaSpec:
     sample_rate: int = 48_000
     video_bitrate: int = 0
     tone_hz: float = 440.0
+    picture: str = "gradient"  # "gradient" (moving), "black", or "still" (a static slate)
+    tone_level: float = 0.3  # 0.0 is digital silence
+
+
+def _picture(spec: MediaSpec, n: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    img = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
+    if spec.picture == "black":
+        return img
+    if spec.picture == "still":
+        bars = (xs * 7 // spec.width).astype(np.uint8)
+        img[..., 0] = np.where(bars & 1, 200, 30)
+        img[..., 1] = np.where(bars & 2, 200, 30)
+        img[..., 2] = np.where(bars & 4, 200, 30)
+        text = (ys > spec.height // 3) & (ys < spec.height // 2) & ((xs // 3 + ys // 4) % 3 == 0)
+        img[text] = 255
+        return img
+    img[..., 0] = (xs + 4 * n) % 256
+    img[..., 1] = (ys + 2 * n) % 256
+    img[..., 2] = (xs + ys + 8 * n) % 256
+    return img
 
 
 def make_ts(path: Path, spec: MediaSpec = MediaSpec()) -> Path:
@@ -71,10 +93,7 @@ def make_ts(path: Path, spec: MediaSpec = MediaSpec()) -> Path:
         audio_pts = 0
         audio_end = round(spec.seconds * spec.sample_rate)
         for n in range(frames):
-            img = np.empty((spec.height, spec.width, 3), dtype=np.uint8)
-            img[..., 0] = (xs + 4 * n) % 256
-            img[..., 1] = (ys + 2 * n) % 256
-            img[..., 2] = (xs + ys + 8 * n) % 256
+            img = _picture(spec, n, xs, ys)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = n
             frame.time_base = Fraction(1, spec.fps)
@@ -85,7 +104,7 @@ def make_ts(path: Path, spec: MediaSpec = MediaSpec()) -> Path:
             video_time = (n + 1) / spec.fps
             while audio_pts < audio_end and audio_pts / spec.sample_rate < video_time:
                 t = (np.arange(samples_per_frame) + audio_pts) / spec.sample_rate
-                tone = (0.3 * np.sin(2 * np.pi * spec.tone_hz * t)).astype(np.float32)
+                tone = (spec.tone_level * np.sin(2 * np.pi * spec.tone_hz * t)).astype(np.float32)
                 aframe = av.AudioFrame.from_ndarray(
                     np.stack([tone, tone]), format="fltp", layout="stereo"
                 )

@@ -271,3 +271,44 @@ def pcr_packet(pid: int, pcr: int, *, discontinuity: bool = False) -> bytearray:
     pkt[5] = 0x10 | (0x80 if discontinuity else 0)
     write_pcr(pkt, 6, pcr)
     return pkt
+
+
+# --- vectorised header columns (over an (n, 188) view of whole packets) ---
+
+
+def packet_rows(packets: bytes | bytearray | memoryview) -> npt.NDArray[np.uint8]:
+    """A read-only ``(n, 188)`` view of whole packets (``len`` a multiple of 188)."""
+    arr = _u8(packets)
+    if len(arr) % PACKET_SIZE:
+        raise ValueError("packets must be whole 188-byte packets")
+    return arr.reshape(-1, PACKET_SIZE)
+
+
+def pid_column(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
+    """The PID of every row of :func:`packet_rows`."""
+    return ((rows[:, 1].astype(np.int32) & 0x1F) << 8) | rows[:, 2]
+
+
+def pcr_column(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """True for the rows that carry a PCR (the vector form of :func:`pcr_position`)."""
+    flags: npt.NDArray[np.bool_] = (
+        ((rows[:, 3] & 0x20) != 0) & (rows[:, 4] >= 7) & ((rows[:, 5] & 0x10) != 0)
+    )
+    return flags
+
+
+def discontinuity_column(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """True for the rows whose adaptation field sets discontinuity_indicator."""
+    flags: npt.NDArray[np.bool_] = (
+        ((rows[:, 3] & 0x20) != 0) & (rows[:, 4] >= 1) & ((rows[:, 5] & 0x80) != 0)
+    )
+    return flags
+
+
+def read_pcrs(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """The PCR (27 MHz ticks) of each row; every row must carry one (see :func:`pcr_column`)."""
+    b = rows[:, 6:12].astype(np.int64)
+    base = (b[:, 0] << 25) | (b[:, 1] << 17) | (b[:, 2] << 9) | (b[:, 3] << 1) | (b[:, 4] >> 7)
+    ext = ((b[:, 4] & 0x01) << 8) | b[:, 5]
+    result: npt.NDArray[np.int64] = base * 300 + ext
+    return result

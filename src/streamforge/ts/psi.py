@@ -20,13 +20,20 @@ Each :class:`PmtStream` knows its *codec* (a normalised name, e.g. ``h264``,
 descriptors) and its *kind* (video, audio, subtitle or data).  The splicer maps
 a backup stream's elementary streams onto the session's by codec, because the
 client keeps decoding a PID according to the session's PMT.
+
+:class:`ProgramTracker` follows the PAT and first PMT of a stream for the
+health checks, skipping the many identical repetitions without a CRC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 from streamforge.ts.packets import PACKET_SIZE, SYNC_BYTE, payload_offset
 
@@ -389,3 +396,75 @@ class SectionAssembler:
                 done.append(section)
         if part is not None and not part:
             self._partial = None
+
+
+class ProgramTracker:
+    """Follows a stream's PAT and the PMT of its first program, cheaply on repeats.
+
+    Muxers repeat the PAT and PMT many times a second; a packet identical
+    (continuity counter aside) to the previous packet of its PID repeats a
+    single-packet section already parsed, so it is skipped without a CRC.
+    :meth:`feed` takes whole packets and their PID column and returns the PMT
+    when it changed (the first one included).
+    """
+
+    def __init__(self) -> None:
+        self.pmt_pid: int | None = None
+        self.pmt: Pmt | None = None
+        self._pat = SectionAssembler()
+        self._pmt = SectionAssembler()
+        self._last: dict[int, bytes] = {}
+        self._section: bytes | None = None
+
+    def feed(
+        self, packets: bytes | bytearray, pids: Sequence[int] | npt.NDArray[np.int32]
+    ) -> Pmt | None:
+        """Take whole packets (``pids``: their PID column); the new PMT, if it changed."""
+        pids = np.asarray(pids)
+        known = self.pmt_pid
+        changed = self._scan(packets, pids, (pids == 0) | (pids == known))
+        if self.pmt_pid != known:  # the PAT in this chunk named the PMT PID
+            changed = self._scan(packets, pids, pids == self.pmt_pid) or changed
+        return changed
+
+    def _scan(
+        self,
+        packets: bytes | bytearray,
+        pids: npt.NDArray[np.int32],
+        wanted: npt.NDArray[np.bool_],
+    ) -> Pmt | None:
+        changed: Pmt | None = None
+        for i in np.flatnonzero(wanted).tolist():
+            pos = i * PACKET_SIZE
+            pid = int(pids[i])
+            body = bytes(packets[pos + 4 : pos + PACKET_SIZE]) + bytes([packets[pos + 1] & 0x40])
+            if self._last.get(pid) == body:
+                continue
+            self._last[pid] = body
+            if pid == 0:
+                self._on_pat(packets, pos)
+            else:
+                changed = self._on_pmt(packets, pos) or changed
+        return changed
+
+    def _on_pat(self, packets: bytes | bytearray, pos: int) -> None:
+        for section in self._pat.feed(packets, pos):
+            try:
+                first = parse_pat(section).first_program()
+            except PsiError:
+                continue
+            if first is not None and first[1] != self.pmt_pid:
+                self.pmt_pid = first[1]
+                self._pmt = SectionAssembler()
+
+    def _on_pmt(self, packets: bytes | bytearray, pos: int) -> Pmt | None:
+        changed = None
+        for section in self._pmt.feed(packets, pos):
+            if section == self._section:
+                continue
+            try:
+                pmt = parse_pmt(section)
+            except PsiError:
+                continue
+            self._section, self.pmt, changed = section, pmt, pmt
+        return changed
