@@ -42,8 +42,8 @@ from streamforge.xtream.client import (
     DEFAULT_USER_AGENT,
     XtreamClient,
     XtreamTimeouts,
-    redact_secrets,
 )
+from streamforge.xtream.http import redact_secrets
 from streamforge.xtream.models import (
     AccountInfo,
     AccountStatus,
