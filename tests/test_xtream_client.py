@@ -806,12 +806,12 @@ def test_label_overrides_host() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     username=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        st.characters(exclude_categories=["Cs"], exclude_characters="*"),
         min_size=1,
         max_size=20,
     ),
     password=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        st.characters(exclude_categories=["Cs"], exclude_characters="*"),
         min_size=1,
         max_size=20,
     ),

@@ -254,8 +254,14 @@ def _secs(limit: float | None) -> str:
     return "the total time limit" if limit is None else f"{limit:g} s"
 
 
-def _describe(exc: BaseException, *, answering: bool) -> tuple[FailureKind, str]:
-    """Kind and fact-only detail of a connection-level error (never its ``str()``)."""
+def _describe(
+    exc: BaseException, *, answering: bool, redact: Callable[[str], str]
+) -> tuple[FailureKind, str]:
+    """Kind and fact-only detail of a connection-level error (never its ``str()``).
+
+    OS error strings are redacted before they are lower-cased, so that a
+    credential echoed in one is still recognised.
+    """
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return FailureKind.UNREACHABLE, "host name could not be resolved; check the server URL"
     if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError)):
@@ -264,7 +270,7 @@ def _describe(exc: BaseException, *, answering: bool) -> tuple[FailureKind, str]
             "TLS handshake failed; try http:// or check the certificate",
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        reason = redact(exc.os_error.strerror or type(exc.os_error).__name__)
         return FailureKind.UNREACHABLE, f"{reason.lower()}; check the server URL and port"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         if answering:
@@ -280,7 +286,7 @@ def _describe(exc: BaseException, *, answering: bool) -> tuple[FailureKind, str]
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.RedirectClientError)):
         return FailureKind.BAD_REDIRECT, "redirected to an unusable URL"
     if isinstance(exc, OSError):  # aiohttp.ClientOSError and plain socket errors
-        reason = exc.strerror.lower() if exc.strerror else type(exc).__name__
+        reason = redact(exc.strerror).lower() if exc.strerror else type(exc).__name__
     else:
         reason = f"connection failed ({type(exc).__name__})"
     return (FailureKind.READ_ERROR if answering else FailureKind.UNREACHABLE), reason
@@ -316,6 +322,9 @@ class _Exchange:
         left = max(self._deadline - self._loop.time(), 0.0)
         return left if seconds is None else min(seconds, left)
 
+    def redact(self, text: str) -> str:
+        return redact_secrets(text, *self._secrets)
+
     def failure(
         self,
         kind: FailureKind,
@@ -325,11 +334,10 @@ class _Exchange:
         status: int | None = None,
         limit: int | None = None,
     ) -> HttpFailure:
-        host = redact_secrets(_host_label(self._url), *self._secrets)
         return HttpFailure(
             kind,
-            redact_secrets(detail, *self._secrets),
-            host=host,
+            self.redact(detail),
+            host=self.redact(_host_label(self._url)),
             cause=cause,
             status=status,
             limit=limit,
@@ -346,7 +354,7 @@ class _Exchange:
             kind = FailureKind.HEADER_TIMEOUT
             detail = f"no response headers within {_secs(t.headers)}"
         else:
-            kind, detail = _describe(exc, answering=answering)
+            kind, detail = _describe(exc, answering=answering, redact=self.redact)
         return self.failure(kind, detail, cause=type(exc).__name__)
 
 
