@@ -16,6 +16,7 @@ from streamforge.db.models import Programme, XmltvChannel
 from streamforge.errors import ConfigError, ConflictError, GuideError, NotFoundError
 from streamforge.mockprovider import MockProviderThread
 from streamforge.runtime import Runtime
+from tests.netutil import free_port
 
 GUIDE = """<?xml version="1.0" encoding="UTF-8"?>
 <tv>
@@ -167,3 +168,21 @@ def test_channels_api(populated: Path, admin: TestClient, runtime: Runtime) -> N
     setup = admin.get("/api/v1/setup").json()
     assert setup["m3u"].endswith("/playlist.m3u")
     assert admin.get("/api/v1/epg").json()[0]["last_report"]["programmes"] == 12
+
+
+def test_url_source_downloads_through_the_provider_seam(
+    runtime: Runtime, mock_provider_thread: MockProviderThread
+) -> None:
+    base = mock_provider_thread.base_url
+    runtime.epg.add("web", url=f"{base}/xmltv.php?username=alpha&password=alpha-secret")
+    summary = asyncio.run(runtime.epg.refresh("web"))
+    assert summary["channels"] > 0
+    assert summary["bytes"] > 0
+    runtime.epg.add("gone", url=f"{base}/no/such/guide.xml?username=alpha&password=alpha-secret")
+    runtime.epg.add("down", url=f"http://127.0.0.1:{free_port()}/guide.xml?password=alpha-secret")
+    for name, needle in (("gone", "HTTP 404"), ("down", "failed: ")):
+        with pytest.raises(GuideError) as info:
+            asyncio.run(runtime.epg.refresh(name))
+        assert needle in str(info.value)
+        assert "alpha-secret" not in str(info.value)
+        assert runtime.epg.get(name).last_error == str(info.value)

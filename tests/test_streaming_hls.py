@@ -15,6 +15,7 @@ from aiohttp import web
 from streamforge.streaming.hls import choose_variant, parse_master, parse_media
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure
 from streamforge.streaming.upstream import UpstreamConfig, UpstreamReader
+from streamforge.xtream.http import HttpReply, HttpRequest, ProviderHttp
 
 SEGMENT_SECONDS = 0.4
 
@@ -25,7 +26,7 @@ def segment_bytes(n: int) -> bytes:
     return packet * 5
 
 
-def number_of(packet: bytes) -> int:
+def number_of(packet: bytes | bytearray) -> int:
     return int.from_bytes(packet[4:8], "big")
 
 
@@ -206,3 +207,60 @@ async def test_hls_failures_are_failover_reasons(fault: str, reason: FailureReas
             live.ended = True
         failure = await asyncio.wait_for(task, 10)
         assert failure.reason is reason, failure
+
+
+async def test_playlists_and_segments_go_through_the_seam_with_the_readers_user_agent() -> None:
+    agents: dict[str, str] = {}
+
+    def handler(request: HttpRequest) -> HttpReply:
+        agents[request.url.path] = request.headers["User-Agent"]
+        if request.url.path == "/live/u/p/7.ts":
+            return HttpReply(302, {"Location": "/hls/master.m3u8"})
+        if request.url.path == "/hls/master.m3u8":
+            return HttpReply(body=b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv/index.m3u8\n")
+        if request.url.path == "/hls/v/index.m3u8":
+            return HttpReply(
+                headers={"Content-Type": "application/vnd.apple.mpegurl"},
+                body=b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n3.ts\n#EXT-X-ENDLIST\n",
+            )
+        return HttpReply(body=segment_bytes(3))
+
+    collector = Collector()
+    reader = UpstreamReader(
+        ProviderHttp(handler=handler),
+        "http://panel.example/live/u/p/7.ts",
+        UpstreamConfig(stall_timeout=1.0),
+        user_agent="TiviMate/4.7.0",
+    )
+    with pytest.raises(UpstreamFailure) as info:
+        await reader.run(collector.on_open, collector.on_data)
+    assert info.value.reason is FailureReason.END_OF_STREAM
+    assert collector.numbers() == [3]
+    assert agents == dict.fromkeys(
+        ["/live/u/p/7.ts", "/hls/master.m3u8", "/hls/v/index.m3u8", "/hls/v/3.ts"],
+        "TiviMate/4.7.0",
+    )
+
+
+async def test_a_variant_playlist_that_stalls_is_a_stall() -> None:
+    never = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"#EXTM3U\n"
+        await never.wait()
+
+    def handler(request: HttpRequest) -> HttpReply:
+        if request.url.path == "/hls/master.m3u8":
+            return HttpReply(body=b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n")
+        return HttpReply(body=stalled())
+
+    reader = UpstreamReader(
+        ProviderHttp(handler=handler),
+        "http://panel.example/hls/master.m3u8",
+        UpstreamConfig(stall_timeout=0.3),
+    )
+    collector = Collector()
+    with pytest.raises(UpstreamFailure) as info:
+        await reader.run(collector.on_open, collector.on_data)
+    assert info.value.reason is FailureReason.STALL
+    assert "variant playlist stalled" in info.value.detail

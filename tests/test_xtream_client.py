@@ -42,8 +42,8 @@ from streamforge.xtream.client import (
     DEFAULT_USER_AGENT,
     XtreamClient,
     XtreamTimeouts,
-    redact_secrets,
 )
+from streamforge.xtream.http import redact_secrets
 from streamforge.xtream.models import (
     AccountInfo,
     AccountStatus,
@@ -806,12 +806,12 @@ def test_label_overrides_host() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     username=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        st.characters(exclude_categories=["Cs"], exclude_characters="*"),
         min_size=1,
         max_size=20,
     ),
     password=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="*"),
+        st.characters(exclude_categories=["Cs"], exclude_characters="*"),
         min_size=1,
         max_size=20,
     ),

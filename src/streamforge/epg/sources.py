@@ -10,7 +10,6 @@ exactly as it was.
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
@@ -35,8 +33,11 @@ from streamforge.errors import (
 )
 from streamforge.events import EventLog
 from streamforge.xtream.accounts import AccountService
+from streamforge.xtream.http import HttpFailure, HttpTimeouts, ProviderHttp, save_stream
 
 _DOWNLOAD_CHUNK = 1 << 16
+#: Guides are large and slow: no total limit, but a minute of silence ends a download.
+_DOWNLOAD_TIMEOUTS = HttpTimeouts(connect=15, headers=75, read=60, total=None)
 
 
 @dataclass(frozen=True)
@@ -238,21 +239,21 @@ class EpgService:
             return await self._import(view.id, str(target), now, progress)
 
     async def _download(self, url: str, target: Path) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+        """Download a guide URL to ``target`` through the provider HTTP seam."""
         host = urlsplit(url).hostname or "the guide server"
+        failure: HttpFailure
         try:
             async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, headers={"User-Agent": self._user_agent}) as response,
+                ProviderHttp(user_agent=self._user_agent) as http,
+                http.get(url, timeouts=_DOWNLOAD_TIMEOUTS) as response,
             ):
                 if response.status >= 400:
                     raise GuideError(f"guide download from {host} failed: HTTP {response.status}")
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    async for chunk in response.content.iter_chunked(_DOWNLOAD_CHUNK):
-                        handle.write(chunk)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GuideError(f"guide download from {host} failed: {type(exc).__name__}") from None
+                await save_stream(response.chunks(_DOWNLOAD_CHUNK), target)
+                return
+        except HttpFailure as exc:
+            failure = exc
+        raise GuideError(f"guide download from {host} failed: {failure.detail}")
 
 
 def _swap_and_close(staged: StagedGuide, db: Database, source_id: int) -> None:

@@ -19,26 +19,39 @@ reasons as for TS: a playlist or segment answered with an error status is
 ``HTTP_ERROR`` (401/403: ``CREDENTIAL_ERROR``), a connection that breaks is
 ``CONNECTION_ERROR``/``READ_ERROR``, a segment that is not MPEG-TS is
 ``INVALID_CONTENT``, and a playlist that stops growing for
-:data:`STALE_TARGET_DURATIONS` target durations (or a segment that stops
-arriving for the stall timeout) is ``STALL``.
+:data:`STALE_TARGET_DURATIONS` target durations (or a playlist or segment that
+stops arriving for the stall timeout) is ``STALL``.
+
+Playlists and segments are fetched through the provider HTTP seam
+(:class:`~streamforge.xtream.http.ProviderHttp`): the same User-Agent,
+redirect rule and redaction as the ``.ts`` request that led here; a playlist
+larger than :data:`MAX_PLAYLIST_BYTES` is ``INVALID_CONTENT``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from yarl import URL
 
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
+from streamforge.xtream.http import (
+    FailureKind,
+    HttpFailure,
+    HttpResponse,
+    HttpTimeouts,
+    ProviderHttp,
+)
 
 LIVE_EDGE_SEGMENTS = 3
 STALE_TARGET_DURATIONS = 3
 MAX_PLAYLIST_BYTES = 1 << 20
+_SEGMENT_READ = 188 * 350
 _ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 
 
@@ -122,23 +135,39 @@ def choose_variant(variants: list[Variant], max_height: int | None = None) -> Va
 OnData = Callable[[bytes], Awaitable[None] | None]
 
 
+def _failure(failure: HttpFailure, what: str) -> UpstreamFailure:
+    """The failover reason for a failure the seam reported while fetching ``what``."""
+    kind = failure.kind
+    if kind in {FailureKind.CONNECT_TIMEOUT, FailureKind.HEADER_TIMEOUT}:
+        return UpstreamFailure(FailureReason.STALL, f"no answer for the {what}")
+    if kind is FailureKind.READ_TIMEOUT:
+        return UpstreamFailure(FailureReason.STALL, f"{what} stalled")
+    if kind in {FailureKind.READ_ERROR, FailureKind.TRUNCATED}:
+        return UpstreamFailure(FailureReason.READ_ERROR, f"{what}: {failure.detail}")
+    if kind is FailureKind.TOO_LARGE:
+        return UpstreamFailure(FailureReason.INVALID_CONTENT, f"{what}: {failure.detail}")
+    return UpstreamFailure(FailureReason.CONNECTION_ERROR, f"{what}: {failure.detail}")
+
+
 class HlsReader:
     """Plays one HLS upstream until it fails (see the module docstring)."""
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: ProviderHttp,
         playlist_url: URL,
         playlist_text: str,
         *,
         headers: dict[str, str],
         stall_timeout: float,
+        user_agent: str | None = None,
         max_height: int | None = None,
     ) -> None:
         self._http = http
         self._url = playlist_url
         self._text = playlist_text
         self._headers = headers
+        self._user_agent = user_agent
         self._stall = stall_timeout
         self._max_height = max_height
         self.skipped_segments = 0
@@ -185,37 +214,33 @@ class HlsReader:
                     FailureReason.INVALID_CONTENT, f"bad playlist: {exc}"
                 ) from None
 
-    async def _get(self, url: URL, what: str) -> aiohttp.ClientResponse:
+    @contextlib.asynccontextmanager
+    async def _get(
+        self, url: URL, what: str, max_bytes: int | None = None
+    ) -> AsyncIterator[HttpResponse]:
+        """A 2xx answer for ``url``; every failure of the exchange becomes an UpstreamFailure."""
+        timeouts = HttpTimeouts(connect=None, headers=self._stall, read=self._stall)
         try:
-            async with asyncio.timeout(self._stall):
-                response = await self._http.get(url, headers=self._headers)
-        except TimeoutError:
-            raise UpstreamFailure(FailureReason.STALL, f"no answer for the {what}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamFailure(
-                FailureReason.CONNECTION_ERROR, f"{what}: {type(exc).__name__}"
-            ) from None
-        if not 200 <= response.status < 300:
-            response.release()
-            raise UpstreamFailure(
-                reason_for_http_status(response.status),
-                f"{what}: HTTP {response.status}",
-                response.status,
-            )
-        return response
+            async with self._http.get(
+                url,
+                timeouts=timeouts,
+                headers=self._headers,
+                user_agent=self._user_agent,
+                max_bytes=max_bytes,
+            ) as response:
+                if not response.ok:
+                    raise UpstreamFailure(
+                        reason_for_http_status(response.status),
+                        f"{what}: HTTP {response.status}",
+                        response.status,
+                    )
+                yield response
+        except HttpFailure as failure:
+            raise _failure(failure, what) from None
 
     async def _fetch_text(self, url: URL, what: str) -> str:
-        response = await self._get(url, what)
-        async with response:
-            try:
-                async with asyncio.timeout(self._stall):
-                    body = await response.content.read(MAX_PLAYLIST_BYTES)
-            except TimeoutError:
-                raise UpstreamFailure(FailureReason.STALL, f"{what} stalled") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamFailure(
-                    FailureReason.READ_ERROR, f"{what}: {type(exc).__name__}"
-                ) from None
+        async with self._get(url, what, MAX_PLAYLIST_BYTES) as response:
+            body = await response.body()
         return body.decode("utf-8", errors="replace")
 
     async def _segment(
@@ -227,25 +252,10 @@ class HlsReader:
         first: bool,
         on_open: Callable[[], None],
     ) -> None:
-        response = await self._get(url, f"segment {segment.sequence}")
-        async with response:
+        async with self._get(url, f"segment {segment.sequence}") as response:
             checked = False
             pending = b""
-            while True:
-                try:
-                    async with asyncio.timeout(self._stall):
-                        chunk = await response.content.read(188 * 350)
-                except TimeoutError:
-                    raise UpstreamFailure(
-                        FailureReason.STALL, f"segment {segment.sequence} stalled"
-                    ) from None
-                except (aiohttp.ClientError, OSError) as exc:
-                    raise UpstreamFailure(
-                        FailureReason.READ_ERROR,
-                        f"segment {segment.sequence}: {type(exc).__name__}",
-                    ) from None
-                if not chunk:
-                    break
+            while chunk := await response.read(_SEGMENT_READ):
                 if not checked:
                     pending += chunk
                     if len(pending) < 188 * 3:

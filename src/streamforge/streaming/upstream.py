@@ -1,9 +1,10 @@
-"""Reading one provider stream: the only module that talks to a provider's
-live URL.
+"""Reading one provider stream (a live ``.ts`` URL, or the HLS playlist it leads to).
 
-``UpstreamReader.run()`` connects (redirects followed, never cached: every
-attempt starts from the original URL), checks the answer, and then hands
-chunks of bytes to ``on_data`` until the stream fails. It never returns
+``UpstreamReader.run()`` connects through the provider HTTP seam
+(:class:`~streamforge.xtream.http.ProviderHttp`, which also carries the
+Xtream API client and guide downloads; redirects followed, never cached:
+every attempt starts from the original URL), checks the answer, and then
+hands chunks of bytes to ``on_data`` until the stream fails. It never returns
 normally: a live stream that ends is a failure too. Every way a provider
 stream can die is translated into one :class:`UpstreamFailure` carrying a
 :class:`FailureReason`:
@@ -19,22 +20,27 @@ EOF                         ``END_OF_STREAM``
 error while reading         ``READ_ERROR``
 ==========================  ===============================================
 
+"No connection in time" is ``connect_timeout`` for the TCP connect;
+"no headers in time" is ``connect_timeout + header_timeout`` from sending the
+request to the final response's headers. The seam tells the two apart (a
+connect timeout is a ``TimeoutError`` too, so the order matters there, once).
+
 An answer that is an HLS playlist (an ``mpegurl`` Content-Type or a body
 starting with ``#EXTM3U``, e.g. after a redirect) is handed to
 :class:`~streamforge.streaming.hls.HlsReader`, which delivers its segments
-through the same callbacks.
+through the same callbacks and the same seam.
 
 The content check looks at the first bytes: a text or JSON Content-Type, a
 body starting like a document, or bytes without a 0x47 sync byte every 188
 bytes are rejected before anything reaches a client.
 
 The URL carries the account's credentials; it is never logged, and error
-details are built without it.
+details are built without it (the seam's failure details are fact-only and
+redacted of the credentials in the URL).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -43,6 +49,14 @@ import aiohttp
 from streamforge.streaming.hls import MAX_PLAYLIST_BYTES, HlsReader, is_playlist
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
+from streamforge.xtream.http import (
+    DEFAULT_USER_AGENT,
+    FailureKind,
+    HttpFailure,
+    HttpResponse,
+    HttpTimeouts,
+    ProviderHttp,
+)
 
 #: How many bytes of a new stream are inspected before it is accepted as TS.
 SNIFF_BYTES = 188 * 7
@@ -58,7 +72,16 @@ class UpstreamConfig:
     connect_timeout: float = 1.0
     header_timeout: float = 1.5
     stall_timeout: float = 3.0
-    user_agent: str = "VLC/3.0.20 LibVLC/3.0.20"
+    user_agent: str = DEFAULT_USER_AGENT
+
+    def timeouts(self) -> HttpTimeouts:
+        """The seam's limits for one stream request (no total: a live stream has no end)."""
+        return HttpTimeouts(
+            connect=self.connect_timeout,
+            headers=self.connect_timeout + self.header_timeout,
+            read=self.stall_timeout,
+            total=None,
+        )
 
 
 OnData = Callable[[bytes], Awaitable[None] | None]
@@ -79,18 +102,41 @@ def _sniff(content_type: str, head: bytes) -> str | None:
     return None
 
 
+def _failure(failure: HttpFailure, stall_timeout: float) -> UpstreamFailure:
+    """The failover reason for a failure the seam reported."""
+    kind = failure.kind
+    if kind is FailureKind.CONNECT_TIMEOUT:
+        return UpstreamFailure(FailureReason.CONNECT_TIMEOUT, "connect timed out")
+    if kind is FailureKind.HEADER_TIMEOUT:
+        return UpstreamFailure(FailureReason.HEADER_TIMEOUT, "no response headers in time")
+    if kind is FailureKind.TOO_MANY_REDIRECTS:
+        return UpstreamFailure(FailureReason.HTTP_ERROR, "too many redirects", 310)
+    if kind is FailureKind.READ_TIMEOUT:
+        return UpstreamFailure(FailureReason.STALL, f"no data for {stall_timeout:g} s")
+    if kind in {FailureKind.READ_ERROR, FailureKind.TRUNCATED}:
+        return UpstreamFailure(FailureReason.READ_ERROR, f"read failed ({failure.detail})")
+    if kind is FailureKind.TOO_LARGE:
+        return UpstreamFailure(FailureReason.INVALID_CONTENT, failure.detail)
+    # UNREACHABLE, INVALID_RESPONSE, BAD_REDIRECT
+    return UpstreamFailure(FailureReason.CONNECTION_ERROR, f"cannot connect ({failure.detail})")
+
+
 class UpstreamReader:
-    """Reads one provider stream until it fails; see the module docstring."""
+    """Reads one provider stream until it fails; see the module docstring.
+
+    ``http`` is the provider HTTP seam; a bare :class:`aiohttp.ClientSession`
+    (the session manager's pooled one) is sent through a seam wrapping it.
+    """
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: ProviderHttp | aiohttp.ClientSession,
         url: str,
         config: UpstreamConfig,
         *,
         user_agent: str | None = None,
     ) -> None:
-        self._http = http
+        self._http = http if isinstance(http, ProviderHttp) else ProviderHttp(http)
         self._url = url
         self._config = config
         self._user_agent = user_agent or config.user_agent
@@ -100,77 +146,46 @@ class UpstreamReader:
     async def run(self, on_open: Callable[[], None], on_data: OnData) -> None:
         """Connect, validate, stream. Always ends by raising :class:`UpstreamFailure`."""
         cfg = self._config
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=cfg.connect_timeout, connect=cfg.connect_timeout
-        )
-        headers = {"User-Agent": self._user_agent, "Accept": "*/*", "Connection": "close"}
+        headers = {"Accept": "*/*", "Connection": "close"}
         try:
-            request = self._http.get(
-                self._url,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=True,
-                max_redirects=5,
-            )
-            async with asyncio.timeout(cfg.connect_timeout + cfg.header_timeout):
-                response = await request
-        except TimeoutError:
-            raise UpstreamFailure(
-                FailureReason.HEADER_TIMEOUT, "no response headers in time"
-            ) from None
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamFailure(FailureReason.CONNECT_TIMEOUT, "connect timed out") from None
-        except aiohttp.TooManyRedirects:
-            raise UpstreamFailure(FailureReason.HTTP_ERROR, "too many redirects", 310) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamFailure(
-                FailureReason.CONNECTION_ERROR, f"cannot connect ({type(exc).__name__})"
-            ) from None
-        async with response:
-            self.status = response.status
-            if not 200 <= response.status < 300:
-                raise UpstreamFailure(
-                    reason_for_http_status(response.status),
-                    f"HTTP {response.status}",
-                    response.status,
-                )
-            playlist = await self._stream(response, on_open, on_data)
+            async with self._http.get(
+                self._url, timeouts=cfg.timeouts(), headers=headers, user_agent=self._user_agent
+            ) as response:
+                self.status = response.status
+                if not response.ok:
+                    raise UpstreamFailure(
+                        reason_for_http_status(response.status),
+                        f"HTTP {response.status}",
+                        response.status,
+                    )
+                playlist = await self._stream(response, on_open, on_data)
+                playlist_url = response.url
+        except HttpFailure as failure:
+            raise _failure(failure, cfg.stall_timeout) from None
         hls = HlsReader(
             self._http,
-            response.url,
+            playlist_url,
             playlist,
             headers=headers,
+            user_agent=self._user_agent,
             stall_timeout=cfg.stall_timeout,
         )
         await hls.run(on_open, on_data)
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        try:
-            async with asyncio.timeout(self._config.stall_timeout):
-                return await response.content.read(_READ_SIZE)
-        except TimeoutError:
-            raise UpstreamFailure(
-                FailureReason.STALL, f"no data for {self._config.stall_timeout:g} s"
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamFailure(
-                FailureReason.READ_ERROR, f"read failed ({type(exc).__name__})"
-            ) from None
-
     async def _stream(
-        self, response: aiohttp.ClientResponse, on_open: Callable[[], None], on_data: OnData
+        self, response: HttpResponse, on_open: Callable[[], None], on_data: OnData
     ) -> str:
         """Stream TS until failure; return the text instead if the answer is an HLS playlist."""
         content_type = response.headers.get("Content-Type", "")
         head = b""
         while len(head) < SNIFF_BYTES:
-            chunk = await self._read(response)
+            chunk = await response.read(_READ_SIZE)
             if not chunk:
                 break
             head += chunk
         if is_playlist(content_type, head):
             while len(head) < MAX_PLAYLIST_BYTES:
-                chunk = await self._read(response)
+                chunk = await response.read(_READ_SIZE)
                 if not chunk:
                     return head.decode("utf-8", errors="replace")
                 head += chunk
@@ -185,7 +200,7 @@ class UpstreamReader:
             await result
         garbage = 0
         while True:
-            chunk = await self._read(response)
+            chunk = await response.read(_READ_SIZE)
             if not chunk:
                 raise UpstreamFailure(FailureReason.END_OF_STREAM, "provider ended the stream")
             self.bytes_read += len(chunk)

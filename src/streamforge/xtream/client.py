@@ -14,12 +14,14 @@ account's username and password in the clear:
   client only builds (:meth:`XtreamClient.live_url`); the streaming module
   reads it.
 
-Every request goes through one pipeline: GET with the account's User-Agent and
-the configured timeouts, follow redirects (a fresh request always starts at
-the configured server — redirect targets are never remembered), require a 2xx
-status, read the body up to a size cap, then decode. Each way a panel can
-misbehave becomes exactly one :class:`~streamforge.errors.ProviderError`
-subclass with a one-line message that says what to do about it:
+Every request goes through the provider HTTP seam
+(:class:`~streamforge.xtream.http.ProviderHttp`): GET with the account's
+User-Agent and the configured timeouts, follow redirects (a fresh request
+always starts at the configured server — redirect targets are never
+remembered), read the body up to a size cap. This client then requires a 2xx
+status and decodes. Each way a panel can misbehave becomes exactly one
+:class:`~streamforge.errors.ProviderError` subclass with a one-line message
+that says what to do about it:
 
 =================================================  ===========================
 panel behaviour                                    exception
@@ -38,7 +40,8 @@ Provider URLs contain the password, and so do the ``str()`` of many aiohttp
 exceptions. Therefore:
 
 * error messages are composed only from the server's host, the action name
-  and facts about the answer, and are passed through :meth:`XtreamClient.redact`
+  and facts about the answer (the seam's failure details are built the same
+  way and already redacted), and are passed through :meth:`XtreamClient.redact`
   as a last line of defence;
 * provider errors are raised *outside* the ``except`` block that caught the
   aiohttp error, so they carry no ``__context__`` whose traceback would print
@@ -55,17 +58,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from typing import Self, TypeVar
+from urllib.parse import quote, urlsplit
 
 import aiohttp
-import yarl
 
 from streamforge.errors import (
     AccountExpiredError,
@@ -76,6 +77,16 @@ from streamforge.errors import (
     ProviderHTTPError,
     ProviderTimeout,
     ProviderUnreachable,
+)
+from streamforge.xtream.http import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
+from streamforge.xtream.http import (
+    FailureKind,
+    HttpFailure,
+    HttpResponse,
+    HttpTimeouts,
+    ProviderHttp,
+    redact_secrets,
+    save_stream,
 )
 from streamforge.xtream.models import (
     AccountInfo,
@@ -94,17 +105,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_USER_AGENT = "VLC/3.0.20 LibVLC/3.0.20"
 #: API answers at least this large are decoded in a worker thread.
 _OFF_LOOP_BYTES = 1 << 20
-"""A common player User-Agent; some panels ban empty or unknown ones."""
-
-REDACTED = "***"
 
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,8}")
 _SNIFF_BYTES = 512
 _SNIFF_JSON_BYTES = 64 * 1024
-_WRITE_BATCH = 1 << 20
+_GUIDE = "the XMLTV guide (xmltv.php)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +119,12 @@ class XtreamTimeouts:
     """Time limits for panel requests, in seconds.
 
     ``connect``: to open the TCP (and TLS) connection. ``read``: the longest
-    silence allowed while waiting for the response headers or between body
-    bytes — this is what catches a panel that accepts the connection and then
-    never answers. ``total``: the whole of one API request, body included
-    (``None`` = no limit). ``guide_total``: the whole XMLTV download (default
-    no limit, because large guides on slow panels take minutes; ``read``
-    still catches a stalled download).
+    wait for the response headers (counted from sending the request,
+    redirects included) and between body bytes — this is what catches a panel
+    that accepts the connection and then never answers. ``total``: the whole
+    of one API request, body included (``None`` = no limit). ``guide_total``:
+    the whole XMLTV download (default no limit, because large guides on slow
+    panels take minutes; ``read`` still catches a stalled download).
     """
 
     connect: float = 10.0
@@ -125,29 +132,17 @@ class XtreamTimeouts:
     total: float | None = 180.0
     guide_total: float | None = None
 
+    def for_api(self) -> HttpTimeouts:
+        """The seam's limits for one ``player_api.php`` request."""
+        return HttpTimeouts(
+            connect=self.connect, headers=self.read, read=self.read, total=self.total
+        )
 
-def redact_secrets(text: str, *secrets: str) -> str:
-    """Replace every occurrence of each secret in ``text`` — raw or URL-encoded — with ``***``.
-
-    The encodings covered are the ones a secret takes in a query string
-    (``quote_plus`` and yarl's form), in a path segment (``quote``) and raw.
-    Longer forms are replaced first so that a secret containing another one
-    is removed whole.
-    """
-    forms: set[str] = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        forms.add(secret)
-        with contextlib.suppress(UnicodeError, ValueError):  # unencodable secret: raw form only
-            forms.add(quote(secret, safe=""))
-            forms.add(quote_plus(secret, safe=""))
-            forms.add(yarl.URL.build(path="/", query={"v": secret}).raw_query_string[2:])
-            forms.add(yarl.URL.build(path="/" + secret).raw_path[1:])
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
-            text = text.replace(form, REDACTED)
-    return text
+    def for_guide(self) -> HttpTimeouts:
+        """The seam's limits for the XMLTV download."""
+        return HttpTimeouts(
+            connect=self.connect, headers=self.read, read=self.read, total=self.guide_total
+        )
 
 
 def _normalise_server(server_url: str) -> tuple[str, str]:
@@ -196,6 +191,8 @@ class XtreamClient:
     clients share one :class:`aiohttp.ClientSession`; without it the client
     creates its own on first use and closes it in :meth:`aclose` (or at the
     end of ``async with``). A shared session is never closed by the client.
+    ``http`` sends through a given :class:`~streamforge.xtream.http.ProviderHttp`
+    instead (e.g. one with an in-process handler), which is not closed either.
     """
 
     def __init__(
@@ -207,17 +204,20 @@ class XtreamClient:
         user_agent: str = DEFAULT_USER_AGENT,
         timeouts: XtreamTimeouts | None = None,
         session: aiohttp.ClientSession | None = None,
+        http: ProviderHttp | None = None,
         label: str | None = None,
         max_redirects: int = 5,
         max_api_bytes: int = 256 * 1024 * 1024,
     ) -> None:
+        if session is not None and http is not None:
+            raise ValueError("give a session or an http seam, not both")
         self._base, host_label = _normalise_server(server_url)
         self._username = username
         self._password = password
         self._user_agent = user_agent.strip() or DEFAULT_USER_AGENT
         self._timeouts = timeouts or XtreamTimeouts()
-        self._session = session
-        self._owns_session = session is None
+        self._http = http or ProviderHttp(session, user_agent=self._user_agent)
+        self._owns_http = http is None
         self._label = label or host_label
         self._max_redirects = max_redirects
         self._max_api_bytes = max_api_bytes
@@ -236,17 +236,9 @@ class XtreamClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's own session (a shared session is left open)."""
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
-            # Cookies are not kept: every request is independent of the last.
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-            self._owns_session = True
-        return self._session
+        """Close the client's own session (a shared session or seam is left open)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     # -- public API ----------------------------------------------------------
 
@@ -330,7 +322,9 @@ class XtreamClient:
         parsed = parse_short_epg(data)
         return self._list_result(parsed, data, "get_short_epg")
 
-    async def iter_xmltv(self, chunk_size: int = 1 << 16) -> AsyncGenerator[bytes, None]:
+    async def iter_xmltv(
+        self, chunk_size: int = 1 << 16, *, max_bytes: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """Stream the XMLTV guide (``xmltv.php``) as chunks of bytes.
 
         The first bytes are checked before anything is yielded: an empty
@@ -338,18 +332,15 @@ class XtreamClient:
         expired account) raise instead. A gzip-compressed file is passed
         through unchanged (the guide importer sniffs the magic bytes); a
         ``Content-Encoding: gzip`` transfer is decompressed transparently.
+        ``max_bytes`` caps the guide (``ProviderBadResponse`` beyond it).
         Use it with :func:`contextlib.aclosing` when not reading to the end.
         """
-        what = "the XMLTV guide (xmltv.php)"
+        what = _GUIDE
         params = {"username": self._username, "password": self._password}
-        limits = aiohttp.ClientTimeout(
-            total=self._timeouts.guide_total,
-            sock_connect=self._timeouts.connect,
-            sock_read=self._timeouts.read,
-        )
         async with contextlib.AsyncExitStack() as stack:
-            resp = await self._open(stack, "xmltv.php", params, limits, what)
-            chunks = resp.content.iter_chunked(chunk_size)
+            resp = await self._open(
+                stack, "xmltv.php", params, self._timeouts.for_guide(), what, max_bytes
+            )
             head = b""
             finished = False
             # Read enough to judge the answer: a little for XML, more when it
@@ -358,59 +349,31 @@ class XtreamClient:
                 len(head) < _SNIFF_BYTES
                 or (head.lstrip()[:1] == b"{" and len(head) < _SNIFF_JSON_BYTES)
             ):
-                chunk = await self._next_chunk(chunks, what)
-                if chunk is None:
-                    finished = True
-                else:
+                chunk = await self._next_chunk(resp, chunk_size, what)
+                if chunk:
                     head += chunk
+                else:
+                    finished = True
             self._check_guide_head(head, what)
             yield head
             while not finished:
-                chunk = await self._next_chunk(chunks, what)
-                if chunk is None:
-                    finished = True
-                else:
+                chunk = await self._next_chunk(resp, chunk_size, what)
+                if chunk:
                     yield chunk
+                else:
+                    finished = True
 
     async def download_xmltv(self, dest: Path, *, max_bytes: int | None = None) -> int:
         """Download the XMLTV guide to ``dest``; return the number of bytes written.
 
         The guide is written to ``dest`` + ``.part`` in batches of 1 MiB and
         renamed over ``dest`` only when complete, so ``dest`` is never a
-        truncated guide. Memory use is bounded by the batch size, whatever the
-        guide's size. ``max_bytes`` caps the download (``ProviderBadResponse``
-        beyond it).
+        truncated guide (:func:`~streamforge.xtream.http.save_stream`). Memory
+        use is bounded by the batch size, whatever the guide's size.
+        ``max_bytes`` caps the download (``ProviderBadResponse`` beyond it).
         """
-        part = dest.with_name(dest.name + ".part")
-        written = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        handle: IO[bytes] = await asyncio.to_thread(part.open, "wb")
-        try:
-            async with contextlib.aclosing(self.iter_xmltv()) as chunks:
-                async for chunk in chunks:
-                    written += len(chunk)
-                    if max_bytes is not None and written > max_bytes:
-                        raise self._error(
-                            ProviderBadResponse,
-                            f"provider {self._label} sent an XMLTV guide larger than "
-                            f"{max_bytes} bytes; download stopped",
-                        )
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= _WRITE_BATCH:
-                        await asyncio.to_thread(handle.write, b"".join(pending))
-                        pending.clear()
-                        pending_size = 0
-            if pending:
-                await asyncio.to_thread(handle.write, b"".join(pending))
-            await asyncio.to_thread(handle.close)
-            await asyncio.to_thread(os.replace, part, dest)
-        finally:
-            if not handle.closed:
-                await asyncio.to_thread(handle.close)
-            await asyncio.to_thread(part.unlink, missing_ok=True)
-        return written
+        async with contextlib.aclosing(self.iter_xmltv(max_bytes=max_bytes)) as chunks:
+            return await save_stream(chunks, dest)
 
     # -- request pipeline ------------------------------------------------------
 
@@ -421,12 +384,7 @@ class XtreamClient:
         if action is not None:
             params["action"] = action
         params.update(extra)
-        limits = aiohttp.ClientTimeout(
-            total=self._timeouts.total,
-            sock_connect=self._timeouts.connect,
-            sock_read=self._timeouts.read,
-        )
-        body = await self._fetch("player_api.php", params, limits, what)
+        body = await self._fetch("player_api.php", params, self._timeouts.for_api(), what)
         if len(body) >= _OFF_LOOP_BYTES:
             # A 60,000-stream list takes most of a second to decode: do it in a
             # worker thread so live streams on the event loop keep flowing.
@@ -434,20 +392,13 @@ class XtreamClient:
         return self._decode_json(body, what)
 
     async def _fetch(
-        self, path: str, params: Mapping[str, str], limits: aiohttp.ClientTimeout, what: str
+        self, path: str, params: Mapping[str, str], timeouts: HttpTimeouts, what: str
     ) -> bytes:
         """GET a whole (capped) body from a 2xx answer, translating every failure."""
         async with contextlib.AsyncExitStack() as stack:
-            resp = await self._open(stack, path, params, limits, what)
-            if resp.content_length is not None and resp.content_length > self._max_api_bytes:
-                raise self._too_large(what)
+            resp = await self._open(stack, path, params, timeouts, what, self._max_api_bytes)
             chunks: list[bytes] = []
-            size = 0
-            reader = resp.content.iter_any()
-            while (chunk := await self._next_chunk(reader, what)) is not None:
-                size += len(chunk)
-                if size > self._max_api_bytes:
-                    raise self._too_large(what)
+            while chunk := await self._next_chunk(resp, 1 << 16, what):
                 chunks.append(chunk)
             body = b"".join(chunks)
         return body
@@ -457,58 +408,40 @@ class XtreamClient:
         stack: contextlib.AsyncExitStack,
         path: str,
         params: Mapping[str, str],
-        limits: aiohttp.ClientTimeout,
+        timeouts: HttpTimeouts,
         what: str,
-    ) -> aiohttp.ClientResponse:
-        """Send the GET, follow redirects and return a 2xx response registered on ``stack``."""
-        session = self._get_session()
-        error: ProviderError
+        max_bytes: int | None,
+    ) -> HttpResponse:
+        """Send the GET through the seam and return a 2xx response registered on ``stack``."""
+        failure: HttpFailure
         try:
             resp = await stack.enter_async_context(
-                session.get(
+                self._http.get(
                     f"{self._base}/{path}",
                     params=params,
-                    headers={"User-Agent": self._user_agent, "Accept": "*/*"},
-                    timeout=limits,
-                    allow_redirects=True,
+                    timeouts=timeouts,
+                    user_agent=self._user_agent,
+                    max_bytes=max_bytes,
                     max_redirects=self._max_redirects,
+                    secrets=(self._password, self._username),
                 )
             )
-        except aiohttp.TooManyRedirects as exc:
-            error = self._error(
-                ProviderHTTPError,
-                f"provider {self._label} redirected {what} more than {self._max_redirects} "
-                "times (redirect loop; check the server URL)",
-                exc.status,
-            )
-        except TimeoutError:  # before ClientError: aiohttp's timeouts subclass both
-            error = self._timeout_error(what, connecting=True)
-        except aiohttp.ClientError as exc:
-            error = self._translate(exc, what)
+        except HttpFailure as exc:
+            failure = exc
         else:
-            if not 200 <= resp.status < 300:
+            if not resp.ok:
                 raise self._http_error(resp.status, what)
             return resp
-        raise error
+        raise self._failure_error(failure, what)
 
-    async def _next_chunk(self, chunks: AsyncIterator[bytes], what: str) -> bytes | None:
-        """The next body chunk, ``None`` at the end; read failures become provider errors."""
-        error: ProviderError
+    async def _next_chunk(self, resp: HttpResponse, size: int, what: str) -> bytes:
+        """The next body chunk, ``b""`` at the end; read failures become provider errors."""
+        failure: HttpFailure
         try:
-            return await anext(chunks)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:  # before ClientError: aiohttp's timeouts subclass both
-            error = self._timeout_error(what, connecting=False)
-        except aiohttp.ClientPayloadError:
-            error = self._error(
-                ProviderBadResponse,
-                f"provider {self._label} cut off its answer to {what} part-way "
-                "(truncated or corrupt transfer; try again)",
-            )
-        except aiohttp.ClientError as exc:
-            error = self._translate(exc, what)
-        raise error
+            return await resp.read(size)
+        except HttpFailure as exc:
+            failure = exc
+        raise self._failure_error(failure, what)
 
     # -- decoding --------------------------------------------------------------
 
@@ -677,41 +610,43 @@ class XtreamClient:
             )
         return self._error(ProviderTimeout, message)
 
-    def _translate(self, exc: aiohttp.ClientError, what: str) -> ProviderError:
-        """Map a connection-level aiohttp error to a provider error (message from facts only)."""
-        if isinstance(exc, aiohttp.ClientConnectorDNSError):
-            reason = "host name could not be resolved; check the server URL"
-        elif isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError)):
-            reason = "TLS handshake failed; try http:// or check the certificate"
-        elif isinstance(exc, aiohttp.ClientConnectorError):
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            reason = f"{reason.lower()}; check the server URL and port"
-        elif isinstance(exc, aiohttp.ServerDisconnectedError):
-            reason = "the server closed the connection without answering"
-        elif isinstance(exc, ConnectionResetError):
-            reason = "the server reset the connection"
-        elif isinstance(exc, aiohttp.ClientResponseError):
+    def _failure_error(self, failure: HttpFailure, what: str) -> ProviderError:
+        """The provider error for a failure the seam reported (its detail is fact-only)."""
+        kind = failure.kind
+        if kind in {FailureKind.CONNECT_TIMEOUT, FailureKind.HEADER_TIMEOUT}:
+            return self._timeout_error(what, connecting=True)
+        if kind is FailureKind.READ_TIMEOUT:
+            return self._timeout_error(what, connecting=False)
+        if kind is FailureKind.TOO_MANY_REDIRECTS:
             return self._error(
-                ProviderBadResponse,
-                f"provider {self._label} sent an invalid HTTP answer to {what} "
-                f"({type(exc).__name__})",
+                ProviderHTTPError,
+                f"provider {self._label} redirected {what} more than {self._max_redirects} "
+                "times (redirect loop; check the server URL)",
+                failure.status,
             )
-        elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.RedirectClientError)):
+        if kind is FailureKind.BAD_REDIRECT:
+            message = f"provider {self._label} redirected {what} to an unusable URL"
+        elif kind is FailureKind.INVALID_RESPONSE:
+            message = (
+                f"provider {self._label} sent an invalid HTTP answer to {what} ({failure.cause})"
+            )
+        elif kind is FailureKind.TRUNCATED:
+            message = (
+                f"provider {self._label} cut off its answer to {what} part-way "
+                "(truncated or corrupt transfer; try again)"
+            )
+        elif kind is FailureKind.TOO_LARGE and what == _GUIDE:
+            message = (
+                f"provider {self._label} sent an XMLTV guide larger than "
+                f"{failure.limit} bytes; download stopped"
+            )
+        elif kind is FailureKind.TOO_LARGE:
+            message = f"provider {self._label} sent more than {failure.limit} bytes for {what}"
+        else:  # UNREACHABLE, READ_ERROR
             return self._error(
-                ProviderBadResponse,
-                f"provider {self._label} redirected {what} to an unusable URL",
+                ProviderUnreachable, f"cannot reach provider {self._label}: {failure.detail}"
             )
-        elif isinstance(exc, aiohttp.ClientOSError):
-            reason = (exc.strerror or "connection error").lower()
-        else:
-            reason = f"connection failed ({type(exc).__name__})"
-        return self._error(ProviderUnreachable, f"cannot reach provider {self._label}: {reason}")
-
-    def _too_large(self, what: str) -> ProviderError:
-        return self._error(
-            ProviderBadResponse,
-            f"provider {self._label} sent more than {self._max_api_bytes} bytes for {what}",
-        )
+        return self._error(ProviderBadResponse, message)
 
     def _malformed(self, what: str, exc: json.JSONDecodeError) -> ProviderError:
         return self._error(
