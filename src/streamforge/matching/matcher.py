@@ -12,9 +12,10 @@ A stream is matched in this order:
 
 1. **EPG id** - the stream's ``epg_channel_id`` equals a guide channel's
    XMLTV id, compared case-insensitively: confidence 1.0, method ``epg_id``.
-   Providers often put the main channel's id on its ``+1`` feed, so the match
-   is refused when the stream name's timeshift differs from every display
-   name of that channel; the stream then falls through to name matching.
+   Providers often put the main channel's id on its ``+1`` and regional
+   feeds, so the match is refused when the stream name's feed (timeshift,
+   region, language, see below) differs from every display name of that
+   channel; the stream then falls through to name matching.
 2. **Exact normalised name** - :func:`~streamforge.matching.normalize.normalize_name`
    reduces names on both sides; equal keys give confidence 1.0, method
    ``fuzzy``.
@@ -36,12 +37,27 @@ A stream is matched in this order:
    ``CNN International``) is another channel and also scores 0.
    Names that differ only by abbreviated words (``Prem`` for ``Premier``, at
    least three letters) get :data:`ABBREVIATION_CONFIDENCE`.
-4. **Variant fallback** - a stream whose name is a guide name plus only
-   feed/region words (``ESPN 2 East``, ``BBC One London`` when the guide has
-   only ``BBC One``), or the reverse (``HBO`` when the guide only has
-   ``HBO East``), is mapped with confidence :data:`VARIANT_CONFIDENCE` if
-   nothing scored higher. Because exact keys are tried first, a guide that
-   has the region itself always wins.
+4. **Filler-word fallback** - a stream whose name is a guide name plus the
+   word ``Channel`` (``Golf`` for ``Golf Channel``), or the reverse, is
+   mapped with confidence :data:`VARIANT_CONFIDENCE` if nothing scored higher.
+
+Feeds: a regional or time-shifted feed is another channel, never a backup of
+the plain one (after a failover the viewer would silently watch a programme
+three hours off, or another region's schedule). Every step above only accepts
+a guide name whose feed qualifiers - time-zone feeds, timeshift, regions and
+cities, language or country suffixes; :mod:`streamforge.matching.feeds` holds
+the vocabulary - agree with the stream's (:func:`~streamforge.matching.feeds.feeds_agree`),
+in both directions: ``HBO West`` is not mapped onto ``HBO East``, ``BBC Two
+Wales`` not onto ``BBC Two``, ``CBC`` not onto ``CBC Toronto``, ``Teletoon
+(FR)`` not onto the English ``Teletoon.ca``. A qualifier both sides carry
+matches as any word does, and two spellings of one qualifier (``NI``/
+``Northern Ireland``, ``Cymru``/``Wales``) meet with confidence
+:data:`FEED_ALIAS_CONFIDENCE`. The same feed of the stream's channel is then
+not in the guide: the stream stays unmatched and carries the other feed as a
+suggestion (:attr:`UnmatchedStream.other_feed`, score at most
+:data:`FEED_SUGGESTION_CONFIDENCE`), which no threshold turns into a mapping.
+The EPG-id step applies the same check against the channel's display names,
+because providers put the main channel's id on its regional and ``+1`` feeds.
 
 Countries: a stream whose name carried a country prefix (``US: …``) is never
 mapped onto a guide channel whose XMLTV id ends in a different country
@@ -65,6 +81,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
+from streamforge.matching.feeds import Feed, feed_of, feeds_agree
 from streamforge.matching.normalize import (
     TIER_UNTAGGED,
     NormalizedName,
@@ -76,7 +93,13 @@ DEFAULT_THRESHOLD = 0.86
 """Minimum confidence for an automatic mapping."""
 
 VARIANT_CONFIDENCE = 0.9
-"""Confidence of a ``<guide name> + feed/region words`` match."""
+"""Confidence of a ``<guide name> + Channel`` match."""
+
+FEED_ALIAS_CONFIDENCE = 0.95
+"""Confidence when the names differ only in how a feed qualifier is spelt (``NI``)."""
+
+FEED_SUGGESTION_CONFIDENCE = 0.8
+"""Highest score of another feed offered as a suggestion (never mapped)."""
 
 ABBREVIATION_CONFIDENCE = 0.95
 """Confidence when the only differences are abbreviated words (``Prem``/``Premier``)."""
@@ -90,37 +113,8 @@ _SHORT_PENALTY = 0.03
 _MIN_CANDIDATES = 16
 _MAX_CANDIDATES = 400
 
-_VARIANT_WORDS = frozenset(
-    {
-        "east",
-        "west",
-        "pacific",
-        "atlantic",
-        "central",
-        "mountain",
-        "north",
-        "south",
-        "northeast",
-        "northwest",
-        "southeast",
-        "southwest",
-        "london",
-        "scotland",
-        "wales",
-        "ireland",
-        "northern",
-        "yorkshire",
-        "midlands",
-        "anglia",
-        "meridian",
-        "granada",
-        "tyne",
-        "tees",
-        "border",
-        "cymru",
-        "channel",
-    }
-)
+# Words whose presence or absence never makes another channel.
+_FILLER_WORDS = frozenset({"channel"})
 
 
 class MatchMethod(enum.StrEnum):
@@ -176,6 +170,24 @@ class UnmatchedStream:
     name: str
     best_guide_channel_id: str | None
     best_score: float
+    other_feed: bool = False
+    """The suggestion is another feed (region, timeshift, language) of the stream's channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class NameMatch:
+    """What a stream name may be mapped to, and the closest other feed.
+
+    ``channel``/``score``: the best guide channel of the same feed (mapped when
+    ``score`` reaches the threshold). ``other_feed``/``other_feed_score``: the
+    best guide channel that is another feed of the same channel (``BBC Two``
+    for ``BBC Two Wales``): a suggestion only, whatever the threshold.
+    """
+
+    channel: GuideChannel | None
+    score: float
+    other_feed: GuideChannel | None = None
+    other_feed_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +222,7 @@ class _Candidate:
     channel: int
     name: NormalizedName
     country: str | None
+    feed: Feed
 
 
 @dataclass(slots=True)
@@ -226,6 +239,8 @@ class _Block:
 class _Scored:
     channel: int | None
     score: float
+    other_feed: int | None = None
+    other_feed_score: float = 0.0
 
 
 def _length_penalty(query: NormalizedName, candidate: NormalizedName) -> float:
@@ -300,8 +315,8 @@ def _countries_agree(stream: str | None, guide: str | None) -> bool:
 
 
 def _core_key(name: NormalizedName) -> str | None:
-    """``name`` without feed/region words, or ``None`` if it has none or only those."""
-    core = [token for token in name.tokens if token not in _VARIANT_WORDS]
+    """``name`` without filler words, or ``None`` if it has none or only those."""
+    core = [token for token in name.tokens if token not in _FILLER_WORDS]
     if not core or len(core) == len(name.tokens):
         return None
     return " ".join([*core, name.timeshift] if name.timeshift else core)
@@ -314,46 +329,56 @@ class ChannelMatcher:
         self._channels: list[GuideChannel] = list(guide)
         self._countries: list[str | None] = [_guide_country(c) for c in self._channels]
         self._by_epg_id: dict[str, int] = {}
-        self._exact: dict[str, list[int]] = {}
-        self._cores: dict[str, list[int]] = {}
+        self._exact: dict[str, list[_Candidate]] = {}
+        self._by_feed: dict[str, list[_Candidate]] = {}
+        self._by_core: dict[str, list[_Candidate]] = {}
+        self._cores: dict[str, list[_Candidate]] = {}
         self._blocks: dict[tuple[tuple[str, ...], str | None], _Block] = {}
-        self._timeshifts: list[frozenset[str | None]] = []
-        self._names: dict[str, NormalizedName] = {}
-        self._cache: dict[tuple[str, str | None], _Scored] = {}
+        self._feeds: list[list[Feed]] = []
+        self._names: dict[str, tuple[NormalizedName, Feed]] = {}
+        self._cache: dict[tuple[str, str | None, Feed], _Scored] = {}
         for index, channel in enumerate(self._channels):
             self._by_epg_id.setdefault(channel.id.strip().casefold(), index)
-            shifts: set[str | None] = set()
+            feeds: list[Feed] = []
             for display in channel.display_names:
                 if not _has_letters(display):
                     continue  # an LCN such as "101" is not a name
                 name = normalize_name(display)
-                shifts.add(name.timeshift)
-                self._add(index, name)
-            self._timeshifts.append(frozenset(shifts))
+                candidate = _Candidate(index, name, self._countries[index], feed_of(display, name))
+                feeds.append(candidate.feed)
+                self._add(candidate)
+            self._feeds.append(feeds)
 
-    def _add(self, channel: int, name: NormalizedName) -> None:
-        _append_unique(self._exact, name.key, channel)
+    def _add(self, candidate: _Candidate) -> None:
+        name = candidate.name
+        _append_unique(self._exact, name.key, candidate)
+        _append_unique(self._by_feed, candidate.feed.key, candidate)
+        _append_unique(self._by_core, candidate.feed.core, candidate)
         core = _core_key(name)
         if core is not None:
-            _append_unique(self._cores, core, channel)
+            _append_unique(self._cores, core, candidate)
         block = self._blocks.get(name.signature)
         if block is None:
             block = _Block([], {}, [], [])
             self._blocks[name.signature] = block
         position = len(block.entries)
-        block.entries.append(_Candidate(channel, name, self._countries[channel]))
+        block.entries.append(candidate)
         block.keys.append(name.key)
         block.compacts.append(name.compact)
         for term in {*name.tokens, "^" + name.compact[:3]}:
             block.postings.setdefault(term, []).append(position)
 
+    def _normalized(self, name: str) -> tuple[NormalizedName, Feed]:
+        found = self._names.get(name)
+        if found is None:
+            normalized = normalize_name(name)
+            found = (normalized, feed_of(name, normalized))
+            self._names[name] = found
+        return found
+
     def normalize(self, name: str) -> NormalizedName:
         """:func:`normalize_name`, memoised for this matcher's lifetime."""
-        normalized = self._names.get(name)
-        if normalized is None:
-            normalized = normalize_name(name)
-            self._names[name] = normalized
-        return normalized
+        return self._normalized(name)[0]
 
     @property
     def channels(self) -> Sequence[GuideChannel]:
@@ -361,55 +386,87 @@ class ChannelMatcher:
         return self._channels
 
     def channel_by_epg_id(self, epg_channel_id: str, stream_name: str) -> GuideChannel | None:
-        """The channel whose XMLTV id equals ``epg_channel_id``, if the timeshift agrees."""
+        """The channel whose XMLTV id equals ``epg_channel_id``, if the feed agrees."""
         index = self._by_epg_id.get(epg_channel_id.strip().casefold())
         if index is None:
             return None
-        shifts = self._timeshifts[index]
-        if shifts and self.normalize(stream_name).timeshift not in shifts:
-            return None
+        feeds = self._feeds[index]
+        if feeds:
+            name, feed = self._normalized(stream_name)
+            country = self._countries[index]
+            if not any(feeds_agree(feed, name.country, other, country) for other in feeds):
+                return None
         return self._channels[index]
 
     def best_by_name(self, name: str) -> tuple[GuideChannel | None, float]:
-        """The best guide channel for a stream name and its confidence in [0, 1]."""
-        normalized = self.normalize(name)
-        cache_key = (normalized.key, normalized.country)
+        """The best guide channel of the same feed for a stream name, confidence in [0, 1]."""
+        found = self.match_name(name)
+        return found.channel, found.score
+
+    def match_name(self, name: str) -> NameMatch:
+        """The best guide channel of the same feed, and the closest other feed."""
+        normalized, feed = self._normalized(name)
+        cache_key = (normalized.key, normalized.country, feed)
         scored = self._cache.get(cache_key)
         if scored is None:
-            scored = self._score(normalized)
+            scored = self._score(normalized, feed)
             self._cache[cache_key] = scored
-        channel = None if scored.channel is None else self._channels[scored.channel]
-        return channel, scored.score
+        return NameMatch(
+            self._channel(scored.channel),
+            scored.score,
+            self._channel(scored.other_feed),
+            scored.other_feed_score,
+        )
 
-    def _first_agreeing(self, channels: list[int] | None, country: str | None) -> int | None:
-        for channel in channels or ():
-            if _countries_agree(country, self._countries[channel]):
-                return channel
+    def _channel(self, index: int | None) -> GuideChannel | None:
+        return None if index is None else self._channels[index]
+
+    def _first_agreeing(
+        self, candidates: list[_Candidate] | None, query: NormalizedName, feed: Feed
+    ) -> int | None:
+        for candidate in candidates or ():
+            if _agree(query, feed, candidate):
+                return candidate.channel
         return None
 
-    def _score(self, query: NormalizedName) -> _Scored:
-        exact = self._first_agreeing(self._exact.get(query.key), query.country)
+    def _score(self, query: NormalizedName, feed: Feed) -> _Scored:
+        exact = self._first_agreeing(self._exact.get(query.key), query, feed)
         if exact is not None:
             return _Scored(exact, 1.0)
+        alias = self._first_agreeing(self._by_feed.get(feed.key), query, feed)
+        if alias is not None:
+            return _Scored(alias, FEED_ALIAS_CONFIDENCE)
         best = _Scored(None, 0.0)
+        other = _Scored(None, 0.0)
         block = self._blocks.get(query.signature)
         if block is not None:
             for position in self._shortlist(query, block):
                 candidate = block.entries[position]
                 if not _countries_agree(query.country, candidate.country):
                     continue
-                score = _similarity(query, candidate.name)
-                if score > best.score or (
-                    score == best.score
-                    and best.channel is not None
-                    and candidate.channel < best.channel
-                ):
-                    best = _Scored(candidate.channel, score)
+                scored = _Scored(candidate.channel, _similarity(query, candidate.name))
+                if feeds_agree(feed, query.country, candidate.feed, candidate.country):
+                    best = _better(best, scored)
+                else:
+                    other = _better(other, scored)
         if best.score < VARIANT_CONFIDENCE:
-            variant = self._variant(query)
+            variant = self._variant(query, feed)
             if variant is not None:
                 best = _Scored(variant, VARIANT_CONFIDENCE)
-        return best
+        for candidate in self._by_core.get(feed.core, ()):
+            if _countries_agree(query.country, candidate.country) and not _agree(
+                query, feed, candidate
+            ):
+                other = _better(other, _Scored(candidate.channel, FEED_SUGGESTION_CONFIDENCE))
+                break
+        if other.channel is None:
+            return best
+        return _Scored(
+            best.channel,
+            best.score,
+            other.channel,
+            min(other.score, FEED_SUGGESTION_CONFIDENCE),
+        )
 
     def _shortlist(self, query: NormalizedName, block: _Block) -> set[int]:
         """The few candidates worth a full :func:`_similarity` check.
@@ -455,20 +512,41 @@ class ChannelMatcher:
                 break
         return list(seen)
 
-    def _variant(self, query: NormalizedName) -> int | None:
-        """A guide name equal to the query up to feed/region words, either way round."""
+    def _variant(self, query: NormalizedName, feed: Feed) -> int | None:
+        """A guide name equal to the query up to filler words, either way round."""
         core = _core_key(query)
         if core is not None:
-            found = self._first_agreeing(self._exact.get(core), query.country)
+            found = self._first_agreeing(self._exact.get(core), query, feed)
             if found is not None:
                 return found
-        return self._first_agreeing(self._cores.get(query.key), query.country)
+        return self._first_agreeing(self._cores.get(query.key), query, feed)
 
 
-def _append_unique(index: dict[str, list[int]], key: str, channel: int) -> None:
-    channels = index.setdefault(key, [])
-    if channel not in channels:
-        channels.append(channel)
+def _agree(query: NormalizedName, feed: Feed, candidate: _Candidate) -> bool:
+    """Whether a guide name may take the stream: same country and same feed."""
+    return _countries_agree(query.country, candidate.country) and feeds_agree(
+        feed, query.country, candidate.feed, candidate.country
+    )
+
+
+def _better(best: _Scored, scored: _Scored) -> _Scored:
+    """The higher score; on a tie the channel listed first in the guide."""
+    if scored.score > best.score or (
+        scored.score == best.score
+        and best.channel is not None
+        and scored.channel is not None
+        and scored.channel < best.channel
+    ):
+        return scored
+    return best
+
+
+def _append_unique(index: dict[str, list[_Candidate]], key: str, candidate: _Candidate) -> None:
+    candidates = index.setdefault(key, [])
+    if all(
+        other.channel != candidate.channel or other.feed != candidate.feed for other in candidates
+    ):
+        candidates.append(candidate)
 
 
 def match_streams(
@@ -498,9 +576,11 @@ def match_streams(
         confidence = 1.0
         if stream.epg_channel_id:
             channel = matcher.channel_by_epg_id(stream.epg_channel_id, stream.name)
+        found = NameMatch(channel, confidence)
         if channel is None:
             method = MatchMethod.FUZZY
-            channel, confidence = matcher.best_by_name(stream.name)
+            found = matcher.match_name(stream.name)
+            channel, confidence = found.channel, found.score
         if channel is not None and confidence >= threshold:
             matches.append(
                 MatchResult(
@@ -511,6 +591,16 @@ def match_streams(
                     tier,
                     stream.account_id,
                     stream.account_priority,
+                )
+            )
+        elif found.other_feed is not None and found.other_feed_score >= confidence:
+            unmatched.append(
+                UnmatchedStream(
+                    stream.id,
+                    stream.name,
+                    found.other_feed.id,
+                    round(found.other_feed_score, 4),
+                    other_feed=True,
                 )
             )
         else:
