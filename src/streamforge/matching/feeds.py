@@ -276,6 +276,7 @@ _LANGUAGES_OF: dict[str, frozenset[str]] = {
 _MAX_PHRASE = max(len(spelling.split()) for spelling in (*QUALIFIERS, *LOCALES))
 _FIRST_WORDS = frozenset(spelling.split()[0] for spelling in (*QUALIFIERS, *LOCALES))
 _BRACKETED_RE = re.compile(r"[\[(]\s*([^\])]{1,12}?)\s*[\])]")
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,11 +291,6 @@ class Feed:
     def key(self) -> str:
         """``core`` plus the sorted canonical qualifiers: equal for alias spellings."""
         return " | ".join([self.core, *sorted(self.qualifiers)])
-
-    @property
-    def plain(self) -> bool:
-        """Whether the name carries no qualifier and no locale."""
-        return not self.qualifiers and not self.locales
 
 
 def _bracketed_suffixes(raw: str) -> list[str]:
@@ -322,6 +318,13 @@ def _stands_alone(code: str, raw: str) -> bool:
 def feed_of(raw: str, name: NormalizedName) -> Feed:
     """Split ``name`` (the normalised ``raw``) into core, qualifiers and locales."""
     tokens = name.tokens
+    if (
+        name.timeshift is None
+        and "(" not in raw
+        and "[" not in raw
+        and _FIRST_WORDS.isdisjoint(tokens)
+    ):
+        return Feed(name.key, _NONE, _NONE)  # the common case: a plain name
     qualifiers: set[str] = {name.timeshift} if name.timeshift else set()
     locales: set[str] = set()
     core: list[str] = []
@@ -349,14 +352,18 @@ def feed_of(raw: str, name: NormalizedName) -> Feed:
     if not core:
         # The whole name is qualifier words ("London Live", "Central"): it is
         # a channel's own name, not a feed of another one.
-        shift = frozenset({name.timeshift}) if name.timeshift else frozenset[str]()
-        return Feed(" ".join(tokens), shift, frozenset())
+        shift = frozenset({name.timeshift}) if name.timeshift else _NONE
+        return Feed(" ".join(tokens), shift, _NONE)
     for code in _bracketed_suffixes(raw):
         if code in _BRACKETED_REGIONS:
             qualifiers.add(_BRACKETED_REGIONS[code])
         elif code in LOCALES:
             locales.add(LOCALES[code])
-    return Feed(" ".join(core), frozenset(qualifiers), frozenset(locales))
+    return Feed(
+        " ".join(core),
+        frozenset(qualifiers) if qualifiers else _NONE,
+        frozenset(locales) if locales else _NONE,
+    )
 
 
 def _implied(country: str | None) -> frozenset[str]:
