@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from streamforge.errors import StreamingError
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
 
@@ -63,7 +64,7 @@ class MediaPlaylist:
     ended: bool
 
 
-class PlaylistError(ValueError):
+class PlaylistError(StreamingError, ValueError):
     """The text is not a usable HLS playlist."""
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from streamforge.errors import MediaError
 from streamforge.ts.packets import PACKET_SIZE, SYNC_BYTE, payload_offset
 
 PAT_TABLE_ID: Final = 0x00
@@ -35,7 +36,7 @@ PMT_TABLE_ID: Final = 0x02
 MAX_SECTION_LENGTH: Final = 1021
 
 
-class PsiError(ValueError):
+class PsiError(MediaError, ValueError):
     """A PSI section is malformed (wrong table, bad length or CRC)."""
 
 
