@@ -24,9 +24,9 @@ import time
 
 from streamforge.streaming.breaker import BreakerConfig, CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
-from streamforge.streaming.policy import (
+from streamforge.streaming.policy import FailoverPolicy
+from streamforge.streaming.protocol import (
     ClientsGone,
-    FailoverPolicy,
     Start,
     UpstreamData,
     UpstreamFailed,
@@ -59,13 +59,13 @@ def bench_data(chunks: int) -> list[float]:
     now = 0.0
     policy.handle(Start(now))
     policy.handle(UpstreamOpened(1, now))
-    policy.handle(UpstreamData(1, CHUNK, True, now))
+    policy.handle(UpstreamData(1, CHUNK, now))
     per_call = []
     for _ in range(chunks // BATCH):
         started = time.perf_counter()
         for _ in range(BATCH):
             now += 0.026
-            policy.handle(UpstreamData(1, CHUNK, True, now))
+            policy.handle(UpstreamData(1, CHUNK, now))
         per_call.append((time.perf_counter() - started) / BATCH * 1e6)
     return per_call
 
@@ -82,11 +82,11 @@ def bench_failover(rounds: int) -> list[float]:
         policy = FailoverPolicy(streams, slots=slots, breakers=breakers, channel="bench")
         policy.handle(Start(now))
         policy.handle(UpstreamOpened(1, now))
-        policy.handle(UpstreamData(1, CHUNK, True, now))
+        policy.handle(UpstreamData(1, CHUNK, now))
         started = time.perf_counter()
         policy.handle(UpstreamFailed(1, FailureReason.STALL, "no bytes for 3 s", now + 1))
         policy.handle(UpstreamOpened(2, now + 1.1))
-        commands = policy.handle(UpstreamData(2, CHUNK, True, now + 1.2))
+        commands = policy.handle(UpstreamData(2, CHUNK, now + 1.2))
         samples.append((time.perf_counter() - started) * 1e6)
         assert policy.playing is streams[3], commands
         policy.handle(ClientsGone(now + 2))

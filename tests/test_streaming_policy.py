@@ -4,7 +4,8 @@ Each step is ``(event, [commands])`` with commands rendered compactly:
 
     open 3 A/probe       OpenUpstream(attempt 3, stream "A", purpose probe)
     close 2              CloseUpstream(attempt 2)
-    switch 3             SwitchTo(attempt 3)
+    switch 3             SwitchTo(attempt 3, break-before-make)
+    switch 3 make-before-break  SwitchTo(attempt 3, make-before-break)
     log warning failover LogEvent(level, kind)
     end exhausted        EndSession(reason)
     wake 60.5            RequestWakeup(at=60.5)
@@ -17,6 +18,7 @@ candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from textwrap import indent
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from streamforge.errors import (
     ProviderUnreachable,
 )
 from streamforge.settings import load_settings
+from streamforge.streaming import policy as policy_module
 from streamforge.streaming.breaker import BreakerConfig, BreakerState, CircuitBreakers
 from streamforge.streaming.candidates import (
     ProviderStream,
@@ -40,13 +43,15 @@ from streamforge.streaming.candidates import (
     order_streams,
     parse_quality_cap,
 )
-from streamforge.streaming.policy import (
+from streamforge.streaming.policy import FailoverPolicy
+from streamforge.streaming.protocol import (
+    EVENT_TYPES,
+    TRANSITIONS,
     ClientsGone,
     CloseUpstream,
     Command,
     EndSession,
     Event,
-    FailoverPolicy,
     FailoverProtocolError,
     LogEvent,
     OpenUpstream,
@@ -54,11 +59,14 @@ from streamforge.streaming.policy import (
     RequestWakeup,
     SessionState,
     Start,
+    SwitchMode,
     SwitchTo,
     Tick,
     UpstreamData,
     UpstreamFailed,
     UpstreamOpened,
+    accepts,
+    render_transitions,
 )
 from streamforge.streaming.reasons import (
     FailureReason,
@@ -107,8 +115,10 @@ def render(command: Command) -> str:
             return f"open {aid} {s.name}/{purpose}"
         case CloseUpstream(attempt_id=aid):
             return f"close {aid}"
-        case SwitchTo(attempt_id=aid):
+        case SwitchTo(attempt_id=aid, mode=SwitchMode.BREAK_BEFORE_MAKE):
             return f"switch {aid}"
+        case SwitchTo(attempt_id=aid, mode=SwitchMode.MAKE_BEFORE_BREAK):
+            return f"switch {aid} make-before-break"
         case LogEvent(level=level, kind=kind):
             return f"log {level} {kind}"
         case EndSession(reason=reason):
@@ -160,7 +170,7 @@ def fail(aid: int, reason: FailureReason, now: float, status: int | None = None)
 
 
 def data(aid: int, now: float, nbytes: int = TS) -> UpstreamData:
-    return UpstreamData(aid, nbytes, True, now)
+    return UpstreamData(aid, nbytes, now)
 
 
 # ------------------------------------------------------------------ tuning
@@ -250,7 +260,7 @@ def test_invalid_content_is_a_failure() -> None:
         [
             (Start(0.0), ["open 1 A/play", "wake 8"]),
             (UpstreamOpened(1, 0.1), []),
-            (UpstreamData(1, 512, False, 0.2), ["close 1", "open 2 B/play"]),
+            (fail(1, R.INVALID_CONTENT, 0.2), ["close 1", "open 2 B/play"]),
         ]
     )
     s.send(UpstreamOpened(2, 0.3))
@@ -463,7 +473,10 @@ def test_upgrade_after_recovery_period_switches_once_probe_delivers() -> None:
             (UpstreamOpened(3, 61.3), []),
             (data(3, 61.4), []),
             (data(2, 61.45), []),
-            (data(3, 61.5, nbytes=2 * TS), ["switch 3", "close 2", "log info upgrade"]),
+            (
+                data(3, 61.5, nbytes=2 * TS),
+                ["switch 3 make-before-break", "close 2", "log info upgrade"],
+            ),
             (Tick(66.0), []),
         ]
     )
@@ -554,7 +567,7 @@ def test_probe_picks_the_best_eligible_stream_above_the_current_one() -> None:
             (UpstreamOpened(4, 60.5), []),
             (
                 data(4, 60.6, nbytes=3 * TS),
-                ["switch 4", "close 3", "log info upgrade", "wake 120.6"],
+                ["switch 4 make-before-break", "close 3", "log info upgrade", "wake 120.6"],
             ),
         ]
     )
@@ -571,7 +584,10 @@ def test_playing_failure_during_probe_adopts_the_probe() -> None:
             (Tick(60.3), ["open 3 A/probe", "wake 65.3"]),
             (UpstreamOpened(3, 60.4), []),
             (data(3, 60.5), []),
-            (fail(2, R.STALL, 60.6), ["close 2", "switch 3", "log warning failover"]),
+            (
+                fail(2, R.STALL, 60.6),
+                ["close 2", "switch 3 make-before-break", "log warning failover"],
+            ),
         ]
     )
     assert s.policy.playing == A
@@ -605,7 +621,7 @@ def test_exhaustion_logs_ends_and_ignores_everything_after() -> None:
             (fail(1, R.CREDENTIAL_ERROR, 0.1), ["close 1", "open 2 B/play"]),
             (UpstreamOpened(2, 0.2), []),
             (
-                UpstreamData(2, 100, False, 0.3),
+                fail(2, R.INVALID_CONTENT, 0.3),
                 ["close 2", "log error exhausted", "end exhausted"],
             ),
             (data(2, 0.4), []),
@@ -693,7 +709,90 @@ def test_illegal_events_raise() -> None:
     with pytest.raises(FailoverProtocolError, match="twice"):
         s.send(UpstreamOpened(1, 0.5))
     with pytest.raises(FailoverProtocolError, match="negative"):
-        s.send(UpstreamData(1, -1, True, 0.6))
+        s.send(UpstreamData(1, -1, 0.6))
+
+
+def _in_state(state: SessionState) -> Session:
+    """A session in ``state`` whose attempt 1 exists and is already closed (unless IDLE)."""
+    s = Session([A, B])
+    if state is SessionState.IDLE:
+        return s
+    if state is SessionState.ENDED:
+        s.transcript([(Start(0.0), ["open 1 A/play", "wake 8"])])
+        s.transcript([(ClientsGone(0.1), ["close 1", "end clients_gone"])])
+    elif state is SessionState.CONNECTING:
+        s.transcript(
+            [
+                (Start(0.0), ["open 1 A/play", "wake 8"]),
+                (fail(1, R.CONNECTION_ERROR, 0.1), ["close 1", "open 2 B/play"]),
+            ]
+        )
+    else:
+        _on_backup(s)
+        if state is SessionState.PROBING:
+            s.transcript([(Tick(61.0), ["open 3 A/probe", "wake 66"])])
+    assert s.policy.state is state
+    return s
+
+
+EVENT_OF_TYPE: dict[type, Event] = {
+    Start: Start(70.0),
+    UpstreamOpened: UpstreamOpened(1, 70.0),
+    UpstreamData: data(1, 70.0),
+    UpstreamFailed: fail(1, R.STALL, 70.0),
+    Tick: Tick(62.0),
+    ClientsGone: ClientsGone(70.0),
+}
+
+
+@pytest.mark.parametrize("state", list(SessionState))
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_handle_accepts_exactly_the_events_of_the_transition_table(
+    state: SessionState, event_type: type
+) -> None:
+    s = _in_state(state)
+    event = EVENT_OF_TYPE[event_type]
+    if accepts(state, event_type):
+        s.send(event)  # a report about the closed attempt 1 is ignored, not refused
+    else:
+        with pytest.raises(FailoverProtocolError, match=f"not allowed in state {state.value}"):
+            s.send(event)
+        assert s.policy.state is state
+
+
+def test_the_transition_table_is_what_the_policy_docstring_says() -> None:
+    upstream = {UpstreamOpened, UpstreamData, UpstreamFailed}
+    accepted = {state: {t for t in EVENT_TYPES if accepts(state, t)} for state in SessionState}
+    assert accepted[SessionState.IDLE] == {Start, ClientsGone}
+    for state in (SessionState.CONNECTING, SessionState.PLAYING, SessionState.PROBING):
+        assert accepted[state] == upstream | {Tick, ClientsGone}
+    assert accepted[SessionState.ENDED] == upstream | {Tick, ClientsGone}, "ENDED ignores these"
+    assert {row.state for row in TRANSITIONS if row.event is Start} == {SessionState.IDLE}
+    assert all(
+        row.next is SessionState.ENDED and row.commands == "nothing (ignored)"
+        for row in TRANSITIONS
+        if row.state is SessionState.ENDED
+    )
+    assert indent(render_transitions(), "    ") in (policy_module.__doc__ or "")
+
+
+def test_each_docstring_row_is_a_row_of_the_data() -> None:
+    doc = policy_module.__doc__ or ""
+    block = doc.split("a (state, event) pair without a row raises::\n\n", 1)[1]
+    lines = [line[4:] for line in block.split("\n\n", 1)[0].splitlines()]
+    assert lines[0].split() == ["state", "event", "when", "next", "commands"]
+    names = {t.__name__: t for t in EVENT_TYPES}
+    rows = []
+    for line in lines[2:]:
+        state, event, when, next_, commands = (
+            line[0:10].strip(),
+            line[12:26].strip(),
+            line[28:54].strip(),
+            line[56:66].strip(),
+            line[68:].strip(),
+        )
+        rows.append((SessionState[state], names[event], when, SessionState[next_], commands))
+    assert rows == [(r.state, r.event, r.when, r.next, r.commands) for r in TRANSITIONS]
 
 
 def test_time_never_goes_backwards() -> None:

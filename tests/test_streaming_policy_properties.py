@@ -1,7 +1,8 @@
 """Hypothesis drives two failover sessions that share slots and breakers.
 
-A small simulated driver turns random operations (start, headers, valid or
-invalid data, failures with random reasons, clock jumps, wakeups, viewers
+A small simulated driver turns random operations (start, headers, valid
+data, invalid content (reported, as the reader does, as an
+``invalid_content`` failure), failures with random reasons, clock jumps, wakeups, viewers
 leaving, late reports about closed attempts) into legal events, carries out
 the commands it gets back, and checks after every step that the policy
 
@@ -10,7 +11,10 @@ the commands it gets back, and checks after every step that the policy
 * never holds more connections of an account than its limit, and keeps the
   shared slot count equal to the connections actually open,
 * never has two upstreams open except while an upgrade probe runs,
-* switches only to an open attempt that delivered valid TS,
+* moves between states only along a row of the transition table
+  (:data:`~streamforge.streaming.protocol.TRANSITIONS`),
+* switches only to an open attempt that delivered valid TS, make-before-break
+  exactly when that attempt was opened as a probe,
 * closes a failed attempt in its answer to the failure,
 * emits nothing after EndSession (and no open or switch in that batch),
 * leaves no attempt open and no slot held once a session has ended.
@@ -25,19 +29,21 @@ from hypothesis import strategies as st
 
 from streamforge.streaming.breaker import BreakerConfig, CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
-from streamforge.streaming.policy import (
+from streamforge.streaming.policy import FailoverPolicy
+from streamforge.streaming.protocol import (
+    TRANSITIONS,
     ClientsGone,
     CloseUpstream,
     Command,
     EndSession,
     Event,
-    FailoverPolicy,
     OpenUpstream,
     PolicyConfig,
     Purpose,
     RequestWakeup,
     SessionState,
     Start,
+    SwitchMode,
     SwitchTo,
     Tick,
     UpstreamData,
@@ -62,6 +68,7 @@ STREAMS = tuple(
     )
     for index, account in enumerate((1, 2, 1, 3, 2))
 )
+ROWS = frozenset((row.state, row.event, row.next) for row in TRANSITIONS)
 CONFIG = PolicyConfig(
     failover_budget=2.0,
     tune_budget=4.0,
@@ -143,25 +150,28 @@ class World:
         was_ended = driver.ended
         target = getattr(event, "attempt_id", None)
         playing_fails = (
-            target is not None
-            and target == driver.playing
-            and (isinstance(event, UpstreamFailed) or getattr(event, "valid_ts", True) is False)
+            target is not None and target == driver.playing and isinstance(event, UpstreamFailed)
         )
-        if isinstance(event, UpstreamData) and event.valid_ts and not stale:
+        if isinstance(event, UpstreamData) and not stale:
             driver.open[event.attempt_id].valid += event.nbytes
         if isinstance(event, UpstreamOpened) and not stale:
             driver.open[event.attempt_id].headers = True
         if isinstance(event, Start):
             driver.begin_round(None)
         elif playing_fails:
+            assert target is not None
             driver.playing = None
             driver.begin_round(STREAMS.index(self._stream_of(driver, target)))
+        before = driver.policy.state
         commands = driver.policy.handle(event)
+        assert (before, type(event), driver.policy.state) in ROWS, (
+            f"{before} --{type(event).__name__}--> {driver.policy.state} is not in the table"
+        )
         if was_ended or stale:
             assert commands == [], f"{driver.name}: commands after the end or for a closed attempt"
             return
         self._carry_out(driver, commands, isinstance(event, Start) or playing_fails)
-        if isinstance(event, UpstreamFailed) or getattr(event, "valid_ts", True) is False:
+        if isinstance(event, UpstreamFailed):
             assert target not in driver.open, "a failed attempt was not closed at once"
         self._check(driver)
 
@@ -186,7 +196,7 @@ class World:
         if kind == "stale":
             if not driver.closed:
                 return None
-            return UpstreamData(driver.closed[pick % len(driver.closed)], TS, True, now)
+            return UpstreamData(driver.closed[pick % len(driver.closed)], TS, now)
         if not driver.open:
             return None
         attempt_id = sorted(driver.open)[pick % len(driver.open)]
@@ -194,9 +204,10 @@ class World:
         if kind in ("data", "junk") and not attempt.headers:
             return UpstreamOpened(attempt_id, now)
         if kind == "data":
-            return UpstreamData(attempt_id, TS * (1 + pick % 3), True, now)
+            return UpstreamData(attempt_id, TS * (1 + pick % 3), now)
         if kind == "junk":
-            return UpstreamData(attempt_id, TS, False, now)
+            # What the reader reports for bytes that are not MPEG-TS.
+            return UpstreamFailed(attempt_id, FailureReason.INVALID_CONTENT, "not MPEG-TS", now)
         detail = "HTTP 403" if reason is FailureReason.HTTP_ERROR and pick % 2 else "failed"
         status = 403 if detail == "HTTP 403" else None
         return UpstreamFailed(attempt_id, reason, detail, now, status)
@@ -238,9 +249,11 @@ class World:
                         # A probe closed while the round starts was not adopted:
                         # the round walks the streams from the top.
                         driver.round_last = -1
-                case SwitchTo(attempt_id=aid):
+                case SwitchTo(attempt_id=aid, mode=mode):
                     assert aid in driver.open, "switch to an attempt that is not open"
                     assert driver.open[aid].valid > 0, "switch before valid TS"
+                    probe = driver.open[aid].purpose is Purpose.PROBE
+                    assert (mode is SwitchMode.MAKE_BEFORE_BREAK) == probe, "wrong switch mode"
                     driver.playing = aid
                     driver.open[aid].purpose = Purpose.PLAY  # a probe switched to plays now
                     driver.in_round = False

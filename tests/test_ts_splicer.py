@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamforge.errors import ProviderBadResponse
+from streamforge.errors import MediaError, ProviderError
 from streamforge.ts.packets import NULL_PACKET, PACKET_SIZE
 from streamforge.ts.pes import (
     PTS_MODULUS,
@@ -394,7 +394,8 @@ def test_give_up_without_psi_or_keyframe() -> None:
     no_key = SynthSpec(program=6, pmt_pid=0x1700, first_frame=1, gop=1000)
     with pytest.raises(SpliceError, match="keyframe") as err:
         run(sp, synth_ts(no_key))
-    assert isinstance(err.value, ProviderBadResponse)
+    assert isinstance(err.value, MediaError)
+    assert not isinstance(err.value, ProviderError), "a splice failure is not the provider's answer"
     assert sp.stats.give_ups == 2
 
 

@@ -20,7 +20,23 @@ user can act on, and none ever contains a provider password.
     │   ├── ProviderAuthError     HTTP 200 with ``user_info.auth == 0``
     │   ├── AccountExpiredError   expired/disabled/banned account (object instead of list)
     │   └── ProviderBadResponse   HTML, empty body, malformed JSON, wrong shape
-    └── GuideError                an XMLTV file is unsafe, malformed or unreadable
+    ├── GuideError                an XMLTV file is unsafe, malformed or unreadable
+    │   └── XmltvTimeError        epg/xmltv_time.py: not an XMLTV date/time (also a ValueError)
+    ├── StreamingError            a channel stream cannot be served as asked
+    │   ├── UpstreamFailure       streaming/reasons.py: why an upstream stopped (a FailureReason)
+    │   ├── PlaylistError         streaming/hls.py: not a usable HLS playlist (also a ValueError)
+    │   ├── FailoverProtocolError streaming/protocol.py: the driver fed the policy an illegal event
+    │   ├── SlotError             streaming/slots.py: a slot lease released twice or never issued
+    │   └── TuneError             streaming/manager.py: a tune answered 404/503 (HDHomeRun code)
+    ├── MediaError                MPEG-TS content cannot be parsed or spliced
+    │   ├── PsiError              ts/psi.py: a malformed PAT/PMT section (also a ValueError)
+    │   └── SpliceError           ts/splicer.py: an upstream cannot be spliced into the session
+    └── MalformedFrameError       outputs/discovery.py: a truncated or corrupt discovery datagram
+
+The branches are defined here; a leaf that belongs to one module's vocabulary
+is defined in that module (named above) and derives from its branch, so that
+``except StreamingError`` or ``except MediaError`` catches a whole family.
+Parse errors of a value format are also :class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -88,3 +104,11 @@ class ProviderBadResponse(ProviderError):
 
 class GuideError(StreamForgeError):
     """An XMLTV guide is unsafe, malformed or unreadable."""
+
+
+class StreamingError(StreamForgeError):
+    """A channel stream cannot be served as asked (upstreams, tuning, the failover policy)."""
+
+
+class MediaError(StreamForgeError):
+    """MPEG-TS content cannot be parsed or spliced."""

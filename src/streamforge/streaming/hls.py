@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from streamforge.errors import StreamingError
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure, reason_for_http_status
 from streamforge.ts.packets import looks_like_ts
 from streamforge.xtream.http import (
@@ -76,7 +77,7 @@ class MediaPlaylist:
     ended: bool
 
 
-class PlaylistError(ValueError):
+class PlaylistError(StreamingError, ValueError):
     """The text is not a usable HLS playlist."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from streamforge.errors import CredentialError, StreamForgeError
+from streamforge.errors import CredentialError, StreamingError
 from streamforge.events import EventLog
 from streamforge.matching.channels import ChannelService
 from streamforge.settings import Settings
@@ -29,7 +29,7 @@ from streamforge.streaming.candidates import (
 )
 from streamforge.streaming.fanout import FanoutReader
 from streamforge.streaming.metrics import StreamMetrics
-from streamforge.streaming.policy import PolicyConfig
+from streamforge.streaming.protocol import PolicyConfig
 from streamforge.streaming.session import ChannelRef, ChannelSession
 from streamforge.streaming.slots import AccountSlots
 from streamforge.streaming.upstream import UpstreamConfig
@@ -43,7 +43,9 @@ TUNE_FAILED = "806"
 NO_VIDEO_DATA = "807"
 
 
-class TuneError(StreamForgeError):
+class TuneError(StreamingError):
+    """A tune cannot be served: the HTTP ``status`` and HDHomeRun error ``code`` to answer."""
+
     def __init__(self, message: str, status: int, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status

@@ -11,31 +11,72 @@ it events stamped with ``now`` (monotonic seconds) through
 :meth:`FailoverPolicy.handle`, which returns the commands to carry out, in
 order. Tests drive it with a fake clock, as a transcript.
 
+The vocabulary — events in, commands out, the enums and
+:class:`PolicyConfig` — lives in :mod:`streamforge.streaming.protocol` (and is
+re-exported here).
+
 Events in: :class:`Start`, :class:`UpstreamOpened` (headers OK),
-:class:`UpstreamData` (bytes read, and whether they were valid MPEG-TS),
-:class:`UpstreamFailed`, :class:`Tick` (a wakeup fired), :class:`ClientsGone`.
+:class:`UpstreamData` (valid MPEG-TS bytes read), :class:`UpstreamFailed`
+(also for content that is not MPEG-TS: reason ``invalid_content``),
+:class:`Tick` (a wakeup fired), :class:`ClientsGone`.
 
 Commands out: :class:`OpenUpstream`, :class:`CloseUpstream`,
-:class:`SwitchTo` (cut the client over to this attempt and forward from it),
+:class:`SwitchTo` (cut the client over to this attempt and forward from it;
+its :class:`SwitchMode` is break-before-make after a tune or failure, and
+make-before-break for an attempt opened as a probe, i.e. an upgrade),
 :class:`LogEvent`, :class:`EndSession`, :class:`RequestWakeup`.
 
-States and transitions (:class:`SessionState`), the whole table::
+States and transitions (:class:`SessionState`), the whole table — it is
+:data:`~streamforge.streaming.protocol.TRANSITIONS`, which :meth:`FailoverPolicy.handle`
+checks every event against; a (state, event) pair without a row raises::
 
-    state       event                              next        commands
-    ----------  ---------------------------------  ----------  ------------------------------------
-    IDLE        Start                              CONNECTING  open the first eligible stream
-    CONNECTING  valid data from the attempt        PLAYING     SwitchTo [+ failover event]
-    CONNECTING  the attempt failed                 CONNECTING  close it, open the next candidate
-                                  (none left)      ENDED       close, exhausted event, EndSession
-    CONNECTING  Tick at the round's budget         ENDED       close, exhausted event, EndSession
-    PLAYING     the playing stream failed          CONNECTING  close it, open the next candidate
-    PLAYING     Tick at the recovery period        PROBING     open a probe (PROBE purpose)
-                                  (none eligible)  PLAYING     wait another period
-    PROBING     probe delivered probe_min_bytes    PLAYING     SwitchTo probe, close old, upgrade
-    PROBING     probe failed / Tick at its timeout PLAYING     close probe, upgrade_failed event
-    PROBING     the playing stream failed          CONNECTING  close it; the probe is the attempt
-    any         ClientsGone                        ENDED       close every attempt, EndSession
-    ENDED       anything but Start                 ENDED       nothing (ignored)
+    state       event           when                        next        commands
+    ----------  --------------  --------------------------  ----------  ----------------------------
+    IDLE        Start           a stream is eligible        CONNECTING  OpenUpstream, RequestWakeup
+    IDLE        Start           no stream is eligible       ENDED       exhausted, EndSession
+    IDLE        ClientsGone                                 ENDED       EndSession
+    CONNECTING  UpstreamOpened  headers of the attempt      CONNECTING  nothing
+    CONNECTING  UpstreamOpened  (a closed attempt)          CONNECTING  nothing (ignored)
+    CONNECTING  UpstreamData    data from the attempt       PLAYING     SwitchTo [+ failover]
+    CONNECTING  UpstreamData    no bytes / closed attempt   CONNECTING  nothing (ignored)
+    CONNECTING  UpstreamFailed  the attempt failed          CONNECTING  close it, open the next one
+    CONNECTING  UpstreamFailed  ... none left / no budget   ENDED       close, exhausted, EndSession
+    CONNECTING  UpstreamFailed  (a closed attempt)          CONNECTING  nothing (ignored)
+    CONNECTING  Tick            at the round's budget       ENDED       close, exhausted, EndSession
+    CONNECTING  Tick            before the round's budget   CONNECTING  nothing
+    CONNECTING  ClientsGone                                 ENDED       close all, EndSession
+    PLAYING     UpstreamOpened  (a closed attempt)          PLAYING     nothing (ignored)
+    PLAYING     UpstreamData    data of the playing stream  PLAYING     nothing
+    PLAYING     UpstreamData    (a closed attempt)          PLAYING     nothing (ignored)
+    PLAYING     UpstreamFailed  the playing stream failed   CONNECTING  close it, open the next one
+    PLAYING     UpstreamFailed  ... none left               ENDED       close, exhausted, EndSession
+    PLAYING     UpstreamFailed  (a closed attempt)          PLAYING     nothing (ignored)
+    PLAYING     Tick            at the recovery period      PROBING     open a probe (PROBE)
+    PLAYING     Tick            ... none eligible           PLAYING     wait another period
+    PLAYING     Tick            before it / on top stream   PLAYING     nothing
+    PLAYING     ClientsGone                                 ENDED       close all, EndSession
+    PROBING     UpstreamOpened  headers of the probe        PROBING     nothing
+    PROBING     UpstreamOpened  (a closed attempt)          PROBING     nothing (ignored)
+    PROBING     UpstreamData    probe has probe_min_bytes   PLAYING     SwitchTo, close old, upgrade
+    PROBING     UpstreamData    less / playing / closed     PROBING     nothing
+    PROBING     UpstreamFailed  the probe failed            PLAYING     close probe, upgrade_failed
+    PROBING     UpstreamFailed  the playing stream failed   CONNECTING  close it; probe is attempt
+    PROBING     UpstreamFailed  ... the probe had data      PLAYING     close, SwitchTo, failover
+    PROBING     UpstreamFailed  ... none left               ENDED       close, exhausted, EndSession
+    PROBING     UpstreamFailed  (a closed attempt)          PROBING     nothing (ignored)
+    PROBING     Tick            at the probe timeout        PLAYING     close probe, upgrade_failed
+    PROBING     Tick            before the probe timeout    PROBING     nothing
+    PROBING     ClientsGone                                 ENDED       close all, EndSession
+    ENDED       UpstreamOpened                              ENDED       nothing (ignored)
+    ENDED       UpstreamData                                ENDED       nothing (ignored)
+    ENDED       UpstreamFailed                              ENDED       nothing (ignored)
+    ENDED       Tick                                        ENDED       nothing (ignored)
+    ENDED       ClientsGone                                 ENDED       nothing (ignored)
+
+"close" is :class:`CloseUpstream`; "exhausted", "failover", "upgrade" and
+"upgrade_failed" are :class:`LogEvent` kinds; a row whose condition starts
+with "..." narrows the row above it. Any answer may also carry breaker events
+and end with a :class:`RequestWakeup` when the next deadline changed.
 
 * **Failover round** (state CONNECTING). Started by :class:`Start` (the
   *tune* phase) or by the failure of the playing stream (the *failover*
@@ -69,13 +110,14 @@ releases it when it emits the close; breaker verdicts are recorded at the
 same two points. After :class:`EndSession` no attempt is open and no slot is
 held.
 
-Strictness: an event the state does not accept raises
-:class:`FailoverProtocolError` (a bug in the driver), as does an event about
-an attempt id that was never issued, data before headers or headers twice.
-Events about attempts that were already closed are *ignored* — a driver may
-have reports in flight when it receives the close. Once ENDED, every event
-except :class:`Start` is ignored and produces no command, so nothing is ever
-forwarded after exhaustion. Time never goes backwards: an event stamped
+Strictness: an event the state does not accept (no row in the table: any
+upstream report or :class:`Tick` in IDLE, :class:`Start` anywhere but IDLE)
+raises :class:`FailoverProtocolError` (a bug in the driver), as does an event
+about an attempt id that was never issued, data before headers, headers twice
+or a negative byte count. Events about attempts that were already closed are
+*ignored* — a driver may have reports in flight when it receives the close.
+Once ENDED, every event except :class:`Start` is ignored and produces no
+command, so nothing is ever forwarded after exhaustion. Time never goes backwards: an event stamped
 earlier than one already seen is treated as happening at the latest ``now``.
 
 Wakeups: after each event the policy emits :class:`RequestWakeup` when its
@@ -88,15 +130,36 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from streamforge.errors import ConfigError, StreamForgeError
 from streamforge.streaming.breaker import Admission, BreakerChange, BreakerState, CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
+from streamforge.streaming.protocol import (
+    ClientsGone,
+    CloseUpstream,
+    Command,
+    EndReason,
+    EndSession,
+    Event,
+    FailoverProtocolError,
+    LogEvent,
+    LogKind,
+    OpenUpstream,
+    PolicyConfig,
+    Purpose,
+    RequestWakeup,
+    SessionState,
+    Start,
+    SwitchMode,
+    SwitchTo,
+    Tick,
+    UpstreamData,
+    UpstreamFailed,
+    UpstreamOpened,
+    accepts,
+)
 from streamforge.streaming.reasons import (
     FailureReason,
     counts_against_stream,
@@ -106,211 +169,30 @@ from streamforge.streaming.reasons import (
 )
 from streamforge.streaming.slots import AccountSlots, SlotLease
 
-if TYPE_CHECKING:
-    from streamforge.settings import Settings
-
-
-class FailoverProtocolError(StreamForgeError):
-    """The driver fed the policy an event that is illegal in its current state."""
-
-
-class SessionState(StrEnum):
-    """Where the session is (see the module docstring)."""
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    PLAYING = "playing"
-    PROBING = "probing"
-    ENDED = "ended"
-
-
-class Purpose(StrEnum):
-    """Why an upstream is opened."""
-
-    PLAY = "play"
-    """A failover-round attempt: forwarded from once it delivers valid TS."""
-    PROBE = "probe"
-    """An upgrade probe opened while the current stream keeps playing."""
-
-
-class LogKind(StrEnum):
-    """The ``kind`` of a :class:`LogEvent` (stable identifiers)."""
-
-    FAILOVER = "failover"
-    EXHAUSTED = "exhausted"
-    UPGRADE = "upgrade"
-    UPGRADE_FAILED = "upgrade_failed"
-    BREAKER_OPEN = "breaker_open"
-    BREAKER_CLOSE = "breaker_close"
-
-
-class EndReason(StrEnum):
-    """Why a session ended."""
-
-    EXHAUSTED = "exhausted"
-    CLIENTS_GONE = "clients_gone"
-
-
-# ---------------------------------------------------------------- events in
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """The first client arrived: start tuning."""
-
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamOpened:
-    """The attempt's response headers arrived and were acceptable (2xx, after redirects)."""
-
-    attempt_id: int
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamData:
-    """The attempt delivered ``nbytes``; ``valid_ts`` is the reader's MPEG-TS verdict.
-
-    Invalid data is a failure with reason ``invalid_content``.
-    """
-
-    attempt_id: int
-    nbytes: int
-    valid_ts: bool
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamFailed:
-    """The attempt failed. ``detail`` must not contain credentials (it is redacted anyway)."""
-
-    attempt_id: int
-    reason: FailureReason
-    detail: str
-    now: float
-    http_status: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """A wakeup requested with :class:`RequestWakeup` fired (or any timer: harmless)."""
-
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class ClientsGone:
-    """The last client left: close everything and end."""
-
-    now: float
-
-
-Event = Start | UpstreamOpened | UpstreamData | UpstreamFailed | Tick | ClientsGone
-
-
-# ------------------------------------------------------------- commands out
-
-
-@dataclass(frozen=True, slots=True)
-class OpenUpstream:
-    """Open ``stream`` as attempt ``attempt_id``; report its events with that id."""
-
-    attempt_id: int
-    stream: ProviderStream
-    purpose: Purpose
-
-
-@dataclass(frozen=True, slots=True)
-class CloseUpstream:
-    """Close attempt ``attempt_id`` (also sent for attempts that already failed)."""
-
-    attempt_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchTo:
-    """Cut the client output over to attempt ``attempt_id`` and forward from it."""
-
-    attempt_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """An event for the event log (category ``stream``); never contains a credential."""
-
-    level: str
-    kind: LogKind
-    message: str
-    details: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class EndSession:
-    """End the client response(s); no further command follows."""
-
-    reason: EndReason
-
-
-@dataclass(frozen=True, slots=True)
-class RequestWakeup:
-    """Deliver a :class:`Tick` at monotonic time ``at`` (replaces earlier requests)."""
-
-    at: float
-
-
-Command = OpenUpstream | CloseUpstream | SwitchTo | LogEvent | EndSession | RequestWakeup
-
-_UPSTREAM_EVENTS = frozenset({UpstreamOpened, UpstreamData, UpstreamFailed, Tick, ClientsGone})
-_ACCEPTS: Mapping[SessionState, frozenset[type]] = MappingProxyType(
-    {
-        SessionState.IDLE: frozenset({Start, ClientsGone}),
-        SessionState.CONNECTING: _UPSTREAM_EVENTS,
-        SessionState.PLAYING: _UPSTREAM_EVENTS,
-        SessionState.PROBING: _UPSTREAM_EVENTS,
-        SessionState.ENDED: _UPSTREAM_EVENTS,
-    }
-)
-"""Which events each state accepts; anything else raises :class:`FailoverProtocolError`.
-
-In ENDED the accepted events are ignored (no commands)."""
-
-
-_DEFAULT_TUNE_BUDGET = 8.0
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    """Timing of failover and recovery. Defaults are those of the settings."""
-
-    failover_budget: float = 2.0
-    """Seconds a mid-stream failover round may take before the session is exhausted."""
-    tune_budget: float = _DEFAULT_TUNE_BUDGET
-    """Seconds the initial tune (the round started by Start) may take."""
-    recovery_period: float = 60.0
-    """Seconds on a lower-priority stream before probing a better one."""
-    probe_timeout: float = 5.0
-    """Seconds a probe has to deliver ``probe_min_bytes`` of valid TS."""
-    probe_min_bytes: int = 188 * 512
-    """Valid bytes a probe must deliver before the session switches to it."""
-
-    def __post_init__(self) -> None:
-        for name in ("failover_budget", "tune_budget", "recovery_period", "probe_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.probe_min_bytes < 1:
-            raise ConfigError(f"probe_min_bytes must be at least 1, got {self.probe_min_bytes}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PolicyConfig:
-        """The policy configuration of the running settings."""
-        return cls(
-            failover_budget=settings.failover_budget,
-            tune_budget=max(_DEFAULT_TUNE_BUDGET, settings.failover_budget),
-            recovery_period=settings.recovery_period,
-            probe_timeout=settings.probe_timeout,
-        )
+__all__ = [
+    "ClientsGone",
+    "CloseUpstream",
+    "Command",
+    "EndReason",
+    "EndSession",
+    "Event",
+    "FailoverPolicy",
+    "FailoverProtocolError",
+    "LogEvent",
+    "LogKind",
+    "OpenUpstream",
+    "PolicyConfig",
+    "Purpose",
+    "RequestWakeup",
+    "SessionState",
+    "Start",
+    "SwitchMode",
+    "SwitchTo",
+    "Tick",
+    "UpstreamData",
+    "UpstreamFailed",
+    "UpstreamOpened",
+]
 
 
 @dataclass(slots=True)
@@ -357,6 +239,13 @@ class _Round:
         if self.first_failed is None:
             self.first_failed = stream
             self.first_reason = reason
+
+
+def _switch_mode(attempt: _Attempt) -> SwitchMode:
+    """A probe has been prepared as a splice candidate; anything else resumes the output."""
+    if attempt.purpose is Purpose.PROBE:
+        return SwitchMode.MAKE_BEFORE_BREAK
+    return SwitchMode.BREAK_BEFORE_MAKE
 
 
 def _attempt_record(
@@ -464,7 +353,6 @@ class FailoverPolicy:
             type(event) is UpstreamData
             and playing is not None
             and event.attempt_id == playing.attempt_id
-            and event.valid_ts
             and event.nbytes >= 0
         ):
             # The hot path, once per chunk forwarded: nothing to decide.
@@ -473,7 +361,7 @@ class FailoverPolicy:
             return []
         now = max(event.now, self._now)
         self._now = now
-        if type(event) not in _ACCEPTS[self._state]:
+        if not accepts(self._state, type(event)):
             raise FailoverProtocolError(
                 f"{type(event).__name__} is not allowed in state {self._state.value}"
             )
@@ -526,11 +414,6 @@ class FailoverPolicy:
             raise FailoverProtocolError(
                 f"attempt {attempt.attempt_id} reported data before its headers"
             )
-        if not event.valid_ts:
-            self._on_failure(
-                attempt, FailureReason.INVALID_CONTENT, "data is not MPEG-TS", None, now, out
-            )
-            return
         if event.nbytes == 0:
             return
         attempt.valid_bytes += event.nbytes
@@ -683,7 +566,7 @@ class FailoverPolicy:
         round_ = self._round
         assert round_ is not None
         self._round = None
-        out.append(SwitchTo(attempt.attempt_id))
+        out.append(SwitchTo(attempt.attempt_id, _switch_mode(attempt)))
         self._record_success(attempt, now, out)
         self._playing = attempt
         self._playing_since = now
@@ -808,7 +691,7 @@ class FailoverPolicy:
     def _upgrade(self, probe: _Attempt, now: float, out: list[Command]) -> None:
         old = self._playing
         assert old is not None
-        out.append(SwitchTo(probe.attempt_id))
+        out.append(SwitchTo(probe.attempt_id, SwitchMode.MAKE_BEFORE_BREAK))
         self._close(old, None, now, out)
         self._record_success(probe, now, out)
         self.upgrades += 1

@@ -38,6 +38,7 @@ from streamforge.errors import (
     ProviderHTTPError,
     ProviderTimeout,
     ProviderUnreachable,
+    StreamingError,
 )
 
 
@@ -171,7 +172,7 @@ def safe_detail(detail: str) -> str:
     return text
 
 
-class UpstreamFailure(Exception):
+class UpstreamFailure(StreamingError):
     """Why an upstream stopped. ``detail`` is one line without credentials."""
 
     def __init__(self, reason: FailureReason, detail: str, status: int | None = None) -> None:

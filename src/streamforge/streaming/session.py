@@ -12,14 +12,21 @@ Everything happens on the event loop thread without awaiting in between, so
 the policy sees events strictly in order and no lock is needed: upstream
 tasks call :meth:`ChannelSession._feed` directly.
 
-Switching:
+Switching, as each :class:`~streamforge.streaming.protocol.SwitchTo` says
+(its :class:`~streamforge.streaming.protocol.SwitchMode`):
 
-- the first attempt to deliver valid TS (tune) simply starts forwarding;
-- after a failure (break-before-make) the splicer is told :meth:`switch`
-  and the new attempt's bytes resume the output at its first keyframe;
-- an upgrade probe (make-before-break) is fed to the splicer as a candidate
-  while the old stream keeps playing; at :class:`SwitchTo` the splicer cuts
-  over at the candidate's keyframe (at once if it already has one).
+- break-before-make: the first attempt to deliver valid TS (tune) simply
+  starts forwarding; after a failure the splicer is told :meth:`switch` and
+  the new attempt's bytes resume the output at its first keyframe;
+- make-before-break: an attempt opened as an upgrade probe is fed to the
+  splicer as a candidate while the old stream keeps playing; at the switch
+  the splicer cuts over at the candidate's keyframe (at once if it already
+  has one).
+
+Seams for tests: the upstreams are run by an :data:`UpstreamRunner` (by
+default :func:`reader_runner`: an
+:class:`~streamforge.streaming.upstream.UpstreamReader` over the shared HTTP
+client), and time comes from a :class:`Clock` (by default the event loop).
 
 The client-visible gap of each switch — from the failure to the next byte
 published — is measured here and kept in the session's stats and metrics.
@@ -29,9 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -41,13 +48,13 @@ from streamforge.streaming.breaker import CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
 from streamforge.streaming.fanout import FanoutBuffer, FanoutReader
 from streamforge.streaming.metrics import StreamMetrics
-from streamforge.streaming.policy import (
+from streamforge.streaming.policy import FailoverPolicy
+from streamforge.streaming.protocol import (
     ClientsGone,
     CloseUpstream,
     Command,
     EndSession,
     Event,
-    FailoverPolicy,
     LogEvent,
     LogKind,
     OpenUpstream,
@@ -56,6 +63,7 @@ from streamforge.streaming.policy import (
     RequestWakeup,
     SessionState,
     Start,
+    SwitchMode,
     SwitchTo,
     Tick,
     UpstreamData,
@@ -72,6 +80,59 @@ log = logging.getLogger(__name__)
 
 #: (url, user agent) for a stream. The URL holds credentials: never log it.
 UrlFor = Callable[[ProviderStream], tuple[str, str | None]]
+
+#: Runs one upstream of a stream until it fails: calls ``on_open`` once its
+#: headers are acceptable, ``on_data`` with each chunk of valid MPEG-TS, and
+#: ends by raising :class:`~streamforge.streaming.reasons.UpstreamFailure`
+#: (or :class:`~streamforge.ts.splicer.SpliceError` from ``on_data``), unless
+#: the session cancels it first.
+UpstreamRunner = Callable[
+    [ProviderStream, Callable[[], None], Callable[[bytes], None]], Awaitable[None]
+]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The session's time: monotonic seconds and timers on the same scale."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer: ...
+
+
+class _LoopClock:
+    """The running event loop as a :class:`Clock`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def time(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return self._loop.call_at(when, callback)
+
+
+def reader_runner(
+    http: aiohttp.ClientSession, url_for: UrlFor, config: UpstreamConfig
+) -> UpstreamRunner:
+    """The real upstreams: an :class:`UpstreamReader` per attempt, over ``http``."""
+
+    async def run(
+        stream: ProviderStream, on_open: Callable[[], None], on_data: Callable[[bytes], None]
+    ) -> None:
+        try:
+            url, user_agent = url_for(stream)
+        except CredentialError as exc:
+            raise UpstreamFailure(FailureReason.CREDENTIAL_ERROR, str(exc)) from None
+        reader = UpstreamReader(http, url, config, user_agent=user_agent)
+        await reader.run(on_open, on_data)
+
+    return run
+
 
 _PRE_SWITCH_LIMIT = 4 * 1024 * 1024  # bytes kept from an attempt before it is switched to
 
@@ -102,9 +163,9 @@ class ChannelSession:
         channel: ChannelRef,
         streams: tuple[ProviderStream, ...],
         *,
-        http: aiohttp.ClientSession,
-        url_for: UrlFor,
-        upstream_config: UpstreamConfig,
+        http: aiohttp.ClientSession | None = None,
+        url_for: UrlFor | None = None,
+        upstream_config: UpstreamConfig | None = None,
         policy_config: PolicyConfig,
         slots: AccountSlots,
         breakers: CircuitBreakers,
@@ -114,17 +175,23 @@ class ChannelSession:
         linger: float = 0.0,
         on_end: Callable[[ChannelSession], None] | None = None,
         key: object = None,
+        run_upstream: UpstreamRunner | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """Upstreams are read with ``http`` and ``url_for`` (and ``upstream_config``)
+        unless ``run_upstream`` runs them; ``clock`` defaults to the running loop."""
         self.channel = channel
         self.key = key
-        self._http = http
-        self._url_for = url_for
-        self._upstream_config = upstream_config
+        if run_upstream is None:
+            if http is None or url_for is None:
+                raise TypeError("ChannelSession needs http and url_for, or run_upstream")
+            run_upstream = reader_runner(http, url_for, upstream_config or UpstreamConfig())
+        self._run = run_upstream
         self._events = events
         self._metrics = metrics
         self._linger = linger
         self._on_end = on_end
-        self._loop = asyncio.get_running_loop()
+        self._clock: Clock = clock if clock is not None else _LoopClock(asyncio.get_running_loop())
         self.policy = FailoverPolicy(
             streams,
             slots=slots,
@@ -140,11 +207,11 @@ class ChannelSession:
         self._forwarding: int | None = None
         self._commit_pending = False
         self._spliced_once = False
-        self._wakeup: asyncio.TimerHandle | None = None
-        self._linger_handle: asyncio.TimerHandle | None = None
+        self._wakeup: Timer | None = None
+        self._linger_handle: Timer | None = None
         self._readers: set[FanoutReader] = set()
         self._failed_at: float | None = None
-        self.started_at = self._loop.time()
+        self.started_at = self._clock.time()
         self.first_data = asyncio.Event()
         self.ended = asyncio.Event()
         self.last_gap_ms: float | None = None
@@ -156,7 +223,7 @@ class ChannelSession:
         self._feed(Start(self._now()))
 
     def _now(self) -> float:
-        return self._loop.time()
+        return self._clock.time()
 
     def join(self) -> FanoutReader:
         if self._linger_handle is not None:
@@ -175,7 +242,9 @@ class ChannelSession:
         if self._readers or self.ended.is_set():
             return
         if self._linger > 0:
-            self._linger_handle = self._loop.call_later(self._linger, self._linger_over)
+            self._linger_handle = self._clock.call_at(
+                self._clock.time() + self._linger, self._linger_over
+            )
         else:
             self._feed(ClientsGone(self._now()))
 
@@ -205,7 +274,7 @@ class ChannelSession:
         elif isinstance(command, CloseUpstream):
             self._close(command.attempt_id)
         elif isinstance(command, SwitchTo):
-            self._switch(command.attempt_id)
+            self._switch(command.attempt_id, command.mode)
         elif isinstance(command, LogEvent):
             self._log(command)
         elif isinstance(command, RequestWakeup):
@@ -216,7 +285,7 @@ class ChannelSession:
     def _schedule(self, at: float) -> None:
         if self._wakeup is not None:
             self._wakeup.cancel()
-        self._wakeup = self._loop.call_at(at, self._tick)
+        self._wakeup = self._clock.call_at(at, self._tick)
 
     def _tick(self) -> None:
         self._wakeup = None
@@ -245,13 +314,8 @@ class ChannelSession:
     async def _run_upstream(self, attempt: _Attempt) -> None:
         aid = attempt.attempt_id
         try:
-            url, user_agent = self._url_for(attempt.stream)
-        except CredentialError as exc:
-            self._failed(aid, FailureReason.CREDENTIAL_ERROR, str(exc), None)
-            return
-        reader = UpstreamReader(self._http, url, self._upstream_config, user_agent=user_agent)
-        try:
-            await reader.run(
+            await self._run(
+                attempt.stream,
                 lambda: self._feed(UpstreamOpened(aid, self._now())),
                 lambda chunk: self._on_data(aid, chunk),
             )
@@ -292,7 +356,7 @@ class ChannelSession:
             while attempt.pending_bytes > _PRE_SWITCH_LIMIT and len(attempt.pending) > 1:
                 attempt.pending_bytes -= len(attempt.pending.pop(0))
         if aid in self._attempts and not self.ended.is_set():
-            self._feed(UpstreamData(aid, len(chunk), True, self._now()))
+            self._feed(UpstreamData(aid, len(chunk), self._now()))
 
     def _publish(self, data: bytes) -> None:
         if not data:
@@ -307,7 +371,7 @@ class ChannelSession:
         self.fanout.publish(data)
         self._metrics.delivered_bytes.inc(len(data) * max(len(self._readers), 1))
 
-    def _switch(self, aid: int) -> None:
+    def _switch(self, aid: int, mode: SwitchMode) -> None:
         attempt = self._attempts.get(aid)
         if attempt is None:
             return
@@ -322,7 +386,7 @@ class ChannelSession:
                 "purpose": str(attempt.purpose),
             }
         )
-        if attempt.purpose is Purpose.PROBE:
+        if mode is SwitchMode.MAKE_BEFORE_BREAK:
             if self._failed_at is None and previous is not None:
                 self._failed_at = self._now()
             if self.splicer.candidate_ready:

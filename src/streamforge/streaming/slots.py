@@ -29,7 +29,7 @@ import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from streamforge.errors import StreamForgeError
+from streamforge.errors import StreamingError
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class SlotLease:
     holder: Hashable = field(default=None, compare=False)
 
 
-class SlotError(StreamForgeError):
+class SlotError(StreamingError):
     """A lease was released twice or was never issued by this registry."""
 
 

@@ -35,6 +35,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from streamforge.errors import MediaError
 from streamforge.ts.packets import PACKET_SIZE, SYNC_BYTE, payload_offset
 
 PAT_TABLE_ID: Final = 0x00
@@ -42,7 +43,7 @@ PMT_TABLE_ID: Final = 0x02
 MAX_SECTION_LENGTH: Final = 1021
 
 
-class PsiError(ValueError):
+class PsiError(MediaError, ValueError):
     """A PSI section is malformed (wrong table, bad length or CRC)."""
 
 

@@ -101,7 +101,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from streamforge.errors import ProviderBadResponse
+from streamforge.errors import MediaError
 from streamforge.ts.packets import (
     PACKET_SIZE,
     PAT_PID,
@@ -164,7 +164,7 @@ _CC_FIELDS: Final = 4
 _HOLD_LIMIT: Final = 8_000
 
 
-class SpliceError(ProviderBadResponse):
+class SpliceError(MediaError):
     """An upstream cannot be spliced in (no PAT/PMT or keyframe in time, no common stream)."""
 
 

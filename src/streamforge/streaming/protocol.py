@@ -1,0 +1,362 @@
+"""The vocabulary between a channel session's driver and its failover policy.
+
+:class:`~streamforge.streaming.policy.FailoverPolicy` decides and
+:class:`~streamforge.streaming.session.ChannelSession` carries out; this
+module is everything the two say to each other, with no behaviour of either:
+
+* the **events** the driver feeds in (:class:`Start`, :class:`UpstreamOpened`,
+  :class:`UpstreamData`, :class:`UpstreamFailed`, :class:`Tick`,
+  :class:`ClientsGone`), each stamped with ``now`` (monotonic seconds);
+* the **commands** the policy answers with (:class:`OpenUpstream`,
+  :class:`CloseUpstream`, :class:`SwitchTo`, :class:`LogEvent`,
+  :class:`EndSession`, :class:`RequestWakeup`);
+* their enums (:class:`SessionState`, :class:`Purpose`, :class:`SwitchMode`,
+  :class:`LogKind`, :class:`EndReason`) and the policy's timing,
+  :class:`PolicyConfig`;
+* the **transition table** as data (:data:`TRANSITIONS`): which event each
+  state accepts, what may follow and which commands come out. The policy
+  checks every event against it (:func:`accepts`; anything else raises
+  :class:`FailoverProtocolError`), and the table drawn in the policy's
+  docstring is :func:`render_transitions` of it, verbatim.
+
+Reports about an attempt that the policy already closed are accepted in every
+state but IDLE and ignored: a driver may have them in flight when it carries
+out the close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from streamforge.errors import ConfigError, StreamingError
+from streamforge.streaming.candidates import ProviderStream
+from streamforge.streaming.reasons import FailureReason
+
+if TYPE_CHECKING:
+    from streamforge.settings import Settings
+
+
+class FailoverProtocolError(StreamingError):
+    """The driver fed the policy an event that is illegal in its current state."""
+
+
+class SessionState(StrEnum):
+    """Where the session is (see the policy's module docstring)."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    PLAYING = "playing"
+    PROBING = "probing"
+    ENDED = "ended"
+
+
+class Purpose(StrEnum):
+    """Why an upstream is opened."""
+
+    PLAY = "play"
+    """A failover-round attempt: forwarded from once it delivers valid TS."""
+    PROBE = "probe"
+    """An upgrade probe opened while the current stream keeps playing."""
+
+
+class SwitchMode(StrEnum):
+    """How the driver cuts the client output over at a :class:`SwitchTo`."""
+
+    BREAK_BEFORE_MAKE = "break_before_make"
+    """Nothing else is forwarded (tune, or the playing stream failed): the
+    attempt's bytes resume the output at its first keyframe."""
+    MAKE_BEFORE_BREAK = "make_before_break"
+    """The attempt was opened as a probe alongside the playing stream, so the
+    driver has been preparing it as a splice candidate: cut over at the
+    candidate's keyframe (an upgrade; also a probe that became the failover
+    attempt when the playing stream failed under it)."""
+
+
+class LogKind(StrEnum):
+    """The ``kind`` of a :class:`LogEvent` (stable identifiers)."""
+
+    FAILOVER = "failover"
+    EXHAUSTED = "exhausted"
+    UPGRADE = "upgrade"
+    UPGRADE_FAILED = "upgrade_failed"
+    BREAKER_OPEN = "breaker_open"
+    BREAKER_CLOSE = "breaker_close"
+
+
+class EndReason(StrEnum):
+    """Why a session ended."""
+
+    EXHAUSTED = "exhausted"
+    CLIENTS_GONE = "clients_gone"
+
+
+# ---------------------------------------------------------------- events in
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The first client arrived: start tuning."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOpened:
+    """The attempt's response headers arrived and were acceptable (2xx, after redirects)."""
+
+    attempt_id: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamData:
+    """The attempt delivered ``nbytes`` of MPEG-TS.
+
+    Only valid data is reported: a reader that finds anything else reports
+    :class:`UpstreamFailed` with reason ``invalid_content`` instead.
+    """
+
+    attempt_id: int
+    nbytes: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailed:
+    """The attempt failed. ``detail`` must not contain credentials (it is redacted anyway)."""
+
+    attempt_id: int
+    reason: FailureReason
+    detail: str
+    now: float
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A wakeup requested with :class:`RequestWakeup` fired (or any timer: harmless)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClientsGone:
+    """The last client left: close everything and end."""
+
+    now: float
+
+
+Event = Start | UpstreamOpened | UpstreamData | UpstreamFailed | Tick | ClientsGone
+EventType = (
+    type[Start]
+    | type[UpstreamOpened]
+    | type[UpstreamData]
+    | type[UpstreamFailed]
+    | type[Tick]
+    | type[ClientsGone]
+)
+EVENT_TYPES: tuple[EventType, ...] = (
+    Start,
+    UpstreamOpened,
+    UpstreamData,
+    UpstreamFailed,
+    Tick,
+    ClientsGone,
+)
+
+
+# ------------------------------------------------------------- commands out
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUpstream:
+    """Open ``stream`` as attempt ``attempt_id``; report its events with that id."""
+
+    attempt_id: int
+    stream: ProviderStream
+    purpose: Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class CloseUpstream:
+    """Close attempt ``attempt_id`` (also sent for attempts that already failed)."""
+
+    attempt_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchTo:
+    """Cut the client output over to attempt ``attempt_id`` and forward from it, as ``mode``."""
+
+    attempt_id: int
+    mode: SwitchMode
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """An event for the event log (category ``stream``); never contains a credential."""
+
+    level: str
+    kind: LogKind
+    message: str
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    """End the client response(s); no further command follows."""
+
+    reason: EndReason
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWakeup:
+    """Deliver a :class:`Tick` at monotonic time ``at`` (replaces earlier requests)."""
+
+    at: float
+
+
+Command = OpenUpstream | CloseUpstream | SwitchTo | LogEvent | EndSession | RequestWakeup
+
+
+# ------------------------------------------------------------ configuration
+
+_DEFAULT_TUNE_BUDGET = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Timing of failover and recovery. Defaults are those of the settings."""
+
+    failover_budget: float = 2.0
+    """Seconds a mid-stream failover round may take before the session is exhausted."""
+    tune_budget: float = _DEFAULT_TUNE_BUDGET
+    """Seconds the initial tune (the round started by Start) may take."""
+    recovery_period: float = 60.0
+    """Seconds on a lower-priority stream before probing a better one."""
+    probe_timeout: float = 5.0
+    """Seconds a probe has to deliver ``probe_min_bytes`` of valid TS."""
+    probe_min_bytes: int = 188 * 512
+    """Valid bytes a probe must deliver before the session switches to it."""
+
+    def __post_init__(self) -> None:
+        for name in ("failover_budget", "tune_budget", "recovery_period", "probe_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.probe_min_bytes < 1:
+            raise ConfigError(f"probe_min_bytes must be at least 1, got {self.probe_min_bytes}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PolicyConfig:
+        """The policy configuration of the running settings."""
+        return cls(
+            failover_budget=settings.failover_budget,
+            tune_budget=max(_DEFAULT_TUNE_BUDGET, settings.failover_budget),
+            recovery_period=settings.recovery_period,
+            probe_timeout=settings.probe_timeout,
+        )
+
+
+# ------------------------------------------------------- transition table
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One row of the transition table: in ``state``, ``event`` ``when`` → ``next``."""
+
+    state: SessionState
+    event: EventType
+    when: str
+    next: SessionState
+    commands: str
+
+
+_I, _C, _PL, _PR, _E = (
+    SessionState.IDLE,
+    SessionState.CONNECTING,
+    SessionState.PLAYING,
+    SessionState.PROBING,
+    SessionState.ENDED,
+)
+_CLOSED = "(a closed attempt)"
+_NOTHING = "nothing"
+_IGNORED = "nothing (ignored)"
+_NEXT = "close it, open the next one"
+_EXHAUST = "close, exhausted, EndSession"
+_END_ALL = "close all, EndSession"
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(_I, Start, "a stream is eligible", _C, "OpenUpstream, RequestWakeup"),
+    Transition(_I, Start, "no stream is eligible", _E, "exhausted, EndSession"),
+    Transition(_I, ClientsGone, "", _E, "EndSession"),
+    Transition(_C, UpstreamOpened, "headers of the attempt", _C, _NOTHING),
+    Transition(_C, UpstreamOpened, _CLOSED, _C, _IGNORED),
+    Transition(_C, UpstreamData, "data from the attempt", _PL, "SwitchTo [+ failover]"),
+    Transition(_C, UpstreamData, "no bytes / closed attempt", _C, _IGNORED),
+    Transition(_C, UpstreamFailed, "the attempt failed", _C, _NEXT),
+    Transition(_C, UpstreamFailed, "... none left / no budget", _E, _EXHAUST),
+    Transition(_C, UpstreamFailed, _CLOSED, _C, _IGNORED),
+    Transition(_C, Tick, "at the round's budget", _E, _EXHAUST),
+    Transition(_C, Tick, "before the round's budget", _C, _NOTHING),
+    Transition(_C, ClientsGone, "", _E, _END_ALL),
+    Transition(_PL, UpstreamOpened, _CLOSED, _PL, _IGNORED),
+    Transition(_PL, UpstreamData, "data of the playing stream", _PL, _NOTHING),
+    Transition(_PL, UpstreamData, _CLOSED, _PL, _IGNORED),
+    Transition(_PL, UpstreamFailed, "the playing stream failed", _C, _NEXT),
+    Transition(_PL, UpstreamFailed, "... none left", _E, _EXHAUST),
+    Transition(_PL, UpstreamFailed, _CLOSED, _PL, _IGNORED),
+    Transition(_PL, Tick, "at the recovery period", _PR, "open a probe (PROBE)"),
+    Transition(_PL, Tick, "... none eligible", _PL, "wait another period"),
+    Transition(_PL, Tick, "before it / on top stream", _PL, _NOTHING),
+    Transition(_PL, ClientsGone, "", _E, _END_ALL),
+    Transition(_PR, UpstreamOpened, "headers of the probe", _PR, _NOTHING),
+    Transition(_PR, UpstreamOpened, _CLOSED, _PR, _IGNORED),
+    Transition(_PR, UpstreamData, "probe has probe_min_bytes", _PL, "SwitchTo, close old, upgrade"),
+    Transition(_PR, UpstreamData, "less / playing / closed", _PR, _NOTHING),
+    Transition(_PR, UpstreamFailed, "the probe failed", _PL, "close probe, upgrade_failed"),
+    Transition(_PR, UpstreamFailed, "the playing stream failed", _C, "close it; probe is attempt"),
+    Transition(_PR, UpstreamFailed, "... the probe had data", _PL, "close, SwitchTo, failover"),
+    Transition(_PR, UpstreamFailed, "... none left", _E, _EXHAUST),
+    Transition(_PR, UpstreamFailed, _CLOSED, _PR, _IGNORED),
+    Transition(_PR, Tick, "at the probe timeout", _PL, "close probe, upgrade_failed"),
+    Transition(_PR, Tick, "before the probe timeout", _PR, _NOTHING),
+    Transition(_PR, ClientsGone, "", _E, _END_ALL),
+    Transition(_E, UpstreamOpened, "", _E, _IGNORED),
+    Transition(_E, UpstreamData, "", _E, _IGNORED),
+    Transition(_E, UpstreamFailed, "", _E, _IGNORED),
+    Transition(_E, Tick, "", _E, _IGNORED),
+    Transition(_E, ClientsGone, "", _E, _IGNORED),
+)
+"""The whole transition table, one row per outcome.
+
+``when`` starting with ``...`` narrows the row above it; in ``commands``,
+"close" is :class:`CloseUpstream`, and "exhausted", "failover", "upgrade" and
+"upgrade_failed" are :class:`LogEvent` kinds. Any answer may also carry
+breaker events and end with a :class:`RequestWakeup` when the next deadline
+changed."""
+
+_ACCEPTED: frozenset[tuple[SessionState, type]] = frozenset(
+    (row.state, row.event) for row in TRANSITIONS
+)
+
+
+def accepts(state: SessionState, event_type: type) -> bool:
+    """Whether ``state`` accepts events of ``event_type`` at all (a row of the table has it)."""
+    return (state, event_type) in _ACCEPTED
+
+
+def render_transitions() -> str:
+    """:data:`TRANSITIONS` as the plain-text table drawn in the policy's docstring."""
+    rule = "-" * 10, "-" * 14, "-" * 26, "-" * 10, "-" * 28
+    rows = [("state", "event", "when", "next", "commands"), rule]
+    rows += [
+        (row.state.name, row.event.__name__, row.when, row.next.name, row.commands)
+        for row in TRANSITIONS
+    ]
+    return "\n".join(
+        f"{state:<10}  {event:<14}  {when:<26}  {next_:<10}  {commands}".rstrip()
+        for state, event, when, next_, commands in rows
+    )
