@@ -1,7 +1,9 @@
 """What the outputs publish, read from the database.
 
-The **lineup** is every enabled guide channel that has a GuideNumber and at
-least one provider stream mapped from an account that may stream. Each
+The **lineup** is every published channel
+(:func:`~streamforge.db.rules.published_channel`: enabled, with a GuideNumber
+and at least one provider stream mapped from an account that may stream) —
+the rule the M3U, the guide and the tune path (``/auto/v{n}``) share. Each
 published channel has one guide id (:attr:`LineupRow.epg_id`): its XMLTV id
 when that is unique and looks like ``name.domain`` (what XMLTV expects), else
 ``{GuideNumber}.streamforge``. The same id is the M3U's ``tvg-id`` and the
@@ -28,7 +30,7 @@ from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
-from streamforge.db.rules import streamable_account
+from streamforge.db.rules import published_channel, streamable_account
 from streamforge.outputs import xmltv_writer as xw
 
 _TIER_ORDER = {"UHD": 4, "FHD": 3, "HD": 2, "SD": 1}
@@ -74,7 +76,8 @@ def lineup(db: Database) -> list[LineupRow]:
             .join(ChannelMapping, ChannelMapping.xmltv_channel_id == XmltvChannel.id)
             .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
             .join(Account, Account.id == XtreamChannel.account_id)
-            .where(XmltvChannel.is_enabled.is_(True), XmltvChannel.guide_number.is_not(None))
+            .where(published_channel())
+            # Only streamable streams count towards stream_count, tier and group.
             .where(streamable_account())
         ).all()
     by_channel: dict[int, dict[str, Any]] = {}
