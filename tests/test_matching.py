@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -271,7 +272,7 @@ def test_rank_streams_orders_by_tier_then_priority_then_confidence() -> None:
 def test_rank_streams_is_a_sorted_permutation(rows: list[tuple[int, int, float]]) -> None:
     results = [_result(i, tier, prio, conf) for i, (tier, prio, conf) in enumerate(rows)]
     ranked = rank_streams(results)
-    assert sorted(r.stream_id for r in ranked) == list(range(len(rows)))
+    assert sorted(cast(int, r.stream_id) for r in ranked) == list(range(len(rows)))
     keys = [(-r.quality_tier, r.account_priority, -r.confidence) for r in ranked]
     assert keys == sorted(keys)
 

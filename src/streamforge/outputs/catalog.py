@@ -33,8 +33,7 @@ from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChann
 from streamforge.db.rules import published_channel, streamable_account
 from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
 from streamforge.outputs import xmltv_writer as xw
-
-_TIER_ORDER = {"UHD": 4, "FHD": 3, "HD": 2, "SD": 1}
+from streamforge.xtream.quality import QualityTier
 
 
 def guide_number_key(number: str) -> tuple[tuple[int, str], ...]:
@@ -59,7 +58,7 @@ class LineupRow:
 
     @property
     def hd(self) -> bool:
-        return _TIER_ORDER.get(self.best_tier, 0) >= _TIER_ORDER["HD"]
+        return QualityTier.parse(self.best_tier).is_hd
 
 
 def lineup(db: Database) -> list[LineupRow]:
@@ -90,16 +89,14 @@ def lineup(db: Database) -> list[LineupRow]:
                 "name": name,
                 "xmltv_id": xmltv_id,
                 "icon": icon,
-                "tier": "SD",
+                "tier": QualityTier.SD,
                 "count": 0,
                 "group": "",
             },
         )
         entry["count"] += 1
         quality = qualities or {}
-        tier = str(quality.get("tier", "SD")).upper()
-        if _TIER_ORDER.get(tier, 0) > _TIER_ORDER.get(entry["tier"], 0):
-            entry["tier"] = tier
+        entry["tier"] = max(entry["tier"], QualityTier.parse(quality.get("tier")))
         if not entry["group"] and quality.get("category"):
             entry["group"] = str(quality["category"])
     result = [
@@ -110,7 +107,7 @@ def lineup(db: Database) -> list[LineupRow]:
             xmltv_id=e["xmltv_id"],
             icon=e["icon"],
             group=e["group"],
-            best_tier=e["tier"],
+            best_tier=e["tier"].name,
             stream_count=e["count"],
         )
         for cid, e in by_channel.items()
