@@ -8,7 +8,7 @@ import lzma
 import os
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,13 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamforge.epg.xmltv_parse import (
-    Credit,
     GuideChannelRecord,
     ImportWindow,
-    LangText,
     ProgrammeRecord,
     SkipReason,
-    VideoInfo,
     XmltvReader,
 )
 from streamforge.epg.xmltv_time import (
@@ -31,6 +28,7 @@ from streamforge.epg.xmltv_time import (
     format_xmltv_time,
     parse_xmltv_time,
 )
+from streamforge.epg.xmltv_types import Audio, Credit, LangText, Video
 from streamforge.errors import GuideError
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -94,11 +92,11 @@ def _read(data: bytes, **kwargs: object) -> tuple[list[object], XmltvReader]:
     return list(reader), reader
 
 
-def _channels(records: list[object]) -> list[GuideChannelRecord]:
+def _channels(records: Sequence[object]) -> list[GuideChannelRecord]:
     return [r for r in records if isinstance(r, GuideChannelRecord)]
 
 
-def _programmes(records: list[object]) -> list[ProgrammeRecord]:
+def _programmes(records: Sequence[object]) -> list[ProgrammeRecord]:
     return [r for r in records if isinstance(r, ProgrammeRecord)]
 
 
@@ -147,9 +145,8 @@ def test_programme_record_keeps_every_supported_field() -> None:
     assert news.urls == ["http://www.bbc.co.uk/news"]
     assert news.countries == [LangText("GB")]
     assert news.episode_nums == [("xmltv_ns", "0.11.0/1"), ("onscreen", "S01E12")]
-    assert news.video == VideoInfo(present="yes", aspect="16:9", quality="HDTV")
-    assert news.audio is not None
-    assert news.audio.stereo == "dolby digital"
+    assert news.video == Video(present=True, aspect="16:9", quality="HDTV")
+    assert news.audio == Audio(stereo="dolby digital")
     assert news.previously_shown
     assert news.previously_shown_start == datetime(2024, 2, 1, 18, 0, tzinfo=UTC)
     assert news.previously_shown_channel == "BBCTwo.uk"

@@ -225,14 +225,15 @@ def test_base_url_setting_overrides_request_host(runtime: Runtime) -> None:
         rt.close()
 
 
-def test_channel_without_usable_stream_answers_503(
+def test_channel_without_usable_stream_is_unpublished_and_answers_404(
     configured: tuple[TestClient, MockProviderThread], runtime: Runtime
 ) -> None:
+    # Not in the lineup means not tunable: the tuner uses the lineup's rule.
     client, _mp = configured
     number = runtime.channels.get("espn.us").guide_number
     runtime.accounts.set_active("alpha", False)
     runtime.accounts.set_active("beta", False)
     answer = client.get(f"/auto/v{number}")
-    assert answer.status_code == 503
-    assert answer.headers["x-hdhomerun-error"].startswith("806")
+    assert answer.status_code == 404
+    assert "x-hdhomerun-error" not in answer.headers
     assert client.get("/lineup.json").json() == []

@@ -16,7 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamforge.xtream.quality import QualityInfo, QualityTier, detect_quality
+from streamforge.xtream.quality import (
+    COUNTRY_ALIASES,
+    COUNTRY_CODES,
+    REGIONS,
+    QualityInfo,
+    QualityTier,
+    country_code,
+    detect_quality,
+)
 
 TABLE = Path(__file__).parent / "data" / "quality_names.csv"
 
@@ -50,6 +58,84 @@ def test_tier_order() -> None:
     assert QualityTier.UHD > QualityTier.FHD > QualityTier.HD > QualityTier.SD > QualityTier.UNKNOWN
     names = ["UK: BBC One SD", "UK: BBC One 4K", "UK: BBC One HD", "UK: BBC One"]
     assert max(names, key=lambda n: detect_quality(n).tier) == "UK: BBC One 4K"
+
+
+def test_the_one_tier_scale() -> None:
+    """Names, order, values, HD flag and stream preference of every tier, pinned."""
+    assert [(t.name, int(t), t.label, t.is_hd, t.preference) for t in QualityTier] == [
+        ("UNKNOWN", 0, "unknown", False, 2),
+        ("SD", 1, "sd", False, 1),
+        ("HD", 2, "hd", True, 3),
+        ("FHD", 3, "fhd", True, 4),
+        ("UHD", 4, "uhd", True, 5),
+    ]
+    assert [QualityTier.parse(v) for v in ("uhd", " FHD ", 2, "SD", "4K", None, 9, True)] == [
+        QualityTier.UHD,
+        QualityTier.FHD,
+        QualityTier.HD,
+        QualityTier.SD,
+        QualityTier.UNKNOWN,
+        QualityTier.UNKNOWN,
+        QualityTier.UNKNOWN,
+        QualityTier.UNKNOWN,
+    ]
+
+
+def test_matching_and_the_lineup_use_the_scale() -> None:
+    from streamforge.matching import normalize
+    from streamforge.outputs.catalog import LineupRow
+
+    matching_ranks = (
+        normalize.TIER_SD,
+        normalize.TIER_UNTAGGED,
+        normalize.TIER_HD,
+        normalize.TIER_FHD,
+        normalize.TIER_UHD,
+    )
+    assert matching_ranks == (1, 2, 3, 4, 5)
+    for name in ("BBC One SD", "BBC One", "BBC One 720p", "BBC One 1080p", "BBC One 4K"):
+        detected = detect_quality(name).tier
+        assert normalize.quality_tier_of(name) == detected.preference, name
+
+    def row(tier: str) -> LineupRow:
+        return LineupRow(1, "1", "C", "c.x", None, "", tier, 1)
+
+    assert [row(t.name).hd for t in QualityTier] == [t.is_hd for t in QualityTier]
+
+
+def test_the_one_country_table() -> None:
+    assert {"UK", "US", "DE", "XK"} <= COUNTRY_CODES
+    assert not {"SD", "TV", "EU", "GBR"} & COUNTRY_CODES  # a tier, a word, a region, an alias
+    assert set(COUNTRY_ALIASES.values()) <= COUNTRY_CODES
+    assert not REGIONS & COUNTRY_CODES
+    assert not REGIONS & set(COUNTRY_ALIASES)
+    cases = {
+        "uk": "UK",
+        "GB": "UK",
+        "gbr": "UK",
+        "Sco": "UK",
+        "usa": "US",
+        "GER": "DE",
+        "de": "DE",
+        "EXYU": None,
+        "eu": None,
+        "tv": None,
+        "xx": None,
+    }
+    assert {word: country_code(word) for word in cases} == cases
+
+
+def test_matching_and_stream_names_read_countries_alike() -> None:
+    from streamforge.matching.normalize import country_code as matching_code
+    from streamforge.matching.normalize import normalize_name
+
+    for word in ("UK", "GB", "GBR", "ENG", "SCO", "USA", "GER", "NED", "KSA", "ALB", "EU", "EXYU"):
+        code = country_code(word)
+        assert matching_code(word) == (code.lower() if code else None), word
+        assert normalize_name(f"{word}: Some Channel").country == matching_code(word), word
+        stream = detect_quality(f"{word}: Some Channel")
+        assert stream.base_name == "Some Channel", word
+        assert stream.country == (code or word), word
 
 
 def test_default_tier_only_when_name_has_none() -> None:
@@ -181,3 +267,19 @@ def test_numbers_in_names_survive(number: int, word: str) -> None:
     else:
         assert info.base_name == f"{word} {number}"
         assert info.tier is QualityTier.HD
+
+
+def test_the_scale_imports_without_the_provider_client() -> None:
+    """The outputs use the scale; importing them must not load the Xtream client."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import streamforge.outputs.catalog, streamforge.outputs.hdhomerun\n"
+        "import streamforge.outputs.m3u, streamforge.outputs.xmltv_writer\n"
+        "import streamforge.xtream.quality\n"
+        "loaded = {'aiohttp', 'streamforge.xtream.client'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,6 +6,9 @@ download — raises before the database is touched. Phase 2 swaps the staged
 guide in with one transaction: channels are upserted by XMLTV id (so their
 ids, GuideNumbers, enabled flags and mappings survive a refresh), channels the
 guide no longer lists are removed, and the source's programmes are replaced.
+
+What a programme row holds is :mod:`streamforge.epg.programme_rows`; this
+module only moves those rows in bulk.
 """
 
 from __future__ import annotations
@@ -13,124 +16,26 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import IO, Any
 
-import orjson
 from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Dialect
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Programme, XmltvChannel
 from streamforge.epg.compression import ProgressCallback
+from streamforge.epg.programme_rows import VALUE_COLUMNS, programme_values
 from streamforge.epg.xmltv_parse import (
     GuideChannelRecord,
     GuideSource,
     ImportReport,
     ImportWindow,
-    ProgrammeRecord,
     XmltvReader,
 )
 
 _BATCH = 2000
 PROGRAMMES: Table = Programme.__table__  # type: ignore[assignment]
-
-
-def _lang(item: Any) -> dict[str, Any] | None:
-    return {"text": item.text, "lang": item.lang} if item is not None else None
-
-
-def _texts(items: list[Any]) -> list[dict[str, Any]] | None:
-    """Texts worth keeping beside the plain column: several, or with a language."""
-    if not items or (len(items) == 1 and items[0].lang is None):
-        return None
-    return [{"text": item.text, "lang": item.lang} for item in items]
-
-
-_EXTRA_FIELDS = ("date", "urls", "subtitles", "previously_shown_channel")
-
-
-def programme_row(record: ProgrammeRecord) -> dict[str, Any]:
-    """The database row of one programme; fields without a column go to ``extra``
-    (only those that are present, to keep rows small)."""
-    extra: dict[str, Any] = {}
-    for key, items in (
-        ("titles", record.titles),
-        ("sub_titles", record.sub_titles),
-        ("descs", record.descs),
-        ("categories", record.categories),
-    ):
-        texts = _texts(items)
-        if texts:
-            extra[key] = texts
-    if record.credits:
-        extra["credits"] = [
-            {"role": c.role, "name": c.name, "character": c.character} for c in record.credits
-        ]
-    if record.keywords:
-        extra["keywords"] = [{"text": k.text, "lang": k.lang} for k in record.keywords]
-    if record.countries:
-        extra["countries"] = [{"text": c.text, "lang": c.lang} for c in record.countries]
-    for key in ("language", "orig_language", "premiere", "last_chance"):
-        value = getattr(record, key)
-        if value is not None:
-            extra[key] = _lang(value)
-    for key in _EXTRA_FIELDS:
-        value = getattr(record, key)
-        if value:
-            extra[key] = value
-    if record.length:
-        extra["length"] = list(record.length)
-    if record.video:
-        extra["video"] = asdict(record.video)
-    if record.audio:
-        extra["audio"] = asdict(record.audio)
-    if record.previously_shown_start:
-        extra["previously_shown_start"] = record.previously_shown_start.isoformat()
-    if record.star_ratings:
-        extra["star_ratings"] = [list(r) for r in record.star_ratings]
-    return {
-        "start": record.start,
-        "stop": record.stop,
-        "title": record.title,
-        "sub_title": record.sub_titles[0].text if record.sub_titles else None,
-        "description": record.descs[0].text if record.descs else None,
-        "categories": [c.text for c in record.categories],
-        "episode_num": [list(e) for e in record.episode_nums],
-        "icon": record.icon,
-        "rating": [list(r) for r in record.ratings],
-        "previously_shown": record.previously_shown,
-        "is_new": record.new,
-        "extra": extra,
-    }
-
-
-#: Column order of :func:`programme_values` (``xmltv_channel_id`` is added at insert).
-VALUE_COLUMNS = (
-    "start",
-    "stop",
-    "title",
-    "sub_title",
-    "description",
-    "categories",
-    "episode_num",
-    "icon",
-    "rating",
-    "previously_shown",
-    "is_new",
-    "extra",
-)
-_JSON_COLUMNS = frozenset({"categories", "episode_num", "rating", "extra"})
-
-
-def programme_values(record: ProgrammeRecord) -> tuple[Any, ...]:
-    """:func:`programme_row` as a tuple in :data:`VALUE_COLUMNS` order, with the JSON
-    columns already serialised — what the staging spool keeps and the insert sends."""
-    row = programme_row(record)
-    return tuple(
-        orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row[c] for c in VALUE_COLUMNS
-    )
 
 
 def _insert_sql(dialect: Dialect) -> str:

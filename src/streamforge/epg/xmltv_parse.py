@@ -65,59 +65,10 @@ from streamforge.epg.compression import (
     open_guide,
 )
 from streamforge.epg.xmltv_time import XmltvTimeError, parse_xmltv_time
+from streamforge.epg.xmltv_types import CREDIT_KINDS, Audio, Credit, LangText, Video
 from streamforge.errors import GuideError
 
 GuideSource = str | os.PathLike[str] | BinaryIO
-
-_CREDIT_ROLES = frozenset(
-    {
-        "director",
-        "actor",
-        "writer",
-        "adapter",
-        "producer",
-        "composer",
-        "editor",
-        "presenter",
-        "commentator",
-        "guest",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class LangText:
-    """A text value with its optional ``lang`` attribute."""
-
-    text: str
-    lang: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Credit:
-    """One person in ``<credits>``: role is the element name (``actor``…)."""
-
-    role: str
-    name: str
-    character: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VideoInfo:
-    """The ``<video>`` element: present, colour, aspect, quality."""
-
-    present: str | None = None
-    colour: str | None = None
-    aspect: str | None = None
-    quality: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AudioInfo:
-    """The ``<audio>`` element: present and stereo."""
-
-    present: str | None = None
-    stereo: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +120,8 @@ class ProgrammeRecord:
     urls: list[str] = field(default_factory=list)
     countries: list[LangText] = field(default_factory=list)
     episode_nums: list[tuple[str, str]] = field(default_factory=list)
-    video: VideoInfo | None = None
-    audio: AudioInfo | None = None
+    video: Video | None = None
+    audio: Audio | None = None
     previously_shown: bool = False
     previously_shown_start: datetime | None = None
     previously_shown_channel: str | None = None
@@ -258,6 +209,14 @@ _LANG_TEXT_LISTS = MappingProxyType(
 )
 _VIDEO_KEYS = frozenset({"present", "colour", "aspect", "quality"})
 _AUDIO_KEYS = frozenset({"present", "stereo"})
+_CREDIT_KINDS = frozenset(CREDIT_KINDS)
+
+
+def _yes(value: str | None) -> bool | None:
+    """A DTD yes/no value (``None`` when absent; anything but ``yes`` is no)."""
+    if value is None:
+        return None
+    return value.lower() == "yes"
 
 
 def _value_pair(element: Any) -> tuple[str | None, str] | None:
@@ -325,7 +284,7 @@ class _ProgrammeBuilder:
     def _add_other(self, tag: object, child: Any) -> None:
         if tag == "credits":
             for person in child:
-                if person.tag in _CREDIT_ROLES and _text(person):
+                if person.tag in _CREDIT_KINDS and _text(person):
                     character = person.get("role") if person.tag == "actor" else None
                     self._append("credits", Credit(person.tag, _text(person), character))
         elif tag == "date":
@@ -347,9 +306,18 @@ class _ProgrammeBuilder:
             if value:
                 self._append("episode_nums", (child.get("system", "onscreen"), value))
         elif tag == "video":
-            self.fields["video"] = VideoInfo(**_child_texts(child, _VIDEO_KEYS))
+            video = _child_texts(child, _VIDEO_KEYS)
+            self.fields["video"] = Video(
+                present=_yes(video.get("present")),
+                colour=_yes(video.get("colour")),
+                aspect=video.get("aspect"),
+                quality=video.get("quality"),
+            )
         elif tag == "audio":
-            self.fields["audio"] = AudioInfo(**_child_texts(child, _AUDIO_KEYS))
+            audio = _child_texts(child, _AUDIO_KEYS)
+            self.fields["audio"] = Audio(
+                present=_yes(audio.get("present")), stereo=audio.get("stereo")
+            )
         elif tag == "previously-shown":
             self._previously_shown(child)
         elif tag == "premiere":

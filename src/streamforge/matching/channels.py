@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, XmltvChannel, XtreamChannel
-from streamforge.db.rules import account_may_stream, streamable_account
+from streamforge.db.rules import account_may_stream, published_channel, streamable_account
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
 from streamforge.outputs.catalog import guide_number_key
@@ -324,11 +324,16 @@ class ChannelService:
 
     # -- for the stream proxy -------------------------------------------------------
     def published(self, guide_number: str) -> tuple[int, str] | None:
-        """(id, name) of the enabled channel with this GuideNumber."""
+        """(id, name) of the published channel with this GuideNumber, else ``None``.
+
+        Published is :func:`~streamforge.db.rules.published_channel`, the rule
+        ``/lineup.json``, the M3U and the guide select with, so a channel that
+        is not in the lineup answers 404 when tuned.
+        """
         with self._db.session() as session:
             row = session.execute(
                 select(XmltvChannel.id, XmltvChannel.display_name).where(
-                    XmltvChannel.guide_number == guide_number, XmltvChannel.is_enabled.is_(True)
+                    XmltvChannel.guide_number == guide_number, published_channel()
                 )
             ).first()
             return (int(row[0]), str(row[1])) if row is not None else None

@@ -30,10 +30,13 @@ comparable :class:`NormalizedName`:
    numeric tokens, which the matcher requires to agree *exactly* (``ESPN`` vs
    ``ESPN 2``, ``Channel 4`` vs ``Channel 5``, ``BBC One`` vs ``BBC Two``).
 
-Quality tiers (higher is better): :data:`TIER_SD` 1, :data:`TIER_UNTAGGED` 2,
-:data:`TIER_HD` 3, :data:`TIER_FHD` 4, :data:`TIER_UHD` 5. An untagged name
-ranks between SD and HD because untagged panel streams are usually 720p/1080i
-but sometimes SD.
+Quality tiers are :class:`~streamforge.xtream.quality.QualityTier`'s; a
+name's :attr:`NormalizedName.tier` is its rank for choosing between streams
+(:attr:`QualityTier.preference`, higher is better): :data:`TIER_SD` 1,
+:data:`TIER_UNTAGGED` 2, :data:`TIER_HD` 3, :data:`TIER_FHD` 4,
+:data:`TIER_UHD` 5. An untagged name ranks between SD and HD because untagged
+panel streams are usually 720p/1080i but sometimes SD. Country codes come
+from the one country table in :mod:`streamforge.xtream.quality`.
 """
 
 from __future__ import annotations
@@ -42,33 +45,43 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-TIER_SD = 1
-TIER_UNTAGGED = 2
-TIER_HD = 3
-TIER_FHD = 4
-TIER_UHD = 5
+from streamforge.xtream.quality import (
+    COUNTRY_ALIASES,
+    COUNTRY_CODES,
+    REGIONS,
+    QualityTier,
+)
+from streamforge.xtream.quality import country_code as shared_country_code
 
-_QUALITY_TAGS: dict[str, int] = {
-    "uhd": TIER_UHD,
-    "4k": TIER_UHD,
-    "8k": TIER_UHD,
-    "2160p": TIER_UHD,
-    "2160": TIER_UHD,
-    "fhd": TIER_FHD,
-    "1080p": TIER_FHD,
-    "1080i": TIER_FHD,
-    "1080": TIER_FHD,
-    "hd": TIER_HD,
-    "720p": TIER_HD,
-    "720": TIER_HD,
-    "hq": TIER_HD,
-    "sd": TIER_SD,
-    "576p": TIER_SD,
-    "576i": TIER_SD,
-    "576": TIER_SD,
-    "480p": TIER_SD,
-    "480": TIER_SD,
-    "lq": TIER_SD,
+TIER_SD = QualityTier.SD.preference
+TIER_UNTAGGED = QualityTier.UNKNOWN.preference
+TIER_HD = QualityTier.HD.preference
+TIER_FHD = QualityTier.FHD.preference
+TIER_UHD = QualityTier.UHD.preference
+
+# How guide and stream names spell a tier (matching's own vocabulary; the
+# scale is QualityTier's).
+_QUALITY_TAGS: dict[str, QualityTier] = {
+    "uhd": QualityTier.UHD,
+    "4k": QualityTier.UHD,
+    "8k": QualityTier.UHD,
+    "2160p": QualityTier.UHD,
+    "2160": QualityTier.UHD,
+    "fhd": QualityTier.FHD,
+    "1080p": QualityTier.FHD,
+    "1080i": QualityTier.FHD,
+    "1080": QualityTier.FHD,
+    "hd": QualityTier.HD,
+    "720p": QualityTier.HD,
+    "720": QualityTier.HD,
+    "hq": QualityTier.HD,
+    "sd": QualityTier.SD,
+    "576p": QualityTier.SD,
+    "576i": QualityTier.SD,
+    "576": QualityTier.SD,
+    "480p": QualityTier.SD,
+    "480": QualityTier.SD,
+    "lq": QualityTier.SD,
 }
 
 # Tags that say nothing about the channel's identity nor its resolution.
@@ -135,56 +148,8 @@ _GROUP_WORDS = frozenset(
 )
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-_ISO_ALPHA2 = _words(
-    """ad ae af ag al am ao ar at au az ba bb bd be bg bh bo br by ca ch cl cn co cr cu cy
-    cz de dk do dz ec ee eg es et fi fr ga gb ge gh gr gt hk hn hr ht hu id ie il in iq ir
-    is it jm jo jp ke kh kr kw kz lb lk lt lu lv ly ma md me mk ml mt mx my ng ni nl no np
-    nz om pa pe ph pk pl pr ps pt py qa ro rs ru sa se sg si sk sn sv sy th tn tr tw tz ua
-    ug uk us uy uz ve vn ye za zw"""
-)
-_COUNTRY_WORDS = _ISO_ALPHA2 | _words(
-    """usa gbr can aus nzl irl ger deu fra ita esp por pol tur ned nld bel swe nor den dnk
-    fin sui aut ind pak arb ara arab lat latam latino exyu ex-yu yu afr africa asia eu
-    eng sco wal uki"""
-)
-
-_COUNTRY_ALIASES = {
-    "gb": "uk",
-    "gbr": "uk",
-    "eng": "uk",
-    "sco": "uk",
-    "wal": "uk",
-    "uki": "uk",
-    "usa": "us",
-    "can": "ca",
-    "aus": "au",
-    "nzl": "nz",
-    "irl": "ie",
-    "ger": "de",
-    "deu": "de",
-    "fra": "fr",
-    "ita": "it",
-    "esp": "es",
-    "por": "pt",
-    "pol": "pl",
-    "tur": "tr",
-    "ned": "nl",
-    "nld": "nl",
-    "bel": "be",
-    "swe": "se",
-    "nor": "no",
-    "den": "dk",
-    "dnk": "dk",
-    "fin": "fi",
-    "sui": "ch",
-    "aut": "at",
-    "ind": "in",
-    "pak": "pk",
-}
+# Every spelling of the one country table (codes, aliases, regions), lower case.
+_COUNTRY_WORDS = frozenset(w.lower() for w in (*COUNTRY_CODES, *COUNTRY_ALIASES, *REGIONS))
 
 # Words whose presence or absence never distinguishes two channels.
 _STOP_WORDS = frozenset({"and", "the"})
@@ -281,10 +246,10 @@ def _is_prefix_word(word: str) -> bool:
 
 
 def country_code(word: str) -> str | None:
-    """The ISO 3166 alpha-2 code (``uk`` for Britain) a prefix word names, if any."""
-    cleaned = word.strip().strip(".").replace(" ", "").casefold()
-    code = _COUNTRY_ALIASES.get(cleaned, cleaned)
-    return code if code in _ISO_ALPHA2 else None
+    """The country code, lower case (``uk`` for Britain), a prefix word names, if any
+    (:func:`streamforge.xtream.quality.country_code`)."""
+    code = shared_country_code(word.strip().strip(".").replace(" ", "").casefold())
+    return code.lower() if code is not None else None
 
 
 def _strip_prefixes(text: str, countries: list[str]) -> str:
@@ -329,7 +294,7 @@ def normalize_name(name: str) -> NormalizedName:
     if "." in text:
         text = _CODEC_RE.sub(" ", text)
     text = text.replace("&", " ").replace("+", " plus ")
-    tier: int | None = None
+    tier: QualityTier | None = None
     tokens: list[str] = []
     for raw in _TOKEN_RE.findall(text):
         tag_tier = _QUALITY_TAGS.get(raw)
@@ -350,7 +315,13 @@ def normalize_name(name: str) -> NormalizedName:
     key_tokens = [*tokens, timeshift] if timeshift else tokens
     country = countries[0] if countries else None
     return NormalizedName(
-        " ".join(key_tokens), tuple(tokens), numbers, timeshift, tier, country, "".join(tokens)
+        " ".join(key_tokens),
+        tuple(tokens),
+        numbers,
+        timeshift,
+        None if tier is None else tier.preference,
+        country,
+        "".join(tokens),
     )
 
 

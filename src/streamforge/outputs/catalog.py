@@ -1,7 +1,9 @@
 """What the outputs publish, read from the database.
 
-The **lineup** is every enabled guide channel that has a GuideNumber and at
-least one provider stream mapped from an account that may stream. Each
+The **lineup** is every published channel
+(:func:`~streamforge.db.rules.published_channel`: enabled, with a GuideNumber
+and at least one provider stream mapped from an account that may stream) —
+the rule the M3U, the guide and the tune path (``/auto/v{n}``) share. Each
 published channel has one guide id (:attr:`LineupRow.epg_id`): its XMLTV id
 when that is unique and looks like ``name.domain`` (what XMLTV expects), else
 ``{GuideNumber}.streamforge``. The same id is the M3U's ``tvg-id`` and the
@@ -28,10 +30,10 @@ from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
-from streamforge.db.rules import streamable_account
+from streamforge.db.rules import published_channel, streamable_account
+from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
 from streamforge.outputs import xmltv_writer as xw
-
-_TIER_ORDER = {"UHD": 4, "FHD": 3, "HD": 2, "SD": 1}
+from streamforge.xtream.quality import QualityTier
 
 
 def guide_number_key(number: str) -> tuple[tuple[int, str], ...]:
@@ -56,7 +58,7 @@ class LineupRow:
 
     @property
     def hd(self) -> bool:
-        return _TIER_ORDER.get(self.best_tier, 0) >= _TIER_ORDER["HD"]
+        return QualityTier.parse(self.best_tier).is_hd
 
 
 def lineup(db: Database) -> list[LineupRow]:
@@ -74,7 +76,8 @@ def lineup(db: Database) -> list[LineupRow]:
             .join(ChannelMapping, ChannelMapping.xmltv_channel_id == XmltvChannel.id)
             .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
             .join(Account, Account.id == XtreamChannel.account_id)
-            .where(XmltvChannel.is_enabled.is_(True), XmltvChannel.guide_number.is_not(None))
+            .where(published_channel())
+            # Only streamable streams count towards stream_count, tier and group.
             .where(streamable_account())
         ).all()
     by_channel: dict[int, dict[str, Any]] = {}
@@ -86,16 +89,14 @@ def lineup(db: Database) -> list[LineupRow]:
                 "name": name,
                 "xmltv_id": xmltv_id,
                 "icon": icon,
-                "tier": "SD",
+                "tier": QualityTier.SD,
                 "count": 0,
                 "group": "",
             },
         )
         entry["count"] += 1
         quality = qualities or {}
-        tier = str(quality.get("tier", "SD")).upper()
-        if _TIER_ORDER.get(tier, 0) > _TIER_ORDER.get(entry["tier"], 0):
-            entry["tier"] = tier
+        entry["tier"] = max(entry["tier"], QualityTier.parse(quality.get("tier")))
         if not entry["group"] and quality.get("category"):
             entry["group"] = str(quality["category"])
     result = [
@@ -106,7 +107,7 @@ def lineup(db: Database) -> list[LineupRow]:
             xmltv_id=e["xmltv_id"],
             icon=e["icon"],
             group=e["group"],
-            best_tier=e["tier"],
+            best_tier=e["tier"].name,
             stream_count=e["count"],
         )
         for cid, e in by_channel.items()
@@ -147,113 +148,6 @@ def channel_out(row: LineupRow, display_names: list[str]) -> xw.ChannelOut:
     )
 
 
-def _lang(items: Any) -> list[xw.LangText]:
-    return [xw.LangText(i.get("text", ""), i.get("lang")) for i in items or [] if i.get("text")]
-
-
-def _one_lang(item: Any) -> xw.LangText | None:
-    if not item or not item.get("text"):
-        return None
-    return xw.LangText(item["text"], item.get("lang"))
-
-
-def _length(value: Any) -> int | None:
-    if not value:
-        return None
-    amount, unit = int(value[0]), str(value[1])
-    return amount * {"seconds": 1, "minutes": 60, "hours": 3600}.get(unit, 60)
-
-
-_PROGRAMME_COLUMNS = (
-    Programme.xmltv_channel_id,
-    Programme.start,
-    Programme.stop,
-    Programme.title,
-    Programme.sub_title,
-    Programme.description,
-    Programme.categories,
-    Programme.episode_num,
-    Programme.icon,
-    Programme.rating,
-    Programme.previously_shown,
-    Programme.is_new,
-    Programme.extra,
-)
-
-
-def programme_out(channel: str, p: Any) -> xw.ProgrammeOut:
-    """The XMLTV programme of a ``programmes`` row (an ORM object or a result row)."""
-    extra: dict[str, Any] = p.extra or {}
-    titles = _lang(extra.get("titles")) or [xw.LangText(p.title)]
-    sub_titles = _lang(extra.get("sub_titles")) or (
-        [xw.LangText(p.sub_title)] if p.sub_title else []
-    )
-    descs = _lang(extra.get("descs")) or ([xw.LangText(p.description)] if p.description else [])
-    categories = _lang(extra.get("categories")) or [xw.LangText(c) for c in p.categories or []]
-    previously: xw.PreviouslyShown | None = None
-    if p.previously_shown:
-        start = extra.get("previously_shown_start")
-        previously = xw.PreviouslyShown(
-            start=datetime.fromisoformat(start) if start else None,
-            channel=None,
-        )
-    video = extra.get("video")
-    audio = extra.get("audio")
-    return xw.ProgrammeOut(
-        channel=channel,
-        start=p.start,
-        stop=p.stop,
-        titles=titles,
-        sub_titles=sub_titles,
-        descs=descs,
-        credits=[
-            xw.Credit(kind=c["role"], name=c["name"], role=c.get("character"))
-            for c in extra.get("credits", [])
-            if c.get("role") in xw.CREDIT_KINDS and c.get("name")
-        ],
-        date=extra.get("date"),
-        categories=categories,
-        keywords=_lang(extra.get("keywords")),
-        language=_one_lang(extra.get("language")),
-        orig_language=_one_lang(extra.get("orig_language")),
-        length_seconds=_length(extra.get("length")),
-        icons=[p.icon] if p.icon else [],
-        urls=list(extra.get("urls", [])),
-        countries=_lang(extra.get("countries")),
-        episode_nums=[
-            xw.EpisodeNum(value=str(v), system=str(s or "onscreen")) for s, v in p.episode_num or []
-        ],
-        video=xw.Video(
-            present=_yes(video.get("present")),
-            colour=_yes(video.get("colour")),
-            aspect=video.get("aspect"),
-            quality=video.get("quality"),
-        )
-        if video
-        else None,
-        audio=xw.Audio(present=_yes(audio.get("present")), stereo=audio.get("stereo"))
-        if audio
-        else None,
-        previously_shown=previously,
-        premiere=_one_lang(extra.get("premiere")),
-        last_chance=_one_lang(extra.get("last_chance")),
-        new=p.is_new,
-        subtitles=[
-            xw.Subtitles(type=t)
-            for t in extra.get("subtitles", [])
-            if t in {"teletext", "onscreen", "deaf-signed"}
-        ],
-        ratings=[xw.Rating(value=str(v), system=s) for s, v in p.rating or []],
-        star_ratings=[xw.Rating(value=str(v), system=s) for s, v in extra.get("star_ratings", [])],
-    )
-
-
-def _yes(value: Any) -> bool | None:
-    if value is None:
-        return None
-    return str(value).lower() == "yes"
-
-
 def guide_channels(db: Database, rows: list[LineupRow]) -> Iterator[xw.ChannelOut]:
     ids = [row.channel_id for row in rows]
     names: dict[int, list[str]] = {}
@@ -282,7 +176,7 @@ def guide_programmes(
     with db.session() as session:
         # Plain columns, not ORM objects: no identity map, no per-row bookkeeping.
         stmt = (
-            select(*_PROGRAMME_COLUMNS)
+            select(*PROGRAMME_COLUMNS)
             .where(Programme.xmltv_channel_id.in_(list(ids)))
             .where(func.coalesce(Programme.stop, Programme.start) >= since)
             .order_by(Programme.xmltv_channel_id, Programme.start)

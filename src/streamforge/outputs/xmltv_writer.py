@@ -5,7 +5,8 @@ Theory of operation
 The guide StreamForge serves (``/epg.xml``) can hold hundreds of thousands
 of programmes, so it is never built as a tree.  The caller hands over two
 iterables of small frozen dataclasses, :class:`ChannelOut` and
-:class:`ProgrammeOut`, typically generators over database rows, and
+:class:`ProgrammeOut` (the XMLTV value types of
+:mod:`streamforge.epg.xmltv_types`, re-exported here), typically generators over database rows, and
 :func:`iter_xmltv` turns them into UTF-8 ``bytes`` chunks of roughly
 ``chunk_size`` bytes.  Memory use is bounded by one chunk plus the set of
 channel ids already written, whatever the size of the guide.  The document
@@ -49,32 +50,61 @@ import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
+
+from streamforge.epg.xmltv_types import (
+    CREDIT_KINDS,
+    SUBTITLE_TYPES,
+    Audio,
+    ChannelOut,
+    Credit,
+    EpisodeNum,
+    Image,
+    LangText,
+    PreviouslyShown,
+    ProgrammeOut,
+    Rating,
+    Review,
+    Subtitles,
+    Video,
+)
+
+__all__ = [
+    "CREDIT_KINDS",
+    "DEFAULT_CHUNK_SIZE",
+    "Audio",
+    "ChannelOut",
+    "Credit",
+    "EpisodeNum",
+    "Image",
+    "LangText",
+    "PreviouslyShown",
+    "ProgrammeOut",
+    "Rating",
+    "Review",
+    "Subtitles",
+    "TimeFormatter",
+    "Video",
+    "channel_xml",
+    "document_head",
+    "gzip_chunks",
+    "iter_xmltv",
+    "programme_xml",
+    "xml_attr",
+    "xml_text",
+    "xmltv_time",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
 
-CREDIT_KINDS: tuple[str, ...] = (
-    "director",
-    "actor",
-    "writer",
-    "adapter",
-    "producer",
-    "composer",
-    "editor",
-    "presenter",
-    "commentator",
-    "guest",
-)
 _CREDIT_ORDER = MappingProxyType({kind: index for index, kind in enumerate(CREDIT_KINDS)})
 _IMAGE_TYPES = frozenset({"poster", "backdrop", "still", "person", "character"})
 _IMAGE_SIZES = frozenset({"1", "2", "3"})
 _IMAGE_ORIENTS = frozenset({"P", "L"})
 _REVIEW_TYPES = frozenset({"text", "url"})
-_SUBTITLE_TYPES = frozenset({"teletext", "onscreen", "deaf-signed"})
 _XMLTV_NS_EPISODE = re.compile(
     r"^\s*\d*(\s*/\s*\d+)?\s*\.\s*\d*(\s*/\s*\d+)?\s*\.\s*\d*(\s*/\s*\d+)?\s*$"
 )
@@ -118,132 +148,6 @@ def xmltv_time(moment: datetime) -> str:
         f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
         f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d} +0000"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class LangText:
-    """A text value with an optional language code (``lang`` attribute)."""
-
-    text: str
-    lang: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelOut:
-    """One ``<channel>``; ``display_names`` should hold at least one name
-    (the id is used when it holds none)."""
-
-    id: str
-    display_names: Sequence[LangText]
-    icon: str | None = None
-    urls: Sequence[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    """An ``<image>`` (programme artwork or credit portrait)."""
-
-    url: str
-    type: str | None = None
-    size: str | None = None
-    orient: str | None = None
-    system: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Credit:
-    """One credited person; ``kind`` is one of :data:`CREDIT_KINDS`,
-    ``role`` (the character played) is only written for actors."""
-
-    kind: str
-    name: str
-    role: str | None = None
-    images: Sequence[Image] = ()
-    urls: Sequence[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeNum:
-    value: str
-    system: str = "onscreen"
-
-
-@dataclass(frozen=True, slots=True)
-class Video:
-    present: bool | None = None
-    colour: bool | None = None
-    aspect: str | None = None
-    quality: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Audio:
-    present: bool | None = None
-    stereo: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PreviouslyShown:
-    start: datetime | None = None
-    channel: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Subtitles:
-    type: str | None = None
-    language: LangText | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rating:
-    """A ``<rating>`` or ``<star-rating>`` (value such as ``"PG"`` or ``"3/5"``)."""
-
-    value: str
-    system: str | None = None
-    icons: Sequence[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    value: str
-    type: str = "text"
-    source: str | None = None
-    reviewer: str | None = None
-    lang: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgrammeOut:
-    """One ``<programme>`` with every field the DTD defines."""
-
-    channel: str
-    start: datetime
-    stop: datetime | None
-    titles: Sequence[LangText]
-    sub_titles: Sequence[LangText] = ()
-    descs: Sequence[LangText] = ()
-    credits: Sequence[Credit] = ()
-    date: str | None = None
-    categories: Sequence[LangText] = ()
-    keywords: Sequence[LangText] = ()
-    language: LangText | None = None
-    orig_language: LangText | None = None
-    length_seconds: int | None = None
-    icons: Sequence[str] = ()
-    urls: Sequence[str] = ()
-    countries: Sequence[LangText] = ()
-    episode_nums: Sequence[EpisodeNum] = ()
-    video: Video | None = None
-    audio: Audio | None = None
-    previously_shown: PreviouslyShown | None = None
-    premiere: LangText | None = None
-    last_chance: LangText | None = None
-    new: bool = False
-    subtitles: Sequence[Subtitles] = ()
-    ratings: Sequence[Rating] = ()
-    star_ratings: Sequence[Rating] = ()
-    reviews: Sequence[Review] = ()
-    images: Sequence[Image] = ()
 
 
 # ---------------------------------------------------------------- fragments
@@ -460,7 +364,7 @@ def _previously_shown(shown: PreviouslyShown, time_text: Callable[[datetime], st
 
 
 def _subtitles(subs: Subtitles) -> str:
-    kind = f' type="{subs.type}"' if subs.type in _SUBTITLE_TYPES else ""
+    kind = f' type="{subs.type}"' if subs.type in SUBTITLE_TYPES else ""
     inner: list[str] = []
     if subs.language is not None:
         _lang_elements(inner, "language", (subs.language,), skip_blank=True)

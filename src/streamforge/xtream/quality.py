@@ -52,11 +52,28 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["QualityInfo", "QualityTier", "detect_quality"]
+__all__ = [
+    "COUNTRY_ALIASES",
+    "COUNTRY_CODES",
+    "REGIONS",
+    "QualityInfo",
+    "QualityTier",
+    "country_code",
+    "detect_quality",
+]
+
+# QualityTier.preference by tier value: UNKNOWN, SD, HD, FHD, UHD.
+_PREFERENCE = (2, 1, 3, 4, 5)
 
 
 class QualityTier(enum.IntEnum):
-    """Video quality tiers, ordered so that ``max()`` picks the best stream."""
+    """StreamForge's one quality-tier scale, ordered so that ``max()`` picks the best stream.
+
+    Every layer names tiers with it: the ``qualities`` column (``tier`` is the
+    member's name), the streaming quality cap, the lineup's ``HD`` flag
+    (:attr:`is_hd`) and the matcher's ranking (:attr:`preference`).
+    ``UNKNOWN`` is a name that says nothing about its resolution.
+    """
 
     UNKNOWN = 0
     SD = 1
@@ -68,6 +85,20 @@ class QualityTier(enum.IntEnum):
     def label(self) -> str:
         """Lower-case name for events and the API (``"fhd"``)."""
         return self.name.lower()
+
+    @property
+    def is_hd(self) -> bool:
+        """HD or better (what the HDHomeRun lineup's ``HD`` flag says)."""
+        return self >= QualityTier.HD
+
+    @property
+    def preference(self) -> int:
+        """Rank for choosing between streams, higher is better (SD 1 … UHD 5).
+
+        An untagged stream (``UNKNOWN``) ranks 2, between SD and HD, because
+        untagged panel streams are usually 720p/1080i but sometimes SD.
+        """
+        return _PREFERENCE[self]
 
     @classmethod
     def parse(cls, value: object) -> QualityTier:
@@ -186,7 +217,7 @@ _GLUE_PIECES: tuple[str, ...] = tuple(
 # The same as one regex: a quick test before the piece-by-piece split.
 _GLUED = re.compile("(?:" + "|".join([*map(re.escape, _GLUE_PIECES), r"\d{2,3}FPS"]) + ")+")
 
-_ISO_ALPHA2_TEXT = """
+_COUNTRY_CODES_TEXT = """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO
     BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK
     DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR
@@ -195,14 +226,19 @@ _ISO_ALPHA2_TEXT = """
     MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL
     PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
     SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TW TZ UA UG UM US UY UZ VA VC VE VG VI VN
-    VU WF WS YE YT ZA ZM ZW UK EU XK"""
-_ISO_ALPHA2 = frozenset(_ISO_ALPHA2_TEXT.split())
-# ("SD" is Sudan and "TV" Tuvalu, but in stream names they are a tier and a word.)
+    VU WF WS YE YT ZA ZM ZW UK XK"""
+COUNTRY_CODES = frozenset(_COUNTRY_CODES_TEXT.split())
+"""Two-letter country codes: ISO 3166-1 alpha-2, plus ``UK`` (the XMLTV habit) and
+``XK``. ("SD" is Sudan and "TV" Tuvalu, but in stream names they are a tier and a
+word.)"""
 
-_COUNTRY_ALIASES: Mapping[str, str] = {
+COUNTRY_ALIASES: Mapping[str, str] = {
     "GB": "UK",
     "GBR": "UK",
     "ENG": "UK",
+    "SCO": "UK",
+    "WAL": "UK",
+    "UKI": "UK",
     "USA": "US",
     "GER": "DE",
     "DEU": "DE",
@@ -293,8 +329,39 @@ _COUNTRY_ALIASES: Mapping[str, str] = {
     "AFG": "AF",
     "BGD": "BD",
 }
+"""Other spellings of a country (three-letter codes, sports abbreviations) → its code."""
 
-_REGIONS = frozenset({"EXYU", "EX-YU", "LATAM", "LATINO", "ARAB", "AFR", "CARIB"})
+REGIONS = frozenset(
+    {
+        "EU",
+        "EXYU",
+        "EX-YU",
+        "YU",
+        "LATAM",
+        "LATINO",
+        "LAT",
+        "ARAB",
+        "ARB",
+        "ARA",
+        "AFR",
+        "AFRICA",
+        "ASIA",
+        "CARIB",
+    }
+)
+"""Region words that label a stream group the way a country does."""
+
+
+def country_code(word: str) -> str | None:
+    """The country code (upper case, ``UK`` for Britain) ``word`` names in any case, else None.
+
+    This is StreamForge's one country table: :data:`COUNTRY_CODES`,
+    :data:`COUNTRY_ALIASES` and :data:`REGIONS` (a region names no country).
+    """
+    upper = word.upper()
+    code = COUNTRY_ALIASES.get(upper, upper)
+    return code if code in COUNTRY_CODES else None
+
 
 # Small capitals have no compatibility decomposition, so NFKC leaves them alone.
 _SMALL_CAPS: Mapping[int, str] = str.maketrans(
@@ -376,7 +443,7 @@ class _Found:
 
     def add_country(self, code: str) -> None:
         if self.country is None:
-            self.country = _COUNTRY_ALIASES.get(code, code)
+            self.country = COUNTRY_ALIASES.get(code, code)
 
 
 # -- classification -------------------------------------------------------------------
@@ -433,14 +500,14 @@ def _marker_parts(word: str) -> list[str] | None:
 
 def _countries_of(word: str) -> list[str] | None:
     """Country codes in ``word`` (``UK``, ``UK/IE``, ``EX-YU``), or ``None``. Upper case only."""
-    if word in _REGIONS:
+    if word in REGIONS:
         return [word]
     parts = _COUNTRY_JOINERS.split(word) if len(word) > 3 else [word]
     codes: list[str] = []
     for part in parts:
         if not (2 <= len(part) <= 3 and part.isascii() and part.isalpha() and part.isupper()):
             return None
-        if part not in _ISO_ALPHA2 and part not in _COUNTRY_ALIASES:
+        if part not in COUNTRY_CODES and part not in COUNTRY_ALIASES and part not in REGIONS:
             return None
         codes.append(part)
     return codes
