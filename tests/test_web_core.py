@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from streamforge.admin_auth import AdminAuth
 from streamforge.runtime import Runtime
-from streamforge.web.auth import AdminAuth
 
 
 def test_healthz_is_open(client: TestClient) -> None:
