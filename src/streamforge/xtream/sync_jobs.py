@@ -93,12 +93,23 @@ class SyncJobs:
                 finished_at=datetime.now(UTC),
             )
             return None
+        if self._after_sync is not None:
+            # Before "done", so that a finished sync means an updated catalogue.
+            try:
+                await self._after_sync(account, report)
+            except StreamForgeError as exc:
+                self._status[account] = replace(
+                    self._status[account],
+                    state="failed",
+                    report=report.as_dict(),
+                    error=f"synced, but updating the catalogue failed: {exc}",
+                    finished_at=datetime.now(UTC),
+                )
+                return None
         self._status[account] = replace(
             self._status[account],
             state="done",
             report=report.as_dict(),
             finished_at=datetime.now(UTC),
         )
-        if self._after_sync is not None:
-            await self._after_sync(account, report)
         return report
