@@ -32,7 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness check", tags=["system"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     app.include_router(api_core.router, tags=["admin"])
