@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from streamforge import __version__
+from streamforge.admin_auth import AdminAuth
 from streamforge.cli.main import app
 from streamforge.runtime import Runtime
 from streamforge.settings import load_settings
-from streamforge.web.auth import AdminAuth
 
 
 @pytest.fixture

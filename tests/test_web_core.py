@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from streamforge.admin_auth import AdminAuth
 from streamforge.runtime import Runtime
-from streamforge.web.auth import AdminAuth
 
 
 def test_healthz_is_open(client: TestClient) -> None:
@@ -70,3 +70,27 @@ def test_env_override(runtime: Runtime) -> None:
     auth = AdminAuth(runtime.db, override="from-env-123")
     assert auth.verify("from-env-123")
     assert not auth.verify("test-admin-password")
+
+
+def test_settings_change_through_the_api(admin: TestClient, runtime: Runtime) -> None:
+    """The API changes settings through the same runtime method as the UI."""
+    from streamforge.live_settings import OVERRIDES_KEY
+    from streamforge.state import get_state
+
+    answer = admin.patch("/api/v1/settings", json={"recovery_period": 42, "ssdp_enabled": False})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["applied"] == ["recovery_period"]
+    assert answer.json()["after_restart"] == ["ssdp_enabled"]
+    assert runtime.streams.policy_config.recovery_period == 42
+    assert get_state(runtime.db, OVERRIDES_KEY) == {"recovery_period": 42.0, "ssdp_enabled": False}
+    assert admin.get("/api/v1/settings").json()["values"]["recovery_period"] == 42
+    refused = admin.patch("/api/v1/settings", json={"port": 1})
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "not editable here: port"}
+    invalid = admin.patch("/api/v1/settings", json={"stall_timeout": -1})
+    assert invalid.status_code == 422
+    assert "stall_timeout" in invalid.json()["error"]
+    assert runtime.settings.stall_timeout == 3.0
+    assert runtime.events.flush()
+    changed = [e.message for e in runtime.events.query(category="system")]
+    assert "settings changed through the API" in changed

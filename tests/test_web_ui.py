@@ -13,18 +13,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from streamforge.demo import DemoControls, configure
+from streamforge.live_settings import OVERRIDES_KEY, apply_saved_overrides
 from streamforge.mockprovider import MockProvider
 from streamforge.runtime import Runtime
 from streamforge.state import get_state
 from streamforge.web.app import create_app
-from streamforge.web.ui import (
-    OVERRIDES_KEY,
-    apply_saved_overrides,
-    live_frames,
-    restore_saved_settings,
-    timeline_picture,
-)
-from streamforge.web.ui_sessions import LoginLimiter, UiSessions
+from streamforge.web.ui.live import live_frames, timeline_picture
+from streamforge.web.ui.sessions import LoginLimiter, UiSessions
 from tests.conftest import ADMIN_PASSWORD
 
 PAGES = (
@@ -195,7 +190,7 @@ def test_settings_apply_live_and_persist(client: TestClient, runtime: Runtime) -
     assert restarted.discovery_enabled is False
     fresh = Runtime.build(runtime.settings.model_copy(update={"recovery_period": 60.0}))
     try:
-        restore_saved_settings(fresh)
+        fresh.restore_saved_settings()
         assert fresh.settings.recovery_period == 15
         assert fresh.streams.policy_config.recovery_period == 15
     finally:

@@ -41,7 +41,6 @@ from streamforge.runtime import Runtime
 from streamforge.server import serve_app
 from streamforge.settings import Settings, load_settings
 from streamforge.web.app import create_app
-from streamforge.web.ui import restore_saved_settings
 
 #: The demo catalogue's accounts: (name, password) as the mock provider knows them.
 DEMO_ACCOUNTS = (("alpha", "alpha-secret"), ("beta", "beta-secret"))
@@ -112,23 +111,29 @@ class DemoControls:
 
 
 async def configure(runtime: Runtime, provider: MockProvider) -> dict[str, Any]:
-    """Add the demo accounts, sync them, import a guide and match (idempotent)."""
-    existing = {view.name for view in runtime.accounts.all()}
+    """Add the demo accounts, sync them, import a guide and match (idempotent).
+
+    Syncs and the import take the same path as anywhere else (``SyncJobs.run``,
+    ``CatalogUpdates.refresh_guide``), so matching follows each of them; the
+    summary returned is the one after the guide import.
+    """
+    db = runtime.db
+    existing = {view.name for view in await db.run(runtime.accounts.all)}
     for name, password in DEMO_ACCOUNTS:
         if name in existing:
-            runtime.accounts.update(name, server_url=provider.base_url)
+            await db.write(runtime.accounts.update, name, server_url=provider.base_url)
         else:
             result = await runtime.accounts.add(
                 name, server_url=provider.base_url, username=name, password=password
             )
             if not result.ok:
                 raise ConfigError(f"demo account {name}: {result.message}")
-        await runtime.channel_sync.sync(name)
-    if DEMO_GUIDE not in {source.name for source in runtime.epg.all()}:
-        runtime.epg.add(DEMO_GUIDE, from_account="alpha")
-    report = await runtime.epg.refresh(DEMO_GUIDE)
-    summary = await asyncio.to_thread(runtime.matching.run)
-    return {"guide": report, "matching": summary.as_dict()}
+        if await runtime.sync_jobs.run(name) is None:
+            raise ConfigError(f"demo account {name}: {runtime.sync_jobs.status(name).error}")
+    if DEMO_GUIDE not in {source.name for source in await db.run(runtime.epg.all)}:
+        await db.write(runtime.epg.add, DEMO_GUIDE, from_account="alpha")
+    refreshed = await runtime.catalog.refresh_guide(DEMO_GUIDE)
+    return {"guide": refreshed.report, "matching": refreshed.update.matching.as_dict()}
 
 
 def demo_settings(
@@ -179,16 +184,17 @@ async def run_demo(
         Catalog.demo(), host="127.0.0.1", port=provider_port, media=media
     ) as provider:
         runtime = Runtime.build(settings)
-        restore_saved_settings(runtime)
+        await runtime.db.run(runtime.restore_saved_settings)
         try:
             password = None
             if not settings.admin_password:
                 password = secrets.token_urlsafe(12)
-                runtime.auth.set_password(password)
+                await runtime.db.write(runtime.auth.set_password, password)
             setup = await configure(runtime, provider)
             app = demo_app(runtime, provider)
             urls = setup_urls(runtime.settings)
-            first = next((c for c in runtime.channels.all(enabled=True, mapped=True)), None)
+            playable = await runtime.db.run(runtime.channels.all, enabled=True, mapped=True)
+            first = next(iter(playable), None)
             announce(
                 {
                     "ui": f"{urls['base']}/ui/",

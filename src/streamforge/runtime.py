@@ -1,14 +1,28 @@
 """The running StreamForge: every long-lived part, built from the settings
 and handed to whoever needs it. Nothing is global; tests build as many
 runtimes as they like, each on its own data dir and database.
+
+The runtime sits above the services and below the front ends (``web``,
+``cli``, ``server``, ``scheduler``, ``demo``): it imports no front end. Two
+things the front ends share go through it: :attr:`Runtime.catalog` (what
+follows every channel sync and guide import, see
+:mod:`streamforge.catalog_updates`) and :meth:`Runtime.apply_settings` (the
+one way to change settings at run time, see :mod:`streamforge.live_settings`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from streamforge import live_settings
+from streamforge.admin_auth import AdminAuth
+from streamforge.admin_views import AdminViews
+from streamforge.catalog_updates import CatalogUpdates
 from streamforge.credentials import CredentialStore
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
@@ -18,11 +32,12 @@ from streamforge.events import EventLog
 from streamforge.loop_monitor import LoopMonitor
 from streamforge.matching.channels import ChannelService
 from streamforge.matching.service import MatchService
+from streamforge.outputs.guide_cache import GuideCache
 from streamforge.settings import Settings
 from streamforge.streaming.manager import SessionManager
 from streamforge.streaming.metrics import StreamMetrics
+from streamforge.streaming.protocol import PolicyConfig
 from streamforge.tasks import TaskOwner
-from streamforge.web.auth import AdminAuth
 from streamforge.xtream.accounts import AccountService
 from streamforge.xtream.sync import ChannelSync
 from streamforge.xtream.sync_jobs import SyncJobs
@@ -43,6 +58,8 @@ class Runtime:
     epg: EpgService
     channels: ChannelService
     matching: MatchService
+    catalog: CatalogUpdates
+    views: AdminViews
     streams: SessionManager
     tasks: TaskOwner
     loop_monitor: LoopMonitor
@@ -72,10 +89,7 @@ class Runtime:
             user_agent=settings.user_agent,
         )
         matching = MatchService(db, events, threshold=settings.match_threshold)
-
-        async def rematch(_account: str, _report: object) -> None:
-            await matching.arun()
-
+        catalog = CatalogUpdates(db, epg, matching, events, GuideCache(settings.data_dir / "cache"))
         channels = ChannelService(db, events)
         metrics = StreamMetrics()
         streams = SessionManager(settings, channels, accounts, events, metrics)
@@ -87,13 +101,50 @@ class Runtime:
             auth=AdminAuth(db, settings.admin_password),
             accounts=accounts,
             channel_sync=channel_sync,
-            sync_jobs=SyncJobs(channel_sync, tasks, after_sync=rematch),
+            sync_jobs=SyncJobs(channel_sync, tasks, after_sync=catalog.after_sync),
             epg=epg,
             channels=channels,
             matching=matching,
+            catalog=catalog,
+            views=AdminViews(db, accounts, epg, channels, matching, events),
             streams=streams,
             tasks=tasks,
             loop_monitor=LoopMonitor(events, metrics.loop_lag),
+        )
+
+    # -- settings at run time ---------------------------------------------------------
+    async def apply_settings(
+        self, body: Mapping[str, Any], *, origin: str
+    ) -> live_settings.SettingsChange:
+        """Validate, persist and apply a settings change (``origin`` names who asked).
+
+        Raises :class:`~streamforge.live_settings.SettingsRejected` for a setting
+        that cannot change at run time or a value the model refuses; nothing is
+        saved then. Live settings apply at once, the others after a restart.
+        """
+        new, changes = live_settings.plan_change(self.settings, body)
+        saved = await self.db.write(live_settings.save_overrides, self.db, new, set(changes))
+        live = {k: v for k, v in changes.items() if live_settings.EDITABLE[k]}
+        if live:
+            self._swap_settings(live_settings.validated_settings(self.settings, live))
+        self.events.record(
+            "info", "system", f"settings changed {origin}", {"changed": sorted(changes)}
+        )
+        after_restart = tuple(k for k in changes if not live_settings.EDITABLE[k])
+        return live_settings.SettingsChange(new, live, saved, after_restart)
+
+    def restore_saved_settings(self) -> None:
+        """Apply the overrides saved at run time (call once, right after :meth:`build`)."""
+        restored = live_settings.apply_saved_overrides(self.settings, self.db)
+        if restored is not self.settings:
+            self._swap_settings(restored)
+
+    def _swap_settings(self, new: Settings) -> None:
+        """Swap ``new`` into the running services; sessions started from now on use it."""
+        self.settings = new
+        self.streams.policy_config = PolicyConfig.from_settings(new)
+        self.streams.upstream_config = dataclasses.replace(
+            self.streams.upstream_config, stall_timeout=new.stall_timeout
         )
 
     async def aclose(self) -> None:

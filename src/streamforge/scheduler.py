@@ -1,8 +1,10 @@
 """Periodic jobs: channel sync of every active account and guide refresh of
 every active source, each at its interval, and keeping the rendered guide
-output current. Failures are recorded on the
-account or source (and in the event log) by the services themselves; the
-next round simply tries again.
+output current. Syncs run through ``SyncJobs.run`` and refreshes through
+``CatalogUpdates.refresh_guide``, so the same re-match, guide re-render and
+event follow them as when the API or the command line starts one. Failures
+are recorded on the account or source (and in the event log) by the services
+themselves; the next round simply tries again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from streamforge.errors import StreamForgeError
-from streamforge.outputs.guide_cache import GuideCache, warm
 from streamforge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,27 +45,23 @@ async def account_sync_loop(runtime: Runtime) -> None:
 async def epg_refresh_loop(runtime: Runtime) -> None:
     interval = runtime.settings.epg_refresh_interval
     while True:
-        refreshed = False
         for source in await runtime.db.run(runtime.epg.all):
             if not source.is_active:
                 continue
             last = source.last_refreshed_at
             if last is None or datetime.now(UTC) - last >= timedelta(seconds=interval):
                 try:
-                    await runtime.epg.refresh(source.name)
-                    refreshed = True
+                    await runtime.catalog.refresh_guide(source.name)
                 except StreamForgeError as exc:
                     log.warning("scheduled refresh of guide %r failed: %s", source.name, exc)
-        if refreshed:
-            await runtime.matching.arun()
         await asyncio.sleep(60)
 
 
 async def guide_warm_loop(runtime: Runtime, interval: float = 30.0) -> None:
-    """Keep a rendered copy of /epg.xml current, so requests never wait for a render."""
-    cache = GuideCache(runtime.settings.data_dir / "cache")
+    """Keep a rendered copy of /epg.xml current, so requests never wait for a render
+    (the guide also changes when its two-hour placeholder slot turns over)."""
     while True:
-        if await runtime.db.run(warm, runtime.db, cache):
+        if await runtime.catalog.render_guide():
             log.info("guide output re-rendered for the current lineup and programmes")
         await asyncio.sleep(interval)
 

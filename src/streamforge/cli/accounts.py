@@ -11,7 +11,6 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from streamforge.cli.common import console, err_console, fail, one_line_errors, open_runtime
-from streamforge.errors import StreamForgeError
 from streamforge.xtream.accounts import AccountView
 
 app = typer.Typer(help="Xtream Codes provider accounts.", no_args_is_help=True)
@@ -190,7 +189,7 @@ def sync(
     name: str | None = typer.Argument(None, help="Account to sync."),
     all_accounts: bool = typer.Option(False, "--all", help="Sync every active account."),
 ) -> None:
-    """Fetch the account's live channels (a failure keeps the previous list)."""
+    """Fetch the account's live channels (a failure keeps the previous list), then re-match."""
     if not name and not all_accounts:
         raise fail("name an account or use --all", 2)
     with open_runtime() as runtime:
@@ -222,12 +221,14 @@ def sync(
                         total=max(total, 1),
                     )
 
-                try:
-                    result = asyncio.run(runtime.channel_sync.sync(account, report))
-                except StreamForgeError as exc:
-                    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-                    failures += 1
-                    continue
+                # The same path as the API's and the scheduler's syncs: the
+                # catalogue hook (re-match, guide re-render) follows a success.
+                result = asyncio.run(runtime.sync_jobs.run(account, report))
+            if result is None:
+                error = runtime.sync_jobs.status(account).error
+                err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+                failures += 1
+                continue
             console.print(result.summary(), highlight=False)
     if failures:
         raise typer.Exit(1)

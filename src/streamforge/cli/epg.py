@@ -77,7 +77,7 @@ def _refresh(runtime: Runtime, names: list[str]) -> int:
                 ui.update(task_id, completed=done, total=total)
 
             try:
-                summary = asyncio.run(runtime.epg.refresh(name, progress))
+                summary = asyncio.run(runtime.catalog.refresh_guide(name, progress)).report
             except StreamForgeError as exc:
                 console.print(f"[bold red]error:[/] {name}: {exc}", highlight=False)
                 failures += 1
@@ -97,7 +97,7 @@ def _refresh(runtime: Runtime, names: list[str]) -> int:
 def refresh(
     name: str | None = typer.Argument(None, help="Source to refresh (default all)."),
 ) -> None:
-    """Re-import guide sources now (a failure keeps the guide already stored)."""
+    """Re-import guide sources now (a failure keeps the guide already stored), then re-match."""
     with open_runtime() as runtime:
         names = [name] if name else [v.name for v in runtime.epg.all() if v.is_active]
         if not names:

@@ -74,11 +74,10 @@ def serve(
 ) -> None:
     """Start StreamForge: tuner emulation, playlist, guide, streams, API and UI."""
     from streamforge.server import run
-    from streamforge.web.ui import restore_saved_settings
 
     settings = load_settings(host=host, port=port)
     runtime = Runtime.build(settings)
-    restore_saved_settings(runtime)
+    runtime.restore_saved_settings()
     generated = runtime.auth.ensure_password()
     if generated:
         console.print(

@@ -19,7 +19,6 @@ import aiohttp
 
 from streamforge.errors import CredentialError, StreamingError
 from streamforge.events import EventLog
-from streamforge.matching.channels import ChannelService
 from streamforge.settings import Settings
 from streamforge.streaming.breaker import BreakerConfig, BreakerState, CircuitBreakers
 from streamforge.streaming.candidates import (
@@ -32,6 +31,7 @@ from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.protocol import PolicyConfig
 from streamforge.streaming.session import ChannelRef, ChannelSession
 from streamforge.streaming.slots import AccountSlots
+from streamforge.streaming.source import ChannelSource
 from streamforge.streaming.upstream import UpstreamConfig
 from streamforge.xtream.accounts import AccountService, StreamAccess
 
@@ -56,7 +56,7 @@ class SessionManager:
     def __init__(
         self,
         settings: Settings,
-        channels: ChannelService,
+        channels: ChannelSource,
         accounts: AccountService,
         events: EventLog,
         metrics: StreamMetrics,

@@ -1,4 +1,10 @@
-"""``/api/v1/accounts``: provider accounts and their channel sync."""
+"""``/api/v1/accounts``: provider accounts and their channel sync.
+
+Database work runs on the database's threads (``Database.run`` for reads,
+``Database.write`` for writes), never on the event loop. A sync started here
+runs through ``SyncJobs`` like every other, so the catalogue hook (re-match,
+guide re-render) follows it.
+"""
 
 from __future__ import annotations
 
@@ -41,8 +47,8 @@ class AccountProbe(BaseModel):
 
 
 @router.get("", summary="All accounts (passwords never included, usernames masked)")
-def list_accounts(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
-    return [view.as_dict() for view in runtime.accounts.all()]
+async def list_accounts(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+    return [view.as_dict() for view in await runtime.db.run(runtime.accounts.all)]
 
 
 @router.post("", status_code=201, summary="Add an account and test it")
@@ -73,15 +79,16 @@ async def probe_account(
 
 
 @router.get("/{name}", summary="One account")
-def get_account(name: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    return runtime.accounts.get(name).as_dict()
+async def get_account(name: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    return (await runtime.db.run(runtime.accounts.get, name)).as_dict()
 
 
 @router.patch("/{name}", summary="Change settings, password, or enable/disable")
-def patch_account(
+async def patch_account(
     name: str, body: AccountPatch, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    view = runtime.accounts.update(
+    view = await runtime.db.write(
+        runtime.accounts.update,
         name,
         new_name=body.name,
         server_url=body.server_url,
@@ -91,13 +98,13 @@ def patch_account(
         priority=body.priority,
     )
     if body.is_active is not None:
-        view = runtime.accounts.set_active(view.name, body.is_active)
+        view = await runtime.db.write(runtime.accounts.set_active, view.name, body.is_active)
     return view.as_dict()
 
 
 @router.delete("/{name}", status_code=204, summary="Remove an account and its channels")
-def delete_account(name: str, runtime: Runtime = Depends(get_runtime)) -> None:
-    runtime.accounts.remove(name)
+async def delete_account(name: str, runtime: Runtime = Depends(get_runtime)) -> None:
+    await runtime.db.write(runtime.accounts.remove, name)
 
 
 @router.post("/{name}/test", summary="Ask the panel for the account's state")
@@ -108,11 +115,11 @@ async def check_account(name: str, runtime: Runtime = Depends(get_runtime)) -> d
 
 @router.post("/{name}/sync", status_code=202, summary="Start a channel sync")
 async def start_sync(name: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    runtime.accounts.get(name)
+    await runtime.db.run(runtime.accounts.get, name)
     return runtime.sync_jobs.start(name).as_dict()
 
 
 @router.get("/{name}/sync", summary="Status of the account's last sync")
-def sync_status(name: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    runtime.accounts.get(name)
+async def sync_status(name: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    await runtime.db.run(runtime.accounts.get, name)
     return runtime.sync_jobs.status(name).as_dict()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from streamforge import __version__
 from streamforge.events import LEVELS
+from streamforge.live_settings import EDITABLE, SettingsRejected
 from streamforge.runtime import Runtime
 from streamforge.settings import documented_settings
 from streamforge.web.deps import get_runtime, require_admin
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)])
 
 
 @router.get("/status", summary="Version, database and credential backend")
-def status(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def status(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     return {
         "version": __version__,
         "database": runtime.db.engine.dialect.name,
@@ -26,7 +27,7 @@ def status(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
 
 
 @router.get("/events", summary="The event log, newest first")
-def events(
+async def events(
     runtime: Runtime = Depends(get_runtime),
     level: str | None = Query(None, description=f"at least this level: {', '.join(LEVELS)}"),
     category: str | None = Query(None, description="e.g. stream, account, epg, system"),
@@ -37,17 +38,31 @@ def events(
 ) -> list[dict[str, Any]]:
     if level is not None and level not in LEVELS:
         raise HTTPException(422, f"level: use one of {', '.join(LEVELS)}")
-    found = runtime.events.query(
+    return await runtime.views.events(
         level=level, category=category, channel_id=channel_id, since=since, until=until, limit=limit
     )
-    return [event.as_dict() for event in found]
 
 
 @router.get("/settings", summary="Settings in force and what each one means")
-def settings(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def settings(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
     docs = documented_settings()
     return {
         "values": values,
         "documentation": {k: v for k, v in docs.items() if not k.endswith("ADMIN_PASSWORD")},
     }
+
+
+@router.patch(
+    "/settings",
+    summary=f"Change settings at run time ({', '.join(EDITABLE)}); saved across restarts",
+)
+async def change_settings(
+    changes: dict[str, Any] = Body(..., examples=[{"recovery_period": 60}]),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    try:
+        change = await runtime.apply_settings(changes, origin="through the API")
+    except SettingsRejected as exc:
+        raise HTTPException(422, str(exc)) from None
+    return change.as_dict()

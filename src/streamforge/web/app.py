@@ -15,7 +15,7 @@ from streamforge import __version__
 from streamforge.runtime import Runtime
 from streamforge.web import api_accounts, api_channels, api_core, api_epg, plex, streams, ui
 from streamforge.web.errors import install_error_handlers
-from streamforge.web.ui_sessions import UiSessions
+from streamforge.web.ui.sessions import UiSessions
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -32,7 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness check", tags=["system"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     app.include_router(api_core.router, tags=["admin"])

@@ -1,73 +1,31 @@
-"""Admin authentication.
+"""The HTTP side of admin authentication: the ``Authorization: Basic`` header.
 
-One admin password guards ``/api/v1`` and the UI. It is stored only as an
-Argon2id hash in ``app_state``; ``STREAMFORGE_ADMIN_PASSWORD`` overrides the
-stored one. On first start without either, a random password is generated,
-printed once, and only its hash is kept.
-
-The API accepts HTTP Basic (any user name, conventionally ``admin``); the UI
-uses a signed session cookie (see ``web.ui``).
+The API accepts HTTP Basic (any user name, conventionally ``admin``) with the
+admin password that :class:`~streamforge.admin_auth.AdminAuth` checks; the UI
+uses a session cookie (see :mod:`streamforge.web.ui.sessions`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
-import secrets
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
-from streamforge.db.engine import Database
-from streamforge.state import get_state, set_state
-
-ADMIN_HASH_KEY = "admin_password_hash"
+from streamforge.admin_auth import AdminAuth
 
 
-class AdminAuth:
-    """Checks admin passwords against the stored hash or the environment override."""
+def basic_password(header: str | None) -> str | None:
+    """The password of an ``Authorization: Basic …`` header value, if it carries one."""
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, sep, password = decoded.partition(":")
+    return password if sep else None
 
-    def __init__(self, db: Database, override: str | None = None) -> None:
-        self._db = db
-        self._override = override
-        self._hasher = PasswordHasher()
 
-    @property
-    def is_configured(self) -> bool:
-        return bool(self._override) or get_state(self._db, ADMIN_HASH_KEY) is not None
-
-    def set_password(self, password: str) -> None:
-        if len(password) < 8:
-            raise ValueError("the admin password must be at least 8 characters")
-        set_state(self._db, ADMIN_HASH_KEY, self._hasher.hash(password))
-
-    def ensure_password(self) -> str | None:
-        """Generate and store a password if none exists; return it (to print once)."""
-        if self.is_configured:
-            return None
-        password = secrets.token_urlsafe(12)
-        self.set_password(password)
-        return password
-
-    def verify(self, password: str) -> bool:
-        if self._override:
-            return hmac.compare_digest(password.encode(), self._override.encode())
-        stored = get_state(self._db, ADMIN_HASH_KEY)
-        if not isinstance(stored, str):
-            return False
-        try:
-            return self._hasher.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
-    def verify_basic_header(self, header: str | None) -> bool:
-        """Check an ``Authorization: Basic …`` header value."""
-        if not header or not header.lower().startswith("basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        _user, sep, password = decoded.partition(":")
-        return bool(sep) and self.verify(password)
+def verify_basic_header(auth: AdminAuth, header: str | None) -> bool:
+    """Check an ``Authorization: Basic …`` header value against the admin password."""
+    password = basic_password(header)
+    return password is not None and auth.verify(password)

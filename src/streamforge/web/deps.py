@@ -7,6 +7,7 @@ from typing import cast
 from fastapi import HTTPException, Request
 
 from streamforge.runtime import Runtime
+from streamforge.web.auth import verify_basic_header
 
 SESSION_COOKIE = "sf_session"
 
@@ -22,9 +23,13 @@ def require_admin(request: Request) -> None:
     session's CSRF token in ``X-CSRF-Token`` (checked by ``ui_sessions.valid``):
     403 without it. A stale cookie gets a 401 without the Basic challenge, so
     the browser does not pop up a password dialog over the UI.
+
+    A plain (not ``async``) dependency on purpose: FastAPI runs it in its worker
+    threads, so the stored-hash read and the Argon2 check never run on the
+    event loop.
     """
     runtime = get_runtime(request)
-    if runtime.auth.verify_basic_header(request.headers.get("authorization")):
+    if verify_basic_header(runtime.auth, request.headers.get("authorization")):
         return
     sessions = getattr(request.app.state, "ui_sessions", None)
     token = request.cookies.get(SESSION_COOKIE)

@@ -6,6 +6,10 @@ HDHomeRun emulation (``/discover.json``, ``/lineup*.json``, ``/lineup.post``,
 ``?transcode=``) are ignored everywhere. No answer ever contains a provider
 host, username or password: channels are published only by their
 StreamForge proxy URL.
+
+The database is read on its worker threads (``Database.run``); a guide that
+is not cached yet streams from a generator Starlette iterates in its thread
+pool, so no request reads the database or renders XML on the event loop.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from streamforge.outputs import catalog
-from streamforge.outputs.guide_cache import GuideCache, guide_version, render
+from streamforge.outputs.guide_cache import guide_version, render
 from streamforge.outputs.hdhomerun import (
     LineupChannel,
+    TunerIdentity,
     device_xml,
     discover_json,
     lineup_entry,
@@ -32,10 +37,6 @@ from streamforge.web.deps import get_runtime
 router = APIRouter(tags=["plex"])
 
 
-def guide_cache(runtime: Runtime) -> GuideCache:
-    return GuideCache(runtime.settings.data_dir / "cache")
-
-
 def base_url(request: Request, runtime: Runtime) -> str:
     """The public base URL: the setting, else the address the request came in on."""
     if runtime.settings.base_url:
@@ -44,32 +45,38 @@ def base_url(request: Request, runtime: Runtime) -> str:
 
 
 @router.get("/discover.json")
-def discover(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
-    identity = tuner_identity(runtime.db, runtime.settings, base_url(request, runtime))
+async def discover(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+    identity = await _identity(request, runtime)
     return JSONResponse(discover_json(identity))
 
 
 @router.get("/lineup_status.json")
-def lineup_status() -> JSONResponse:
+async def lineup_status() -> JSONResponse:
     return JSONResponse(lineup_status_json())
 
 
-def _lineup_channels(runtime: Runtime) -> list[catalog.LineupRow]:
-    return catalog.lineup(runtime.db)
+async def _identity(request: Request, runtime: Runtime) -> TunerIdentity:
+    return await runtime.db.run(
+        tuner_identity, runtime.db, runtime.settings, base_url(request, runtime)
+    )
+
+
+async def _lineup_channels(runtime: Runtime) -> list[catalog.LineupRow]:
+    return await runtime.db.run(catalog.lineup, runtime.db)
 
 
 @router.get("/lineup.json")
-def lineup(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+async def lineup(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
     base = base_url(request, runtime)
     entries = [
         lineup_entry(base, LineupChannel(row.guide_number, row.name, hd=row.hd))
-        for row in _lineup_channels(runtime)
+        for row in await _lineup_channels(runtime)
     ]
     return JSONResponse(entries)
 
 
 @router.post("/lineup.post")
-def lineup_post(request: Request) -> Response:
+async def lineup_post(request: Request) -> Response:
     scan = request.query_params.get("scan", "start")
     if scan not in {"start", "abort"}:
         return JSONResponse({"error": "scan must be start or abort"}, status_code=400)
@@ -78,17 +85,17 @@ def lineup_post(request: Request) -> Response:
 
 @router.get("/device.xml")
 @router.get("/capability")
-def device(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
-    identity = tuner_identity(runtime.db, runtime.settings, base_url(request, runtime))
+async def device(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+    identity = await _identity(request, runtime)
     return Response(device_xml(identity), media_type="application/xml")
 
 
 @router.get("/playlist.m3u")
 @router.get("/playlist.m3u8")
-def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+async def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
     base = base_url(request, runtime)
     parts = [m3u_header(base)]
-    for row in _lineup_channels(runtime):
+    for row in await _lineup_channels(runtime):
         parts.append(
             m3u_entry(
                 M3UChannel(
@@ -104,10 +111,10 @@ def playlist(request: Request, runtime: Runtime = Depends(get_runtime)) -> Respo
     return Response("".join(parts), media_type="audio/x-mpegurl")
 
 
-def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
-    rows = _lineup_channels(runtime)
-    cache = guide_cache(runtime)
-    version = guide_version(runtime.db, rows)
+async def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
+    rows = await _lineup_channels(runtime)
+    cache = runtime.catalog.guide_cache
+    version = await runtime.db.run(guide_version, runtime.db, rows)
     kind = "epg.xml.gz" if gzipped else "epg.xml"
     media_type = "application/gzip" if gzipped else "application/xml; charset=utf-8"
     headers = {"ETag": f'"{version}"'}
@@ -126,10 +133,10 @@ def _guide_response(runtime: Runtime, *, gzipped: bool) -> Response:
 
 @router.get("/epg.xml")
 @router.get("/xmltv.xml")
-def epg(runtime: Runtime = Depends(get_runtime)) -> Response:
-    return _guide_response(runtime, gzipped=False)
+async def epg(runtime: Runtime = Depends(get_runtime)) -> Response:
+    return await _guide_response(runtime, gzipped=False)
 
 
 @router.get("/epg.xml.gz")
-def epg_gz(runtime: Runtime = Depends(get_runtime)) -> Response:
-    return _guide_response(runtime, gzipped=True)
+async def epg_gz(runtime: Runtime = Depends(get_runtime)) -> Response:
+    return await _guide_response(runtime, gzipped=True)

@@ -57,17 +57,17 @@ async def tune(
 
 
 @router.get("/metrics", tags=["system"])
-def metrics(runtime: Runtime = Depends(get_runtime)) -> Response:
+async def metrics(runtime: Runtime = Depends(get_runtime)) -> Response:
     return Response(
         generate_latest(runtime.streams.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
 
 
 @api.get("/sessions", summary="Live channel sessions")
-def sessions(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+async def sessions(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
     return runtime.streams.snapshot()
 
 
 @api.get("/breakers", summary="Circuit breaker state per provider stream")
-def breakers(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+async def breakers(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
     return runtime.streams.breaker_states()

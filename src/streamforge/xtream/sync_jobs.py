@@ -2,6 +2,12 @@
 
 One sync per account at a time; asking again while one runs returns the
 running one. Each job is a named task owned by the runtime's task owner.
+
+Every channel sync runs through :meth:`SyncJobs.run` — started in the
+background by the API (:meth:`SyncJobs.start`), awaited by the command
+line, the periodic jobs and the demo — so the ``after_sync`` hook (the
+runtime's :meth:`~streamforge.catalog_updates.CatalogUpdates.after_sync`)
+follows every successful sync, whoever asked for it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from typing import Any
 
 from streamforge.errors import StreamForgeError
 from streamforge.tasks import TaskOwner
-from streamforge.xtream.sync import ChannelSync, SyncReport
+from streamforge.xtream.sync import ChannelSync, Progress, SyncReport
 
-AfterSync = Callable[[str, SyncReport], Awaitable[None]]
+AfterSync = Callable[[str, SyncReport], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -64,18 +70,21 @@ class SyncJobs:
         self._tasks.spawn(self.run(account), name=f"sync:{account}")
         return self._status[account]
 
-    async def run(self, account: str) -> SyncReport | None:
-        """Run one sync now, recording progress; errors end up in the status."""
+    async def run(self, account: str, progress: Progress | None = None) -> SyncReport | None:
+        """Run one sync now, recording progress (also told to ``progress``); errors end up
+        in the status (None is returned then), a success is followed by the hook."""
         if self.status(account).state != "running":
             self._status[account] = SyncStatus(account, "running", started_at=datetime.now(UTC))
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def record(stage: str, done: int, total: int) -> None:
             self._status[account] = replace(
                 self._status[account], stage=stage, done=done, total=total
             )
+            if progress is not None:
+                progress(stage, done, total)
 
         try:
-            report = await self._sync.sync(account, progress)
+            report = await self._sync.sync(account, record)
         except StreamForgeError as exc:
             self._status[account] = replace(
                 self._status[account],
@@ -84,12 +93,23 @@ class SyncJobs:
                 finished_at=datetime.now(UTC),
             )
             return None
+        if self._after_sync is not None:
+            # Before "done", so that a finished sync means an updated catalogue.
+            try:
+                await self._after_sync(account, report)
+            except StreamForgeError as exc:
+                self._status[account] = replace(
+                    self._status[account],
+                    state="failed",
+                    report=report.as_dict(),
+                    error=f"synced, but updating the catalogue failed: {exc}",
+                    finished_at=datetime.now(UTC),
+                )
+                return None
         self._status[account] = replace(
             self._status[account],
             state="done",
             report=report.as_dict(),
             finished_at=datetime.now(UTC),
         )
-        if self._after_sync is not None:
-            await self._after_sync(account, report)
         return report

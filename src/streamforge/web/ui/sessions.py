@@ -15,7 +15,7 @@ form field (plain forms) has to equal the session's CSRF token. A cross-site
 page can make the browser send the cookie (SameSite=Strict already stops
 most of that) but cannot read the token, so it cannot forge the header.
 :meth:`UiSessions.valid` does this check when it is given the request, which
-is how ``deps.require_admin`` protects the JSON API for cookie callers.
+is how ``web.deps.require_admin`` protects the JSON API for cookie callers.
 
 Sessions expire after an idle period and are kept in memory only: a restart
 logs everyone out, which is acceptable for a single-admin tool.

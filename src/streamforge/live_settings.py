@@ -1,0 +1,114 @@
+"""Settings that change while StreamForge runs.
+
+A few settings may change at run time (:data:`EDITABLE`). A change is
+validated with the :class:`~streamforge.settings.Settings` model, persisted
+under ``settings_overrides`` in ``app_state`` and, when it can apply live,
+swapped into the runtime (new sessions use the new timing). Those that cannot
+(discovery/SSDP responders are started once) apply after a restart;
+:func:`apply_saved_overrides` folds the saved overrides into the settings at
+start-up. ``Runtime.apply_settings`` is the one way in, for the UI and the
+API alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from streamforge.db.engine import Database
+from streamforge.errors import ConfigError
+from streamforge.settings import Settings
+from streamforge.state import get_state, set_state
+
+OVERRIDES_KEY = "settings_overrides"
+
+#: Settings that may change at run time: name → applies live (True) or after a restart (False).
+EDITABLE: Mapping[str, bool] = MappingProxyType(
+    {
+        "recovery_period": True,
+        "stall_timeout": True,
+        "tuner_count": True,
+        "base_url": True,
+        "discovery_enabled": False,
+        "ssdp_enabled": False,
+    }
+)
+#: When each editable setting takes effect (shown on the Settings page).
+WHEN_APPLIED: Mapping[str, str] = MappingProxyType(
+    {
+        "recovery_period": "Applies at once to sessions started from now on.",
+        "stall_timeout": "Applies at once to sessions started from now on.",
+        "tuner_count": "Applies at once (lineup, discovery).",
+        "base_url": "Applies at once to lineup, M3U and setup URLs; "
+        "UDP discovery answers after restart.",
+        "discovery_enabled": "Applies after restart.",
+        "ssdp_enabled": "Applies after restart.",
+    }
+)
+
+
+class SettingsRejected(ConfigError):
+    """A settings change that names a setting not editable at run time, or an invalid value."""
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """A validated change: the new settings, what applied live, what waits for a restart."""
+
+    settings: Settings
+    live: dict[str, Any]
+    saved: dict[str, Any]
+    after_restart: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "applied": sorted(self.live),
+            "after_restart": sorted(self.after_restart),
+            "saved": self.saved,
+        }
+
+
+def validated_settings(current: Settings, changes: Mapping[str, Any]) -> Settings:
+    """A new Settings with ``changes``, validated by the model (ValidationError if not)."""
+    values = current.model_dump()
+    values.update(changes)
+    return Settings.model_validate(values)
+
+
+def saved_overrides(db: Database) -> dict[str, Any]:
+    """The overrides saved so far (blocking read)."""
+    return dict(get_state(db, OVERRIDES_KEY) or {})
+
+
+def apply_saved_overrides(settings: Settings, db: Database) -> Settings:
+    """``settings`` with the saved overrides applied (call at start-up)."""
+    wanted = {k: v for k, v in saved_overrides(db).items() if k in EDITABLE}
+    return validated_settings(settings, wanted) if wanted else settings
+
+
+def plan_change(current: Settings, body: Mapping[str, Any]) -> tuple[Settings, dict[str, Any]]:
+    """Validate ``body`` (setting → value, ``""`` for none): the full new settings and the
+    changes as given; :class:`SettingsRejected` for a setting that is not editable or a
+    value the model refuses."""
+    unknown = sorted(set(body) - set(EDITABLE))
+    if unknown:
+        raise SettingsRejected(f"not editable here: {', '.join(unknown)}")
+    changes = {k: (None if v == "" else v) for k, v in body.items()}
+    try:
+        return validated_settings(current, changes), changes
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise SettingsRejected(f"{where}: {first.get('msg')}") from None
+
+
+def save_overrides(db: Database, new: Settings, names: set[str]) -> dict[str, Any]:
+    """Persist ``names`` of ``new`` among the saved overrides (blocking write); all of them."""
+    saved = saved_overrides(db)
+    saved.update(new.model_dump(mode="json", include=names))
+    set_state(db, OVERRIDES_KEY, saved)
+    return saved

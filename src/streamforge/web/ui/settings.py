@@ -1,0 +1,63 @@
+"""The Settings page and saving settings from it.
+
+Which settings may change at run time, and when each applies, is
+:mod:`streamforge.live_settings`; a change goes through
+:meth:`Runtime.apply_settings <streamforge.runtime.Runtime.apply_settings>`,
+the same method the API's ``PATCH /api/v1/settings`` uses.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from streamforge.live_settings import EDITABLE, WHEN_APPLIED, SettingsRejected
+from streamforge.runtime import Runtime
+from streamforge.settings import Settings, documented_settings
+from streamforge.web.deps import get_runtime, require_admin
+from streamforge.web.ui.common import json_object, render, require_page_session
+from streamforge.web.ui.sessions import UiSession
+
+router = APIRouter(include_in_schema=False)
+
+
+def _field_docs() -> dict[str, str]:
+    return {k.removeprefix("STREAMFORGE_").lower(): v for k, v in documented_settings().items()}
+
+
+@router.get("/ui/settings", response_class=HTMLResponse)
+async def settings_page(
+    request: Request,
+    session: UiSession = Depends(require_page_session),
+    runtime: Runtime = Depends(get_runtime),
+) -> Response:
+    values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
+    docs = _field_docs()
+    saved = await runtime.views.saved_settings()
+    rows = [
+        {
+            "name": k,
+            "value": v,
+            "doc": docs.get(k, ""),
+            "editable": k in EDITABLE,
+            "live": EDITABLE.get(k, False),
+            "when": WHEN_APPLIED.get(k, ""),
+            "saved": k in saved,
+            "saved_value": saved.get(k),
+            "kind": type(Settings.model_fields[k].default).__name__
+            if k in Settings.model_fields
+            else "str",
+        }
+        for k, v in values.items()
+    ]
+    return await render(request, "settings", session, rows=rows)
+
+
+@router.post("/ui/settings", dependencies=[Depends(require_admin)])
+async def save_settings(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
+    body = await json_object(request)
+    try:
+        change = await runtime.apply_settings(body, origin="in the UI")
+    except SettingsRejected as exc:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+    return JSONResponse(change.as_dict())
