@@ -414,6 +414,7 @@ def test_importing_the_seam_pulls_in_nothing_heavy() -> None:
     )
     assert json.loads(result.stdout) == [
         "streamforge",
+        "streamforge.errors",
         "streamforge.xtream",
         "streamforge.xtream.http",
     ]

@@ -8,6 +8,7 @@ user can act on, and none ever contains a provider password.
 
     StreamForgeError
     ├── ConfigError               a setting is malformed or unusable
+    │   └── SettingsRejected      live_settings.py: a run-time settings change refused
     ├── DatabaseError
     │   └── SchemaTooNewError     the database was migrated by a newer StreamForge
     ├── CredentialError           a stored password cannot be decrypted / key unusable
@@ -19,7 +20,8 @@ user can act on, and none ever contains a provider password.
     │   ├── ProviderHTTPError     non-2xx status (carries ``status``)
     │   ├── ProviderAuthError     HTTP 200 with ``user_info.auth == 0``
     │   ├── AccountExpiredError   expired/disabled/banned account (object instead of list)
-    │   └── ProviderBadResponse   HTML, empty body, malformed JSON, wrong shape
+    │   ├── ProviderBadResponse   HTML, empty body, malformed JSON, wrong shape
+    │   └── HttpFailure           xtream/http.py: one provider exchange failed (a FailureKind)
     ├── GuideError                an XMLTV file is unsafe, malformed or unreadable
     │   └── XmltvTimeError        epg/xmltv_time.py: not an XMLTV date/time (also a ValueError)
     ├── StreamingError            a channel stream cannot be served as asked

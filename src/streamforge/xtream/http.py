@@ -67,6 +67,8 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from streamforge.errors import ProviderError
+
 DEFAULT_USER_AGENT = "VLC/3.0.20 LibVLC/3.0.20"
 """A common player User-Agent; some panels ban empty or unknown ones."""
 DEFAULT_MAX_REDIRECTS = 5
@@ -166,7 +168,7 @@ class FailureKind(enum.StrEnum):
     """The body is larger than ``max_bytes`` (``limit``)."""
 
 
-class HttpFailure(Exception):
+class HttpFailure(ProviderError):
     """One exchange with a provider failed; ``detail`` is one redacted line.
 
     ``host`` is ``host[:port]`` of the URL that failed, ``cause`` the name of
