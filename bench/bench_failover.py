@@ -104,6 +104,25 @@ MID_STREAM = (
         primary=Fault(FaultKind.EOF),
         backup=Fault(FaultKind.HTML),
     ),
+    # Hedged rounds: the first backup hangs; the third stream (beta) is healthy.
+    Kind(
+        "eof, backup hangs (no headers)",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.SLOW_HEADERS, delay=30.0),
+    ),
+    Kind(
+        "eof, backup headers, no data",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.STALL),
+    ),
+    Kind(
+        "eof, backup trickles",
+        "end_of_stream",
+        primary=Fault(FaultKind.EOF),
+        backup=Fault(FaultKind.DRIP, rate=8),
+    ),
 )
 STALL = Kind("stall", "stall", primary=Fault(FaultKind.STALL))
 AT_TUNE = (
@@ -378,7 +397,9 @@ async def main() -> None:
         async with bench_stack(Path(tmp) / "default", media) as b:
             print(
                 f"stall_timeout={b.runtime.settings.stall_timeout} s, failover_budget="
-                f"{b.runtime.settings.failover_budget} s, header_timeout="
+                f"{b.runtime.settings.failover_budget} s, hedge_delay="
+                f"{b.runtime.settings.hedge_delay} s, outage_limit="
+                f"{b.runtime.settings.outage_limit} s, header_timeout="
                 f"{b.runtime.settings.header_timeout} s, {args.trials} trials per type\n"
             )
             print(MID_HEADER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,8 @@ class StreamClient:
         self.headers: dict[str, str] = {}
         self.ended = asyncio.Event()
         self.changed = asyncio.Event()
+        self.arrivals: list[float] = []
+        """Loop time of every chunk received."""
         self.error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
         self._response: aiohttp.ClientResponse | None = None
@@ -143,8 +146,10 @@ class StreamClient:
                 self.status = response.status
                 self.headers = dict(response.headers)
                 self.opened.set()
+                loop = asyncio.get_running_loop()
                 async for chunk in response.content.iter_any():
                     self.data += chunk
+                    self.arrivals.append(loop.time())
                     self.changed.set()
         except aiohttp.ClientError as exc:
             self.error = exc
@@ -161,6 +166,11 @@ class StreamClient:
                     raise AssertionError(f"stream ended after {len(self.data)} bytes")
                 self.changed.clear()
                 await self.changed.wait()
+
+    def longest_gap(self, since: float) -> float:
+        """The longest wait in seconds between two chunks received after ``since``."""
+        times = [t for t in self.arrivals if t >= since]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -18,6 +18,7 @@ candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from textwrap import indent
 from typing import Any
 
@@ -128,6 +129,12 @@ def render(command: Command) -> str:
     raise AssertionError(command)
 
 
+SEQUENTIAL = PolicyConfig(probe_min_bytes=3 * TS, outage_limit=2.0, hedge_delay=60.0)
+"""The transcripts below walk candidates one at a time: a hedge delay longer
+than any round keeps hedging out of them (it has transcripts of its own), and
+a 2 s outage limit keeps their round deadlines short."""
+
+
 class Session:
     """A policy plus the transcript helpers."""
 
@@ -145,7 +152,7 @@ class Session:
             streams,
             slots=self.slots,
             breakers=self.breakers,
-            config=config or PolicyConfig(probe_min_bytes=3 * TS),
+            config=config or SEQUENTIAL,
             channel="BBC One",
         )
         self.logs: list[LogEvent] = []
@@ -658,7 +665,7 @@ def test_failover_budget_bounds_the_round() -> None:
 
 
 def test_failure_reported_after_the_budget_does_not_open_more() -> None:
-    s = Session([A, B, C], config=PolicyConfig(tune_budget=1.0))
+    s = Session([A, B, C], config=replace(SEQUENTIAL, tune_budget=1.0))
     s.transcript(
         [
             (Start(0.0), ["open 1 A/play", "wake 1"]),
@@ -972,3 +979,127 @@ def test_provider_stream_has_no_secret_and_checks_its_limit() -> None:
     assert A.describe()["account"] == "acct1"
     with pytest.raises(ConfigError, match="max_connections"):
         stream("bad", 0, max_connections=0)
+
+
+# --- hedged failover rounds ---
+
+HEDGED = PolicyConfig(probe_min_bytes=3 * TS, hedge_delay=0.4, outage_limit=10.0)
+
+
+def _playing_a(s: Session) -> None:
+    s.transcript(
+        [
+            (Start(0.0), ["open 1 A/play", "wake 0.4"]),
+            (UpstreamOpened(1, 0.05), []),
+            (data(1, 0.1), ["switch 1"]),
+        ]
+    )
+
+
+def test_a_hanging_backup_is_hedged_and_the_next_one_wins() -> None:
+    s = Session([A, B, C], config=HEDGED)
+    _playing_a(s)
+    s.transcript(
+        [
+            (fail(1, R.END_OF_STREAM, 50.0), ["close 1", "open 2 B/play", "wake 50.4"]),
+            (UpstreamOpened(2, 50.1), []),  # headers, then nothing
+            (Tick(50.4), ["open 3 C/play", "wake 50.8"]),
+            (UpstreamOpened(3, 50.45), []),
+            (data(3, 50.5), ["switch 3", "close 2", "log warning failover", "wake 110.5"]),
+        ]
+    )
+    details = s.last_log("failover")
+    assert (details["from_stream"], details["to_stream"]) == ("A", "C")
+    assert details["gap_ms"] == 500
+    assert details["within_budget"] is True
+    assert details["hedges"] == 1
+    assert details["failures"] == [
+        {
+            "stream": "B",
+            "xtream_channel_id": B.xtream_channel_id,
+            "account": "acct2",
+            "reason": "hung",
+            "detail": "no video after 500 ms",
+        }
+    ]
+    assert s.policy.open_attempts == (3,)
+    assert s.slots.snapshot() == {3: 1}
+    failures = {b.key: b.consecutive_failures for b in s.breakers.snapshot(50.5)}
+    assert failures == {A.xtream_channel_id: 1, B.xtream_channel_id: 1}  # EOF, hung
+
+
+def test_a_better_candidate_that_delivers_first_wins_over_the_hedge() -> None:
+    s = Session([A, B, C], config=HEDGED)
+    _playing_a(s)
+    s.transcript(
+        [
+            (fail(1, R.END_OF_STREAM, 50.0), ["close 1", "open 2 B/play", "wake 50.4"]),
+            (Tick(50.4), ["open 3 C/play", "wake 50.8"]),
+            (UpstreamOpened(2, 50.5), []),
+            (data(2, 50.6), ["switch 2", "close 3", "log warning failover", "wake 110.6"]),
+        ]
+    )
+    details = s.last_log("failover")
+    assert details["to_stream"] == "B"
+    assert details["failures"] == []  # C was abandoned young: no verdict against it
+    assert C.xtream_channel_id not in {b.key for b in s.breakers.snapshot(50.6)}
+    assert s.slots.snapshot() == {2: 1}
+
+
+def test_a_round_outlives_the_failover_budget_and_ends_at_the_outage_limit() -> None:
+    s = Session([A, B, C], config=HEDGED)
+    _playing_a(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 50.0), ["close 1", "open 2 B/play", "wake 50.4"]),
+            (Tick(50.4), ["open 3 C/play", "wake 60"]),
+            (Tick(52.0), []),  # past the 2 s target: still waiting for B or C
+            (Tick(60.0), ["close 2", "close 3", "log error exhausted", "end exhausted"]),
+        ]
+    )
+    details = s.last_log("exhausted")
+    assert details["budget_exceeded"] is True
+    assert [f["reason"] for f in details["failures"]] == ["hung", "hung"]
+    assert s.slots.snapshot() == {}
+
+
+def test_a_hedge_never_takes_a_connection_the_account_does_not_have() -> None:
+    b2 = stream("B2", 2, account=2, max_connections=1)
+    c = stream("C", 3, account=3)
+    b = stream("B", 1, account=2, max_connections=1)
+    s = Session([A, b, b2, c], config=HEDGED)
+    _playing_a(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 50.0), ["close 1", "open 2 B/play", "wake 50.4"]),
+            # B2 shares B's only connection: it waits, C is opened alongside instead.
+            (Tick(50.4), ["open 3 C/play", "wake 50.8"]),
+            (Tick(50.8), ["wake 60"]),
+            (fail(2, R.INVALID_CONTENT, 51.0), ["close 2", "open 4 B2/play"]),
+            (UpstreamOpened(4, 51.1), []),
+            (data(4, 51.2), ["switch 4", "close 3", "log warning failover", "wake 111.2"]),
+        ]
+    )
+    assert s.last_log("failover")["to_stream"] == "B2"
+    assert s.slots.snapshot() == {2: 1}
+
+
+def test_a_round_is_exhausted_at_once_when_nothing_is_left() -> None:
+    s = Session([A, B, C], config=HEDGED)
+    _playing_a(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 50.0), ["close 1", "open 2 B/play", "wake 50.4"]),
+            (fail(2, R.INVALID_CONTENT, 50.1), ["close 2", "open 3 C/play", "wake 60"]),
+            (fail(3, R.INVALID_CONTENT, 50.2), ["close 3", "log error exhausted", "end exhausted"]),
+        ]
+    )
+    assert s.last_log("exhausted")["budget_exceeded"] is False
+
+
+def test_hedging_settings_reach_the_policy() -> None:
+    settings = load_settings(hedge_delay=0.25, outage_limit=12.0)
+    config = PolicyConfig.from_settings(settings)
+    assert (config.hedge_delay, config.outage_limit) == (0.25, 12.0)
+    with pytest.raises(ConfigError, match="hedge_max"):
+        PolicyConfig(hedge_max=0)

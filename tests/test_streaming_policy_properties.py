@@ -72,6 +72,8 @@ ROWS = frozenset((row.state, row.event, row.next) for row in TRANSITIONS)
 CONFIG = PolicyConfig(
     failover_budget=2.0,
     tune_budget=4.0,
+    outage_limit=3.0,
+    hedge_delay=0.3,
     recovery_period=10.0,
     probe_timeout=5.0,
     probe_min_bytes=2 * TS,
@@ -102,12 +104,16 @@ class _Driver:
     round_origin: int | None = None
     round_retried: bool = False
     round_opened: bool = False
+    round_indices: set[int] = field(default_factory=set)
+    round_accounts: set[int] = field(default_factory=set)
 
     def begin_round(self, origin: int | None) -> None:
         self.in_round = True
         self.round_origin = origin
         self.round_retried = False
         self.round_opened = False
+        self.round_indices = set()
+        self.round_accounts = {STREAMS[o.index].account_id for o in self.open.values()}
         probes = [o.index for o in self.open.values() if o.purpose is Purpose.PROBE]
         self.round_last = probes[0] if probes else -1
 
@@ -252,6 +258,9 @@ class World:
                 case SwitchTo(attempt_id=aid, mode=mode):
                     assert aid in driver.open, "switch to an attempt that is not open"
                     assert driver.open[aid].valid > 0, "switch before valid TS"
+                    # The winner is the first (so the best) attempt that delivered.
+                    others = [o for k, o in driver.open.items() if k not in (aid, driver.playing)]
+                    assert all(o.valid == 0 for o in others), "switched past a delivering attempt"
                     probe = driver.open[aid].purpose is Purpose.PROBE
                     assert (mode is SwitchMode.MAKE_BEFORE_BREAK) == probe, "wrong switch mode"
                     driver.playing = aid
@@ -270,11 +279,21 @@ class World:
         assert driver.in_round, "play attempt outside a failover round"
         assert not driver.round_retried, "open after the round's last-resort retry"
         driver.round_opened = True
-        if index <= driver.round_last:
-            assert index == driver.round_origin, f"round opened S{index} after S{driver.round_last}"
+        account = STREAMS[index].account_id
+        if index == driver.round_origin and index <= driver.round_last:
             driver.round_retried = True
+        elif index < driver.round_last:
+            # Out of order only for a candidate that waited for this session's
+            # own connection of its account to be released.
+            assert index not in driver.round_indices, f"round opened S{index} twice"
+            assert account in driver.round_accounts, (
+                f"round opened S{index} after S{driver.round_last}"
+            )
         else:
+            assert index not in driver.round_indices, f"round opened S{index} twice"
             driver.round_last = index
+        driver.round_indices.add(index)
+        driver.round_accounts.add(account)
 
     def _check(self, driver: _Driver) -> None:
         assert set(driver.open) == set(driver.policy.open_attempts)
@@ -282,8 +301,10 @@ class World:
         if Purpose.PROBE in purposes:
             assert len(purposes) <= 2
             assert purposes.count(Purpose.PROBE) == 1
+        elif driver.in_round:
+            assert len(purposes) <= CONFIG.hedge_max, "more attempts in flight than hedge_max"
         else:
-            assert len(purposes) <= 1, "two upstreams open without a probe"
+            assert len(purposes) <= 1, "two upstreams open outside a round without a probe"
         if driver.ended:
             assert not driver.open
             assert not [x for x in self.slots.leases() if x.holder == driver.name]

@@ -107,7 +107,24 @@ class Settings(BaseSettings):
         default=3.0, gt=0, le=60, description="Seconds without bytes before a stream is stalled."
     )
     failover_budget: float = Field(
-        default=2.0, gt=0, le=60, description="Seconds a failover may take before giving up."
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds a failover should take: the target switch events are judged against.",
+    )
+    outage_limit: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a failover may leave the viewer waiting before the stream ends "
+        "(untried streams are tried until then).",
+    )
+    hedge_delay: float = Field(
+        default=0.4,
+        ge=0.05,
+        le=10,
+        description="Seconds a stream being tried may go without video before the next one "
+        "is opened alongside it.",
     )
     recovery_period: float = Field(
         default=60.0, gt=0, description="Seconds on a backup before probing the better stream."

@@ -38,12 +38,15 @@ checks every event against; a (state, event) pair without a row raises::
     CONNECTING  UpstreamOpened  headers of the attempt      CONNECTING  nothing
     CONNECTING  UpstreamOpened  (a closed attempt)          CONNECTING  nothing (ignored)
     CONNECTING  UpstreamData    data from the attempt       PLAYING     SwitchTo [+ failover]
+    CONNECTING  UpstreamData    ... others in flight        PLAYING     SwitchTo, close the others
     CONNECTING  UpstreamData    no bytes / closed attempt   CONNECTING  nothing (ignored)
     CONNECTING  UpstreamFailed  the attempt failed          CONNECTING  close it, open the next one
-    CONNECTING  UpstreamFailed  ... none left / no budget   ENDED       close, exhausted, EndSession
+    CONNECTING  UpstreamFailed  ... others in flight        CONNECTING  close it, wait or hedge
+    CONNECTING  UpstreamFailed  ... none left / no time     ENDED       close, exhausted, EndSession
     CONNECTING  UpstreamFailed  (a closed attempt)          CONNECTING  nothing (ignored)
-    CONNECTING  Tick            at the round's budget       ENDED       close, exhausted, EndSession
-    CONNECTING  Tick            before the round's budget   CONNECTING  nothing
+    CONNECTING  Tick            at the round's time limit   ENDED       close, exhausted, EndSession
+    CONNECTING  Tick            at the hedge delay          CONNECTING  open the next one alongside
+    CONNECTING  Tick            before either               CONNECTING  nothing
     CONNECTING  ClientsGone                                 ENDED       close all, EndSession
     PLAYING     UpstreamOpened  (a closed attempt)          PLAYING     nothing (ignored)
     PLAYING     UpstreamData    data of the playing stream  PLAYING     nothing
@@ -80,18 +83,30 @@ and end with a :class:`RequestWakeup` when the next deadline changed.
 
 * **Failover round** (state CONNECTING). Started by :class:`Start` (the
   *tune* phase) or by the failure of the playing stream (the *failover*
-  phase). Candidates are walked once, in priority order, one attempt at a
-  time, with a cursor that only moves forward: a stream is skipped when its
-  account failed account-level in this round or has no free connection
+  phase). Candidates are walked in priority order with a cursor that only
+  moves forward: a stream is skipped when its account failed account-level in
+  this round or has no free connection
   (:class:`~streamforge.streaming.slots.AccountSlots`), or when its circuit
-  breaker is open. The stream whose failure started the round is not retried
-  in the round, except as the very last candidate when its failure was
-  transient (EOF, stall, reset — reconnecting may be all it takes). The first
-  attempt that delivers valid MPEG-TS wins: :class:`SwitchTo`, and a
-  ``failover`` event with the gap in ms from the failure to that data. The
-  round has a time budget (``failover_budget``, or ``tune_budget`` for the
-  tune phase); when it runs out, or no candidate is left, the session is
-  **exhausted**: an ``exhausted`` error event and :class:`EndSession`.
+  breaker is open; one whose account connection is held by this very session
+  waits in the order until that connection is released. The stream whose
+  failure started the round is not retried in the round, except as the very
+  last candidate when its failure was transient (EOF, stall, reset —
+  reconnecting may be all it takes).
+* **Hedged attempts.** The round opens one candidate; when the newest attempt
+  in flight has gone ``hedge_delay`` without delivering valid MPEG-TS, the
+  next candidate is opened *alongside* it (at most ``hedge_max`` in flight,
+  each on a free connection of its account, so the account limits hold at
+  every instant). The first attempt to deliver valid TS wins —
+  :class:`SwitchTo`, the others are closed at once, and a ``failover`` event
+  carries the gap in ms from the failure to that data, whether it was within
+  ``failover_budget`` (the target) and how many hedges were opened. Priority
+  is kept by the stagger: a better candidate always had ``hedge_delay`` more
+  than a worse one. A loser that had its hedge delay without delivering has
+  *hung* (``hung``): that counts against its breaker like any failure.
+* **End of a round.** A round ends only when nothing is in flight and no
+  candidate is left, or when its time limit runs out (``outage_limit`` for a
+  failover, ``tune_budget`` for the tune): then the session is **exhausted**
+  — an ``exhausted`` error event and :class:`EndSession`.
 * **Recovery** (PLAYING → PROBING). Playing anything but the top stream, the
   session waits ``recovery_period`` and then opens a probe of the best
   eligible stream above the current one (breaker admitting, a free slot on
@@ -121,7 +136,8 @@ command, so nothing is ever forwarded after exhaustion. Time never goes backward
 earlier than one already seen is treated as happening at the latest ``now``.
 
 Wakeups: after each event the policy emits :class:`RequestWakeup` when its
-next deadline (round budget, probe timeout or recovery period) changed. The
+next deadline (hedge delay, round time limit, probe timeout or recovery
+period) changed. The
 latest request replaces earlier ones; a :class:`Tick` before a deadline is
 harmless.
 """
@@ -195,7 +211,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Attempt:
     attempt_id: int
     index: int
@@ -218,7 +234,12 @@ class _Round:
     reason: FailureReason | None
     detail: str
     order: deque[int]
-    attempt: _Attempt | None = None
+    attempts: list[_Attempt] = field(default_factory=list)
+    """The round's attempts in flight, oldest (best) first."""
+    hedge_at: float | None = None
+    """When the round opens its next candidate alongside those in flight."""
+    hedges: int = 0
+    """Attempts opened while another was still in flight."""
     skipped_accounts: dict[int, FailureReason] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -327,7 +348,10 @@ class FailoverPolicy:
     def next_deadline(self) -> float | None:
         """The monotonic time of the policy's next deadline, if it has one."""
         if self._state is SessionState.CONNECTING and self._round is not None:
-            return self._round.deadline
+            round_ = self._round
+            if round_.hedge_at is not None and round_.hedge_at < round_.deadline:
+                return round_.hedge_at
+            return round_.deadline
         if self._state is SessionState.PROBING:
             return self._probe_deadline
         if self._state is SessionState.PLAYING:
@@ -419,7 +443,7 @@ class FailoverPolicy:
         attempt.valid_bytes += event.nbytes
         if attempt is self._playing:
             return
-        if self._round is not None and attempt is self._round.attempt:
+        if self._round is not None and attempt in self._round.attempts:
             self._round_won(attempt, now, out)
         elif attempt is self._probe and attempt.valid_bytes >= self.config.probe_min_bytes:
             self._upgrade(attempt, now, out)
@@ -441,8 +465,8 @@ class FailoverPolicy:
         if attempt is self._playing:
             self._playing = None
             self._begin_round("failover", now, attempt, reason, detail, http_status, out)
-        elif self._round is not None and attempt is self._round.attempt:
-            self._round.attempt = None
+        elif self._round is not None and attempt in self._round.attempts:
+            self._round.attempts.remove(attempt)
             self._round.failed(attempt.stream, reason, detail)
             if account_level:
                 self._round.skipped_accounts[attempt.stream.account_id] = reason
@@ -453,7 +477,9 @@ class FailoverPolicy:
     def _on_tick(self, now: float, out: list[Command]) -> None:
         if self._state is SessionState.CONNECTING and self._round is not None:
             if now >= self._round.deadline:
-                self._budget_exceeded(now, out)
+                self._limit_reached(now, out)
+            elif self._round.hedge_at is not None and now >= self._round.hedge_at:
+                self._advance(now, out)
         elif self._state is SessionState.PROBING and self._probe is not None:
             if now >= self._probe_deadline:
                 probe = self._probe
@@ -484,7 +510,7 @@ class FailoverPolicy:
         http_status: int | None,
         out: list[Command],
     ) -> None:
-        budget = self.config.tune_budget if phase == "tune" else self.config.failover_budget
+        budget = self.config.tune_budget if phase == "tune" else self.config.outage_limit
         order = list(range(len(self.streams)))
         round_ = _Round(phase, now, now + budget, None, reason, detail, deque())
         if origin is not None and reason is not None:
@@ -500,37 +526,87 @@ class FailoverPolicy:
             self._close(probe, None, now, out)
             probe = None
         if probe is not None:
-            round_.attempt = probe
+            round_.attempts.append(probe)
             order = [i for i in order if i > probe.index]
         round_.order.extend(order)
         self._round = round_
         self._state = SessionState.CONNECTING
         self._recovery_due = None
-        if probe is None:
-            self._advance(now, out)
-        elif probe.valid_bytes > 0:
+        if probe is not None and probe.valid_bytes > 0:
             self._round_won(probe, now, out)
+        else:
+            self._advance(now, out)
 
     def _advance(self, now: float, out: list[Command]) -> None:
-        """Open the round's next eligible candidate, or exhaust the session."""
+        """Open the round's next candidate when it is due, or exhaust the session.
+
+        A candidate is due when nothing is in flight, or when the newest
+        attempt in flight has had ``hedge_delay`` without delivering: then the
+        next candidate is opened *alongside* it (a hedge), as long as fewer
+        than ``hedge_max`` attempts are in flight. The round is exhausted only
+        when nothing is in flight and no candidate can be opened.
+        """
         round_ = self._round
         assert round_ is not None
         if now >= round_.deadline:
-            self._exhaust(now, True, out)
+            self._limit_reached(now, out)
             return
-        while round_.order:
-            index = round_.order.popleft()
+        round_.hedge_at = None
+        newest = round_.attempts[-1] if round_.attempts else None
+        if newest is not None and now < newest.opened_at + self.config.hedge_delay:
+            if round_.order:
+                round_.hedge_at = newest.opened_at + self.config.hedge_delay
+            return
+        if len(round_.attempts) >= self.config.hedge_max:
+            return
+        attempt, deferred = self._open_next(now, out)
+        if attempt is not None:
+            if round_.attempts:
+                round_.hedges += 1
+            round_.attempts.append(attempt)
+            if round_.order:
+                round_.hedge_at = now + self.config.hedge_delay
+            return
+        if round_.attempts:
+            return  # wait for the attempts in flight; a failure comes back here
+        if deferred:
+            # Only candidates whose account connection this session is still
+            # releasing are left: look again shortly instead of giving up.
+            round_.hedge_at = now + self.config.hedge_delay
+            return
+        self._exhaust(now, False, out)
+
+    def _open_next(self, now: float, out: list[Command]) -> tuple[_Attempt | None, bool]:
+        """Open the best openable candidate of the round's order.
+
+        Returns the attempt (or None) and whether a candidate was passed over
+        only because this session itself holds its account's connections
+        (it stays in the order: it may be opened once that connection closes).
+        """
+        round_ = self._round
+        assert round_ is not None
+        deferred = False
+        for index in list(round_.order):
             stream = self.streams[index]
             skipped_for = round_.skipped_accounts.get(stream.account_id)
             if skipped_for is not None:
+                round_.order.remove(index)
                 round_.skip(stream, skipped_for, "account skipped")
                 continue
-            attempt = self._try_open(index, Purpose.PLAY, now, out)
-            if attempt is None:
+            if self._slots.available(
+                stream.account_id, stream.max_connections
+            ) == 0 and self._holds_connection_of(stream.account_id):
+                deferred = True
                 continue
-            round_.attempt = attempt
-            return
-        self._exhaust(now, False, out)
+            round_.order.remove(index)
+            attempt = self._try_open(index, Purpose.PLAY, now, out)
+            if attempt is not None:
+                return attempt, deferred
+        return None, deferred
+
+    def _holds_connection_of(self, account_id: int) -> bool:
+        """Whether one of this session's open attempts uses a connection of ``account_id``."""
+        return any(a.stream.account_id == account_id for a in self._attempts.values())
 
     def _try_open(
         self, index: int, purpose: Purpose, now: float, out: list[Command]
@@ -567,6 +643,10 @@ class FailoverPolicy:
         assert round_ is not None
         self._round = None
         out.append(SwitchTo(attempt.attempt_id, _switch_mode(attempt)))
+        for other in round_.attempts:
+            if other is not attempt:
+                self._close_pending(round_, other, now, out, lost=True)
+        round_.attempts.clear()
         self._record_success(attempt, now, out)
         self._playing = attempt
         self._playing_since = now
@@ -579,6 +659,7 @@ class FailoverPolicy:
         reason = round_.reason if round_.reason is not None else round_.first_reason
         assert from_stream is not None  # a failover round has an origin, a tune one a failure
         gap_ms = round((now - round_.started) * 1000)
+        within_budget = gap_ms <= self.config.failover_budget * 1000
         to = attempt.stream
         out.append(
             LogEvent(
@@ -598,20 +679,44 @@ class FailoverPolicy:
                     "reason": str(reason),
                     "detail": round_.detail,
                     "gap_ms": gap_ms,
+                    "within_budget": within_budget,
+                    "hedges": round_.hedges,
                     "failures": list(round_.failures),
                     "skipped": list(round_.skipped),
                 },
             )
         )
 
-    def _budget_exceeded(self, now: float, out: list[Command]) -> None:
-        round_ = self._round
-        assert round_ is not None
-        if round_.attempt is not None:
-            attempt = round_.attempt
-            round_.attempt = None
+    def _close_pending(
+        self, round_: _Round, attempt: _Attempt, now: float, out: list[Command], *, lost: bool
+    ) -> None:
+        """Close an attempt of the round that has not delivered.
+
+        ``lost``: another attempt won the race; otherwise the round's time is
+        up. One that had its hedge delay and more without delivering has
+        *hung*: that counts against its stream like any failure. A younger one
+        that lost is simply abandoned (no verdict); a younger one still pending
+        when time is up is recorded as such.
+        """
+        waited = now - attempt.opened_at
+        if waited >= self.config.hedge_delay:
+            self._close(attempt, FailureReason.HUNG, now, out)
+            round_.failed(
+                attempt.stream, FailureReason.HUNG, f"no video after {round(waited * 1000)} ms"
+            )
+        elif lost:
+            self._close(attempt, None, now, out)
+        else:
             self._close(attempt, FailureReason.BUDGET_EXCEEDED, now, out)
             round_.failed(attempt.stream, FailureReason.BUDGET_EXCEEDED, "still pending")
+
+    def _limit_reached(self, now: float, out: list[Command]) -> None:
+        """The round's time limit (tune budget or outage limit) ran out."""
+        round_ = self._round
+        assert round_ is not None
+        for attempt in round_.attempts:
+            self._close_pending(round_, attempt, now, out, lost=False)
+        round_.attempts.clear()
         self._exhaust(now, True, out)
 
     def _exhaust(self, now: float, budget_exceeded: bool, out: list[Command]) -> None:
@@ -621,7 +726,12 @@ class FailoverPolicy:
         last = (round_.failures or round_.skipped or [{}])[-1]
         reason = str(round_.reason) if round_.reason is not None else last.get("reason")
         elapsed_ms = round((now - round_.started) * 1000)
-        why = "failover budget exceeded" if budget_exceeded else "no stream left"
+        if not budget_exceeded:
+            why = "no stream left"
+        elif round_.phase == "tune":
+            why = "tune budget exceeded"
+        else:
+            why = "outage limit reached"
         out.append(
             LogEvent(
                 "error",

@@ -232,9 +232,18 @@ class PolicyConfig:
     """Timing of failover and recovery. Defaults are those of the settings."""
 
     failover_budget: float = 2.0
-    """Seconds a mid-stream failover round may take before the session is exhausted."""
+    """Seconds a failover should take: the target each failover event is judged
+    against (``within_budget``). It no longer ends a round: see ``outage_limit``."""
     tune_budget: float = _DEFAULT_TUNE_BUDGET
     """Seconds the initial tune (the round started by Start) may take."""
+    outage_limit: float = 10.0
+    """Seconds a failover round may leave the viewer waiting before the session is
+    exhausted (while untried candidates remain, the round goes on until then)."""
+    hedge_delay: float = 0.4
+    """Seconds an attempt may go without delivering valid TS before the next
+    candidate is opened alongside it (a hedge)."""
+    hedge_max: int = 3
+    """At most this many attempts of one round in flight at once."""
     recovery_period: float = 60.0
     """Seconds on a lower-priority stream before probing a better one."""
     probe_timeout: float = 5.0
@@ -243,11 +252,20 @@ class PolicyConfig:
     """Valid bytes a probe must deliver before the session switches to it."""
 
     def __post_init__(self) -> None:
-        for name in ("failover_budget", "tune_budget", "recovery_period", "probe_timeout"):
+        for name in (
+            "failover_budget",
+            "tune_budget",
+            "outage_limit",
+            "hedge_delay",
+            "recovery_period",
+            "probe_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.probe_min_bytes < 1:
             raise ConfigError(f"probe_min_bytes must be at least 1, got {self.probe_min_bytes}")
+        if self.hedge_max < 1:
+            raise ConfigError(f"hedge_max must be at least 1, got {self.hedge_max}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyConfig:
@@ -255,6 +273,8 @@ class PolicyConfig:
         return cls(
             failover_budget=settings.failover_budget,
             tune_budget=max(_DEFAULT_TUNE_BUDGET, settings.failover_budget),
+            outage_limit=settings.outage_limit,
+            hedge_delay=settings.hedge_delay,
             recovery_period=settings.recovery_period,
             probe_timeout=settings.probe_timeout,
         )
@@ -295,12 +315,15 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C, UpstreamOpened, "headers of the attempt", _C, _NOTHING),
     Transition(_C, UpstreamOpened, _CLOSED, _C, _IGNORED),
     Transition(_C, UpstreamData, "data from the attempt", _PL, "SwitchTo [+ failover]"),
+    Transition(_C, UpstreamData, "... others in flight", _PL, "SwitchTo, close the others"),
     Transition(_C, UpstreamData, "no bytes / closed attempt", _C, _IGNORED),
     Transition(_C, UpstreamFailed, "the attempt failed", _C, _NEXT),
-    Transition(_C, UpstreamFailed, "... none left / no budget", _E, _EXHAUST),
+    Transition(_C, UpstreamFailed, "... others in flight", _C, "close it, wait or hedge"),
+    Transition(_C, UpstreamFailed, "... none left / no time", _E, _EXHAUST),
     Transition(_C, UpstreamFailed, _CLOSED, _C, _IGNORED),
-    Transition(_C, Tick, "at the round's budget", _E, _EXHAUST),
-    Transition(_C, Tick, "before the round's budget", _C, _NOTHING),
+    Transition(_C, Tick, "at the round's time limit", _E, _EXHAUST),
+    Transition(_C, Tick, "at the hedge delay", _C, "open the next one alongside"),
+    Transition(_C, Tick, "before either", _C, _NOTHING),
     Transition(_C, ClientsGone, "", _E, _END_ALL),
     Transition(_PL, UpstreamOpened, _CLOSED, _PL, _IGNORED),
     Transition(_PL, UpstreamData, "data of the playing stream", _PL, _NOTHING),

@@ -70,7 +70,10 @@ class FailureReason(StrEnum):
     PROBE_TIMEOUT = "probe_timeout"
     """An upgrade probe did not deliver enough valid MPEG-TS within its timeout."""
     BUDGET_EXCEEDED = "budget_exceeded"
-    """A failover round ran out of its time budget with this attempt still pending."""
+    """A round ran out of time with this attempt pending for less than the hedge delay."""
+    HUNG = "hung"
+    """The attempt delivered no video within the hedge delay and was closed: another
+    attempt won the round, or the round ran out of time (counts against the stream)."""
 
 
 _ACCOUNT_LEVEL = frozenset(
