@@ -55,6 +55,7 @@ from streamforge.streaming.protocol import (
     Event,
     FailoverProtocolError,
     LogEvent,
+    ManualSwitch,
     OpenUpstream,
     PolicyConfig,
     RequestWakeup,
@@ -63,6 +64,7 @@ from streamforge.streaming.protocol import (
     SwitchMode,
     SwitchTo,
     Tick,
+    Unpin,
     UpstreamData,
     UpstreamFailed,
     UpstreamOpened,
@@ -520,7 +522,9 @@ def test_failed_probe_stays_and_waits_another_period() -> None:
     assert s.slots.snapshot() == {2: 1}
 
 
-def test_no_free_slot_means_no_probe() -> None:
+def test_account_full_with_our_own_connection_swaps_back() -> None:
+    # A and B share the account's only connection: no probe is possible, so the
+    # session swaps (break-before-make) instead of staying on B forever.
     a = stream("A", 0, account=1, max_connections=1)
     b = stream("B", 1, account=1, max_connections=1)
     s = Session([a, b])
@@ -530,9 +534,62 @@ def test_no_free_slot_means_no_probe() -> None:
             (fail(1, R.HTTP_ERROR, 0.5, status=404), ["close 1", "open 2 B/play"]),
             (UpstreamOpened(2, 0.8), []),
             (data(2, 1.0), ["switch 2", "log warning failover", "wake 61"]),
-            (Tick(61.0), ["wake 121"]),
+            (Tick(61.0), ["close 2", "open 3 A/play", "wake 63"]),
+            (UpstreamOpened(3, 61.1), []),
+            (data(3, 61.2), ["switch 3", "log info upgrade"]),
         ]
     )
+    details = s.last_log("upgrade")
+    assert details["mode"] == "swap"
+    assert (details["from_stream"], details["to_stream"]) == ("B", "A")
+    assert details["gap_ms"] == 200
+    assert s.policy.upgrades == 1
+    assert s.slots.snapshot() == {1: 1}
+
+
+def test_a_failed_swap_goes_back_to_the_backup() -> None:
+    a = stream("A", 0, account=1, max_connections=1)
+    b = stream("B", 1, account=1, max_connections=1)
+    s = Session([a, b], config=replace(SEQUENTIAL, outage_limit=10.0))
+    s.transcript(
+        [
+            (Start(0.0), ["open 1 A/play", "wake 8"]),
+            (fail(1, R.HTTP_ERROR, 0.5, status=404), ["close 1", "open 2 B/play"]),
+            (UpstreamOpened(2, 0.8), []),
+            (data(2, 1.0), ["switch 2", "log warning failover", "wake 61"]),
+            (Tick(61.0), ["close 2", "open 3 A/play", "wake 63"]),
+            # A hangs: after the failover budget it is given up and B comes back.
+            (Tick(63.0), ["close 3", "open 4 B/play", "wake 65"]),
+            (UpstreamOpened(4, 63.1), []),
+            (data(4, 63.2), ["switch 4", "log info upgrade_failed", "wake 123.2"]),
+        ]
+    )
+    details = s.last_log("upgrade_failed")
+    assert details["mode"] == "swap"
+    assert details["reason"] == "hung"
+    assert s.policy.playing == b
+    assert s.policy.upgrades == 0
+    assert s.slots.snapshot() == {1: 1}
+
+
+def test_an_upgrade_waits_for_a_connection_held_by_another_channel() -> None:
+    a = stream("A", 0, account=1, max_connections=1)
+    s = Session([a, B])
+    other = s.slots.try_acquire(1, 1, holder="another channel")
+    assert other is not None
+    s.transcript(
+        [
+            (Start(0.0), ["open 1 B/play", "wake 8"]),
+            (UpstreamOpened(1, 0.1), []),
+            (data(1, 0.2), ["switch 1", "log warning failover", "wake 60.2"]),
+            (Tick(60.2), ["log info upgrade_waiting", "wake 62.2"]),
+            (Tick(62.2), ["wake 64.2"]),  # said once per wait, looked at again every 2 s
+        ]
+    )
+    assert s.policy.status()["upgrade_waiting"]["stream"] == "A"
+    s.slots.release(other)
+    s.transcript([(Tick(64.2), ["open 2 A/probe", "wake 69.2"])])
+    assert s.policy.status()["upgrade_waiting"] is None
 
 
 def test_open_breaker_means_no_probe() -> None:
@@ -749,6 +806,8 @@ EVENT_OF_TYPE: dict[type, Event] = {
     UpstreamFailed: fail(1, R.STALL, 70.0),
     Tick: Tick(62.0),
     ClientsGone: ClientsGone(70.0),
+    ManualSwitch: ManualSwitch(70.0, 0),
+    Unpin: Unpin(70.0),
 }
 
 
@@ -771,9 +830,13 @@ def test_the_transition_table_is_what_the_policy_docstring_says() -> None:
     upstream = {UpstreamOpened, UpstreamData, UpstreamFailed}
     accepted = {state: {t for t in EVENT_TYPES if accepts(state, t)} for state in SessionState}
     assert accepted[SessionState.IDLE] == {Start, ClientsGone}
-    for state in (SessionState.CONNECTING, SessionState.PLAYING, SessionState.PROBING):
-        assert accepted[state] == upstream | {Tick, ClientsGone}
-    assert accepted[SessionState.ENDED] == upstream | {Tick, ClientsGone}, "ENDED ignores these"
+    # A manual switch needs a playing stream; a round under way refuses it.
+    assert accepted[SessionState.CONNECTING] == upstream | {Tick, ClientsGone, Unpin}
+    for state in (SessionState.PLAYING, SessionState.PROBING):
+        assert accepted[state] == upstream | {Tick, ClientsGone, ManualSwitch, Unpin}
+    assert accepted[SessionState.ENDED] == upstream | {Tick, ClientsGone, ManualSwitch, Unpin}, (
+        "ENDED ignores these"
+    )
     assert {row.state for row in TRANSITIONS if row.event is Start} == {SessionState.IDLE}
     assert all(
         row.next is SessionState.ENDED and row.commands == "nothing (ignored)"
@@ -1103,3 +1166,61 @@ def test_hedging_settings_reach_the_policy() -> None:
     assert (config.hedge_delay, config.outage_limit) == (0.25, 12.0)
     with pytest.raises(ConfigError, match="hedge_max"):
         PolicyConfig(hedge_max=0)
+
+
+# --- manual control ---
+
+
+def test_a_manual_switch_is_seamless_pinned_and_not_upgraded_away() -> None:
+    s = Session([A, B, C], config=replace(SEQUENTIAL, outage_limit=10.0))
+    _playing_a_sequential(s)
+    s.transcript(
+        [
+            (ManualSwitch(5.0, 2), ["close 1", "open 2 C/play", "wake 7"]),
+            (UpstreamOpened(2, 5.1), []),
+            (data(2, 5.2), ["switch 2", "log info manual"]),  # pinned: no recovery wakeup
+            (Tick(70.0), []),
+        ]
+    )
+    details = s.last_log("manual")
+    assert (details["from_stream"], details["to_stream"], details["pinned"]) == ("A", "C", True)
+    assert s.policy.pinned == C
+    assert s.policy.status()["pinned"]["stream"] == "C"
+    assert s.policy.failovers == 0
+    # Unpinned, the session goes back to upgrading after a recovery period.
+    s.transcript([(Unpin(80.0), ["wake 140"]), (Tick(140.0), ["open 3 A/probe", "wake 145"])])
+    assert s.policy.pinned is None
+
+
+def test_a_manual_switch_to_a_dead_stream_falls_back_down_the_list() -> None:
+    s = Session([A, B, C], config=replace(SEQUENTIAL, outage_limit=10.0))
+    _playing_a_sequential(s)
+    s.transcript(
+        [
+            (ManualSwitch(5.0, None), ["close 1", "open 2 B/play", "wake 7"]),  # "next"
+            (fail(2, R.HTTP_ERROR, 5.1, status=404), ["close 2", "open 3 A/play", "wake 7.1"]),
+            (UpstreamOpened(3, 5.2), []),
+            (data(3, 5.3), ["switch 3", "log info manual"]),
+        ]
+    )
+    details = s.last_log("manual")
+    assert (details["requested_stream"], details["to_stream"]) == ("B", "A")
+    assert details["pinned"] is False
+    assert s.policy.pinned is None
+
+
+def test_a_manual_switch_needs_a_playing_stream() -> None:
+    s = Session([A, B])
+    s.transcript([(Start(0.0), ["open 1 A/play", "wake 8"])])
+    with pytest.raises(FailoverProtocolError, match="not allowed in state connecting"):
+        s.send(ManualSwitch(0.1, 1))
+
+
+def _playing_a_sequential(s: Session) -> None:
+    s.transcript(
+        [
+            (Start(0.0), ["open 1 A/play", "wake 8"]),
+            (UpstreamOpened(1, 0.05), []),
+            (data(1, 0.1), ["switch 1"]),
+        ]
+    )

@@ -37,6 +37,7 @@ from streamforge.streaming.protocol import (
     Command,
     EndSession,
     Event,
+    ManualSwitch,
     OpenUpstream,
     PolicyConfig,
     Purpose,
@@ -46,6 +47,7 @@ from streamforge.streaming.protocol import (
     SwitchMode,
     SwitchTo,
     Tick,
+    Unpin,
     UpstreamData,
     UpstreamFailed,
     UpstreamOpened,
@@ -106,9 +108,13 @@ class _Driver:
     round_opened: bool = False
     round_indices: set[int] = field(default_factory=set)
     round_accounts: set[int] = field(default_factory=set)
+    round_free_first: bool = False
 
-    def begin_round(self, origin: int | None) -> None:
+    def begin_round(self, origin: int | None, *, free_first: bool = False) -> None:
+        """A failover round (or, ``free_first``, a swap or manual round: its
+        chosen stream comes first, the others in priority order after it)."""
         self.in_round = True
+        self.round_free_first = free_first
         self.round_origin = origin
         self.round_retried = False
         self.round_opened = False
@@ -169,7 +175,17 @@ class World:
             driver.playing = None
             driver.begin_round(STREAMS.index(self._stream_of(driver, target)))
         before = driver.policy.state
+        leaving = driver.playing
         commands = driver.policy.handle(event)
+        if (
+            isinstance(event, Tick | ManualSwitch)
+            and leaving is not None
+            and CloseUpstream(leaving) in commands
+        ):
+            # A swap upgrade or a manual switch left the playing stream for a round.
+            driver.playing = None
+            driver.begin_round(None, free_first=True)
+            driver.round_last = -1
         assert (before, type(event), driver.policy.state) in ROWS, (
             f"{before} --{type(event).__name__}--> {driver.policy.state} is not in the table"
         )
@@ -192,6 +208,12 @@ class World:
             return None
         if kind == "tick":
             return Tick(now)
+        if kind == "manual":
+            if state not in (SessionState.PLAYING, SessionState.PROBING):
+                return None
+            return ManualSwitch(now, None if pick == 7 else pick % len(STREAMS))
+        if kind == "unpin":
+            return Unpin(now)
         if kind == "wake":
             # Budgets and probe timeouts are hit one time in eight; recovery
             # periods always, so that sessions get to probe and upgrade.
@@ -280,7 +302,9 @@ class World:
         assert not driver.round_retried, "open after the round's last-resort retry"
         driver.round_opened = True
         account = STREAMS[index].account_id
-        if index == driver.round_origin and index <= driver.round_last:
+        if driver.round_free_first:
+            driver.round_free_first = False  # the chosen stream: anywhere in the order
+        elif index == driver.round_origin and index <= driver.round_last:
             driver.round_retried = True
         elif index < driver.round_last:
             # Out of order only for a candidate that waited for this session's
@@ -333,7 +357,11 @@ class World:
 # "wake" jumps straight to the deadline the policy asked for (budget, probe
 # timeout, recovery period).
 KINDS = (
-    ["start"] * 2 + ["data"] * 12 + ["junk", "tick", "stale", "gone"] + ["fail"] * 3 + ["wake"] * 3
+    ["start"] * 2
+    + ["data"] * 12
+    + ["junk", "tick", "stale", "gone", "manual", "unpin"]
+    + ["fail"] * 3
+    + ["wake"] * 3
 )
 OPERATIONS = st.tuples(
     st.integers(0, 1),

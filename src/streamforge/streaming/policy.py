@@ -37,7 +37,7 @@ checks every event against; a (state, event) pair without a row raises::
     IDLE        ClientsGone                                 ENDED       EndSession
     CONNECTING  UpstreamOpened  headers of the attempt      CONNECTING  nothing
     CONNECTING  UpstreamOpened  (a closed attempt)          CONNECTING  nothing (ignored)
-    CONNECTING  UpstreamData    data from the attempt       PLAYING     SwitchTo [+ failover]
+    CONNECTING  UpstreamData    data from the attempt       PLAYING     SwitchTo [+ failover etc.]
     CONNECTING  UpstreamData    ... others in flight        PLAYING     SwitchTo, close the others
     CONNECTING  UpstreamData    no bytes / closed attempt   CONNECTING  nothing (ignored)
     CONNECTING  UpstreamFailed  the attempt failed          CONNECTING  close it, open the next one
@@ -46,7 +46,9 @@ checks every event against; a (state, event) pair without a row raises::
     CONNECTING  UpstreamFailed  (a closed attempt)          CONNECTING  nothing (ignored)
     CONNECTING  Tick            at the round's time limit   ENDED       close, exhausted, EndSession
     CONNECTING  Tick            at the hedge delay          CONNECTING  open the next one alongside
+    CONNECTING  Tick            a swap attempt's budget     CONNECTING  close it (hung), open next
     CONNECTING  Tick            before either               CONNECTING  nothing
+    CONNECTING  Unpin                                       CONNECTING  unpin
     CONNECTING  ClientsGone                                 ENDED       close all, EndSession
     PLAYING     UpstreamOpened  (a closed attempt)          PLAYING     nothing (ignored)
     PLAYING     UpstreamData    data of the playing stream  PLAYING     nothing
@@ -55,8 +57,13 @@ checks every event against; a (state, event) pair without a row raises::
     PLAYING     UpstreamFailed  ... none left               ENDED       close, exhausted, EndSession
     PLAYING     UpstreamFailed  (a closed attempt)          PLAYING     nothing (ignored)
     PLAYING     Tick            at the recovery period      PROBING     open a probe (PROBE)
+    PLAYING     Tick            ... account full, ours      CONNECTING  close it, swap round
+    PLAYING     Tick            ... account held elsewhere  PLAYING     upgrade_waiting once, retry
     PLAYING     Tick            ... none eligible           PLAYING     wait another period
     PLAYING     Tick            before it / on top stream   PLAYING     nothing
+    PLAYING     ManualSwitch    another stream              CONNECTING  close it, manual round
+    PLAYING     ManualSwitch    the playing stream          PLAYING     pin it
+    PLAYING     Unpin                                       PLAYING     unpin, recovery period
     PLAYING     ClientsGone                                 ENDED       close all, EndSession
     PROBING     UpstreamOpened  headers of the probe        PROBING     nothing
     PROBING     UpstreamOpened  (a closed attempt)          PROBING     nothing (ignored)
@@ -69,12 +76,17 @@ checks every event against; a (state, event) pair without a row raises::
     PROBING     UpstreamFailed  (a closed attempt)          PROBING     nothing (ignored)
     PROBING     Tick            at the probe timeout        PLAYING     close probe, upgrade_failed
     PROBING     Tick            before the probe timeout    PROBING     nothing
+    PROBING     ManualSwitch    another stream              CONNECTING  close probe and it, manual
+    PROBING     ManualSwitch    the playing stream          PLAYING     close probe, pin it
+    PROBING     Unpin                                       PROBING     unpin
     PROBING     ClientsGone                                 ENDED       close all, EndSession
     ENDED       UpstreamOpened                              ENDED       nothing (ignored)
     ENDED       UpstreamData                                ENDED       nothing (ignored)
     ENDED       UpstreamFailed                              ENDED       nothing (ignored)
     ENDED       Tick                                        ENDED       nothing (ignored)
     ENDED       ClientsGone                                 ENDED       nothing (ignored)
+    ENDED       ManualSwitch                                ENDED       nothing (ignored)
+    ENDED       Unpin                                       ENDED       nothing (ignored)
 
 "close" is :class:`CloseUpstream`; "exhausted", "failover", "upgrade" and
 "upgrade_failed" are :class:`LogEvent` kinds; a row whose condition starts
@@ -162,6 +174,7 @@ from streamforge.streaming.protocol import (
     FailoverProtocolError,
     LogEvent,
     LogKind,
+    ManualSwitch,
     OpenUpstream,
     PolicyConfig,
     Purpose,
@@ -171,6 +184,7 @@ from streamforge.streaming.protocol import (
     SwitchMode,
     SwitchTo,
     Tick,
+    Unpin,
     UpstreamData,
     UpstreamFailed,
     UpstreamOpened,
@@ -185,6 +199,10 @@ from streamforge.streaming.reasons import (
 )
 from streamforge.streaming.slots import AccountSlots, SlotLease
 
+_WAIT_RETRY = 2.0
+"""Seconds between looks at an account whose connections other channels hold,
+while an upgrade waits for one."""
+
 __all__ = [
     "ClientsGone",
     "CloseUpstream",
@@ -196,6 +214,7 @@ __all__ = [
     "FailoverProtocolError",
     "LogEvent",
     "LogKind",
+    "ManualSwitch",
     "OpenUpstream",
     "PolicyConfig",
     "Purpose",
@@ -205,6 +224,7 @@ __all__ = [
     "SwitchMode",
     "SwitchTo",
     "Tick",
+    "Unpin",
     "UpstreamData",
     "UpstreamFailed",
     "UpstreamOpened",
@@ -240,6 +260,11 @@ class _Round:
     """When the round opens its next candidate alongside those in flight."""
     hedges: int = 0
     """Attempts opened while another was still in flight."""
+    attempt_limit: float | None = None
+    """Seconds one attempt may go without data before it is given up (swap and
+    manual rounds: the viewer already left a working stream for it)."""
+    target: int | None = None
+    """The stream a swap or manual round is for (tried first)."""
     skipped_accounts: dict[int, FailureReason] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -325,6 +350,8 @@ class FailoverPolicy:
         self._probe_deadline = 0.0
         self._recovery_due: float | None = None
         self._last_wakeup: float | None = None
+        self._pinned: int | None = None
+        self._waiting_for: ProviderStream | None = None
         self.failovers = 0
         self.upgrades = 0
 
@@ -349,9 +376,12 @@ class FailoverPolicy:
         """The monotonic time of the policy's next deadline, if it has one."""
         if self._state is SessionState.CONNECTING and self._round is not None:
             round_ = self._round
-            if round_.hedge_at is not None and round_.hedge_at < round_.deadline:
-                return round_.hedge_at
-            return round_.deadline
+            due = [round_.deadline]
+            if round_.hedge_at is not None:
+                due.append(round_.hedge_at)
+            if round_.attempt_limit is not None:
+                due += [a.opened_at + round_.attempt_limit for a in round_.attempts]
+            return min(due)
         if self._state is SessionState.PROBING:
             return self._probe_deadline
         if self._state is SessionState.PLAYING:
@@ -368,7 +398,14 @@ class FailoverPolicy:
             "failovers": self.failovers,
             "upgrades": self.upgrades,
             "next_deadline": self.next_deadline,
+            "pinned": self.streams[self._pinned].describe() if self._pinned is not None else None,
+            "upgrade_waiting": self._waiting_for.describe() if self._waiting_for else None,
         }
+
+    @property
+    def pinned(self) -> ProviderStream | None:
+        """The stream the user pinned with a manual switch, if any."""
+        return self.streams[self._pinned] if self._pinned is not None else None
 
     def handle(self, event: Event) -> list[Command]:
         """Feed one event; return the commands to carry out, in order."""
@@ -419,6 +456,10 @@ class FailoverPolicy:
                 self._on_tick(now, out)
             case ClientsGone():
                 self._end(EndReason.CLIENTS_GONE, out)
+            case ManualSwitch():
+                self._manual_switch(event.stream_index, now, out)
+            case Unpin():
+                self._unpin(now)
         self._request_wakeup(out)
         return out
 
@@ -464,6 +505,7 @@ class FailoverPolicy:
         account_level = is_account_level(reason, http_status)
         if attempt is self._playing:
             self._playing = None
+            self._pinned = None
             self._begin_round("failover", now, attempt, reason, detail, http_status, out)
         elif self._round is not None and attempt in self._round.attempts:
             self._round.attempts.remove(attempt)
@@ -476,9 +518,20 @@ class FailoverPolicy:
 
     def _on_tick(self, now: float, out: list[Command]) -> None:
         if self._state is SessionState.CONNECTING and self._round is not None:
-            if now >= self._round.deadline:
+            round_ = self._round
+            if now >= round_.deadline:
                 self._limit_reached(now, out)
-            elif self._round.hedge_at is not None and now >= self._round.hedge_at:
+                return
+            limit = round_.attempt_limit
+            expired = [
+                a for a in round_.attempts if limit is not None and now >= a.opened_at + limit
+            ]
+            for attempt in expired:
+                round_.attempts.remove(attempt)
+                waited_ms = round((now - attempt.opened_at) * 1000)
+                self._close(attempt, FailureReason.HUNG, now, out)
+                round_.failed(attempt.stream, FailureReason.HUNG, f"no video after {waited_ms} ms")
+            if expired or (round_.hedge_at is not None and now >= round_.hedge_at):
                 self._advance(now, out)
         elif self._state is SessionState.PROBING and self._probe is not None:
             if now >= self._probe_deadline:
@@ -605,8 +658,13 @@ class FailoverPolicy:
         return None, deferred
 
     def _holds_connection_of(self, account_id: int) -> bool:
-        """Whether one of this session's open attempts uses a connection of ``account_id``."""
-        return any(a.stream.account_id == account_id for a in self._attempts.values())
+        """Whether this session uses a connection of ``account_id`` (an open attempt, or a
+        lease of its own the registry still counts, e.g. one being released)."""
+        if any(a.stream.account_id == account_id for a in self._attempts.values()):
+            return True
+        return self._holder is not None and any(
+            lease.holder == self._holder for lease in self._slots.leases(account_id)
+        )
 
     def _try_open(
         self, index: int, purpose: Purpose, now: float, out: list[Command]
@@ -651,6 +709,10 @@ class FailoverPolicy:
         self._playing = attempt
         self._playing_since = now
         self._state = SessionState.PLAYING
+        self._waiting_for = None
+        if round_.phase in ("swap", "manual"):
+            self._user_round_won(round_, attempt, now, out)
+            return
         self._recovery_due = now + self.config.recovery_period if attempt.index > 0 else None
         if round_.phase == "tune" and round_.first_failed is None:
             return
@@ -758,17 +820,179 @@ class FailoverPolicy:
     # ------------------------------------------------------------- recovery
 
     def _start_probe(self, now: float, out: list[Command]) -> None:
+        """At the recovery period: probe, swap or wait for the best stream above this one.
+
+        * a better stream whose account has a free connection is probed
+          alongside the playing one (make-before-break);
+        * one whose account is full but holds the playing stream's own
+          connection is *swapped to*: the playing stream is closed first and a
+          round tries the better one, falling back down the list as a failover
+          would (break-before-make; the provider never sees one too many);
+        * one whose account connections are all held by other channels is
+          waited for: an ``upgrade_waiting`` event once per wait, and a look
+          again every ``_WAIT_RETRY`` seconds until a connection frees.
+        """
         playing = self._playing
         assert playing is not None
+        waiting_for: ProviderStream | None = None
         for index in range(playing.index):
+            stream = self.streams[index]
+            if self._breakers.state(stream.xtream_channel_id, now) is BreakerState.OPEN:
+                continue
+            if self._slots.available(stream.account_id, stream.max_connections) == 0:
+                if stream.account_id == playing.stream.account_id:
+                    self._begin_user_round("swap", index, now, out)
+                    return
+                waiting_for = waiting_for or stream
+                continue
             probe = self._try_open(index, Purpose.PROBE, now, out)
             if probe is not None:
                 self._probe = probe
                 self._probe_deadline = now + self.config.probe_timeout
                 self._state = SessionState.PROBING
                 self._recovery_due = None
+                self._waiting_for = None
                 return
-        self._recovery_due = now + self.config.recovery_period
+        if waiting_for is None:
+            self._waiting_for = None
+            self._recovery_due = now + self.config.recovery_period
+            return
+        if (
+            self._waiting_for is None
+            or self._waiting_for.xtream_channel_id != waiting_for.xtream_channel_id
+        ):
+            out.append(
+                LogEvent(
+                    "info",
+                    LogKind.UPGRADE_WAITING,
+                    f"{self._label()}{waiting_for.name} ({waiting_for.account_name}) is better "
+                    f"than {playing.stream.name}, but every connection of "
+                    f"{waiting_for.account_name} is in use by other channels; waiting",
+                    {
+                        "channel": self.channel,
+                        "from_stream": playing.stream.name,
+                        "from_account": playing.stream.account_name,
+                        "to_stream": waiting_for.name,
+                        "to_stream_id": waiting_for.xtream_channel_id,
+                        "to_account": waiting_for.account_name,
+                        "reason": "account_limit",
+                    },
+                )
+            )
+        self._waiting_for = waiting_for
+        self._recovery_due = now + min(self.config.recovery_period, _WAIT_RETRY)
+
+    # --------------------------------------------------- swap and manual rounds
+
+    def _begin_user_round(self, phase: str, target: int, now: float, out: list[Command]) -> None:
+        """Leave the playing stream for ``target`` (break-before-make), then fall back.
+
+        The round tries ``target`` first, then every other stream in priority
+        order — the one just left included — exactly as a failover would, each
+        attempt given ``failover_budget`` to deliver before it is given up.
+        """
+        old = self._playing
+        assert old is not None
+        if self._probe is not None:
+            self._close(self._probe, None, now, out)
+            self._probe = None
+        self._playing = None
+        self._close(old, None, now, out)
+        order = [target] + [i for i in range(len(self.streams)) if i != target]
+        round_ = _Round(
+            phase, now, now + self.config.outage_limit, old.stream, None, "", deque(order)
+        )
+        round_.attempt_limit = self.config.failover_budget
+        round_.target = target
+        self._round = round_
+        self._state = SessionState.CONNECTING
+        self._recovery_due = None
+        self._waiting_for = None
+        self._advance(now, out)
+
+    def _user_round_won(
+        self, round_: _Round, attempt: _Attempt, now: float, out: list[Command]
+    ) -> None:
+        origin = round_.origin
+        assert origin is not None
+        reached = attempt.index == round_.target
+        if round_.phase == "manual":
+            self._pinned = attempt.index if reached else None
+        on_top = attempt.index == 0 or self._pinned is not None
+        self._recovery_due = None if on_top else now + self.config.recovery_period
+        gap_ms = round((now - round_.started) * 1000)
+        target = self.streams[round_.target] if round_.target is not None else attempt.stream
+        details: dict[str, Any] = {
+            "channel": self.channel,
+            "mode": round_.phase,
+            "from_stream": origin.name,
+            "from_stream_id": origin.xtream_channel_id,
+            "from_account": origin.account_name,
+            "to_stream": attempt.stream.name,
+            "to_stream_id": attempt.stream.xtream_channel_id,
+            "to_account": attempt.stream.account_name,
+            "requested_stream": target.name,
+            "reached": reached,
+            "gap_ms": gap_ms,
+            "failures": list(round_.failures),
+            "skipped": list(round_.skipped),
+        }
+        if round_.phase == "manual":
+            details["reason"] = "manual"
+            details["pinned"] = reached
+            kind, level = LogKind.MANUAL, "info"
+            message = f"switched by hand from {origin.name} to {attempt.stream.name}"
+            if not reached:
+                message += f" ({target.name} did not play)"
+        elif reached:
+            self.upgrades += 1
+            details["reason"] = "recovery"
+            kind, level = LogKind.UPGRADE, "info"
+            message = (
+                f"upgraded from {origin.name} ({origin.account_name}) to {target.name} "
+                f"({target.account_name}) by swapping the account's connection, gap {gap_ms} ms"
+            )
+        else:
+            first = round_.failures[0]["reason"] if round_.failures else "unknown"
+            details["reason"] = first
+            details["retry_in_s"] = self.config.recovery_period
+            kind, level = LogKind.UPGRADE_FAILED, "info"
+            message = (
+                f"swap to {target.name} ({target.account_name}) failed ({first}); "
+                f"back on {attempt.stream.name}"
+            )
+        out.append(LogEvent(level, kind, f"{self._label()}{message}", details))
+
+    def _manual_switch(self, index: int | None, now: float, out: list[Command]) -> None:
+        playing = self._playing
+        if playing is None:
+            return  # ENDED-like: nothing plays (the table keeps this out of CONNECTING)
+        if index is None:
+            if len(self.streams) < 2:
+                raise FailoverProtocolError("the channel has no other stream to switch to")
+            index = (playing.index + 1) % len(self.streams)
+        if not 0 <= index < len(self.streams):
+            raise FailoverProtocolError(f"no stream {index} behind this channel")
+        if index == playing.index:
+            if self._probe is not None:
+                self._close(self._probe, None, now, out)
+                self._probe = None
+                self._state = SessionState.PLAYING
+            self._pinned = index
+            self._recovery_due = None
+            return
+        self._begin_user_round("manual", index, now, out)
+
+    def _unpin(self, now: float) -> None:
+        self._pinned = None
+        playing = self._playing
+        if (
+            self._state is SessionState.PLAYING
+            and playing is not None
+            and playing.index > 0
+            and self._recovery_due is None
+        ):
+            self._recovery_due = now + self.config.recovery_period
 
     def _probe_failed(
         self, probe: _Attempt, reason: FailureReason, detail: str, now: float, out: list[Command]

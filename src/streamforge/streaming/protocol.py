@@ -84,6 +84,8 @@ class LogKind(StrEnum):
     UPGRADE_FAILED = "upgrade_failed"
     BREAKER_OPEN = "breaker_open"
     BREAKER_CLOSE = "breaker_close"
+    UPGRADE_WAITING = "upgrade_waiting"
+    MANUAL = "manual"
 
 
 class EndReason(StrEnum):
@@ -149,7 +151,33 @@ class ClientsGone:
     now: float
 
 
-Event = Start | UpstreamOpened | UpstreamData | UpstreamFailed | Tick | ClientsGone
+@dataclass(frozen=True, slots=True)
+class ManualSwitch:
+    """The user asked for ``stream_index`` (an index into the policy's streams), or
+    for the next stream after the playing one when it is None; the stream reached
+    is pinned until :class:`Unpin`."""
+
+    now: float
+    stream_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unpin:
+    """The user released a pinned stream: upgrades apply again."""
+
+    now: float
+
+
+Event = (
+    Start
+    | UpstreamOpened
+    | UpstreamData
+    | UpstreamFailed
+    | Tick
+    | ClientsGone
+    | ManualSwitch
+    | Unpin
+)
 EventType = (
     type[Start]
     | type[UpstreamOpened]
@@ -157,6 +185,8 @@ EventType = (
     | type[UpstreamFailed]
     | type[Tick]
     | type[ClientsGone]
+    | type[ManualSwitch]
+    | type[Unpin]
 )
 EVENT_TYPES: tuple[EventType, ...] = (
     Start,
@@ -165,6 +195,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
     UpstreamFailed,
     Tick,
     ClientsGone,
+    ManualSwitch,
+    Unpin,
 )
 
 
@@ -314,7 +346,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_I, ClientsGone, "", _E, "EndSession"),
     Transition(_C, UpstreamOpened, "headers of the attempt", _C, _NOTHING),
     Transition(_C, UpstreamOpened, _CLOSED, _C, _IGNORED),
-    Transition(_C, UpstreamData, "data from the attempt", _PL, "SwitchTo [+ failover]"),
+    Transition(_C, UpstreamData, "data from the attempt", _PL, "SwitchTo [+ failover etc.]"),
     Transition(_C, UpstreamData, "... others in flight", _PL, "SwitchTo, close the others"),
     Transition(_C, UpstreamData, "no bytes / closed attempt", _C, _IGNORED),
     Transition(_C, UpstreamFailed, "the attempt failed", _C, _NEXT),
@@ -323,7 +355,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C, UpstreamFailed, _CLOSED, _C, _IGNORED),
     Transition(_C, Tick, "at the round's time limit", _E, _EXHAUST),
     Transition(_C, Tick, "at the hedge delay", _C, "open the next one alongside"),
+    Transition(_C, Tick, "a swap attempt's budget", _C, "close it (hung), open next"),
     Transition(_C, Tick, "before either", _C, _NOTHING),
+    Transition(_C, Unpin, "", _C, "unpin"),
     Transition(_C, ClientsGone, "", _E, _END_ALL),
     Transition(_PL, UpstreamOpened, _CLOSED, _PL, _IGNORED),
     Transition(_PL, UpstreamData, "data of the playing stream", _PL, _NOTHING),
@@ -332,8 +366,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PL, UpstreamFailed, "... none left", _E, _EXHAUST),
     Transition(_PL, UpstreamFailed, _CLOSED, _PL, _IGNORED),
     Transition(_PL, Tick, "at the recovery period", _PR, "open a probe (PROBE)"),
+    Transition(_PL, Tick, "... account full, ours", _C, "close it, swap round"),
+    Transition(_PL, Tick, "... account held elsewhere", _PL, "upgrade_waiting once, retry"),
     Transition(_PL, Tick, "... none eligible", _PL, "wait another period"),
     Transition(_PL, Tick, "before it / on top stream", _PL, _NOTHING),
+    Transition(_PL, ManualSwitch, "another stream", _C, "close it, manual round"),
+    Transition(_PL, ManualSwitch, "the playing stream", _PL, "pin it"),
+    Transition(_PL, Unpin, "", _PL, "unpin, recovery period"),
     Transition(_PL, ClientsGone, "", _E, _END_ALL),
     Transition(_PR, UpstreamOpened, "headers of the probe", _PR, _NOTHING),
     Transition(_PR, UpstreamOpened, _CLOSED, _PR, _IGNORED),
@@ -346,12 +385,17 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PR, UpstreamFailed, _CLOSED, _PR, _IGNORED),
     Transition(_PR, Tick, "at the probe timeout", _PL, "close probe, upgrade_failed"),
     Transition(_PR, Tick, "before the probe timeout", _PR, _NOTHING),
+    Transition(_PR, ManualSwitch, "another stream", _C, "close probe and it, manual"),
+    Transition(_PR, ManualSwitch, "the playing stream", _PL, "close probe, pin it"),
+    Transition(_PR, Unpin, "", _PR, "unpin"),
     Transition(_PR, ClientsGone, "", _E, _END_ALL),
     Transition(_E, UpstreamOpened, "", _E, _IGNORED),
     Transition(_E, UpstreamData, "", _E, _IGNORED),
     Transition(_E, UpstreamFailed, "", _E, _IGNORED),
     Transition(_E, Tick, "", _E, _IGNORED),
     Transition(_E, ClientsGone, "", _E, _IGNORED),
+    Transition(_E, ManualSwitch, "", _E, _IGNORED),
+    Transition(_E, Unpin, "", _E, _IGNORED),
 )
 """The whole transition table, one row per outcome.
 
