@@ -299,8 +299,7 @@ def _plan(
 def device_plan(db: Database, settings: Settings) -> DevicePlan:
     """The split as it stands, read-only; ``pending`` when :func:`settle` has work."""
     devices = _load_devices(db) or [_first_device(db)]
-    plan, _split_ = _plan(db, settings, devices, lineup(db))
-    return plan
+    return _plan(db, settings, devices, lineup(db))[0]
 
 
 # -- writing (the writer thread) ----------------------------------------------------------
@@ -325,7 +324,12 @@ def _ensure_first(db: Database) -> None:
 
 
 def _create_device(
-    db: Database, number: int, *, name: str | None = None, rule: str = AUTO, match: str | None = None
+    db: Database,
+    number: int,
+    *,
+    name: str | None = None,
+    rule: str = AUTO,
+    match: str | None = None,
 ) -> None:
     with db.session() as session:
         taken = set(session.scalars(select(TunerDevice.device_id)))
@@ -355,8 +359,7 @@ def settle(db: Database, settings: Settings) -> DevicePlan:
                     xmltv_channel_id=channel_id, device_id=pks[number], is_manual=manual, seq=seq
                 )
             )
-    final, _again = _plan(db, settings, _load_devices(db), rows)
-    return final
+    return _plan(db, settings, _load_devices(db), rows)[0]
 
 
 async def current_plan(db: Database, settings: Settings) -> DevicePlan:

@@ -50,9 +50,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("xmltv_channel_id", name=op.f("pk_channel_devices")),
     )
     with op.batch_alter_table("channel_devices") as batch:
-        batch.create_index(
-            batch.f("ix_channel_devices_device_id"), ["device_id"], unique=False
-        )
+        batch.create_index(batch.f("ix_channel_devices_device_id"), ["device_id"], unique=False)
 
 
 def downgrade() -> None:
