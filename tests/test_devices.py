@@ -311,7 +311,8 @@ def test_a_channel_on_device_3_plays_and_is_one_session_across_devices(setup: Se
             data = b""
             while len(data) < 188 * 50:
                 data += next(reader)
-            assert data[0] == 0x47 and data[188] == 0x47  # MPEG-TS packets
+            assert data[0] == 0x47
+            assert data[188] == 0x47
         sessions = setup.http.get(
             f"{setup.base}/api/v1/sessions", auth=("admin", ADMIN_PASSWORD)
         ).json()
@@ -368,9 +369,11 @@ def test_split_rules() -> None:
     stored = {cid: _stored(split.device_of[cid], cid) for cid in range(1, 21)}
     stored[10] = _stored(1, 99, manual=True)
     again = dev._split(rows, devices, stored, {}, 8)
-    assert again.device_of[5] == 4 and again.device_of[15] == 4
+    assert again.device_of[5] == 4
+    assert again.device_of[15] == 4
     assert again.device_of[10] == 1
-    assert 5 in again.writes and 10 not in again.writes
+    assert 5 in again.writes
+    assert 10 not in again.writes
     # Lowering the cap moves the channels put on a device last.
     lower = dev._split(rows, [one], {cid: _stored(1, cid) for cid in range(1, 21)}, {}, 15)
     assert [cid for cid in range(1, 21) if lower.device_of[cid] == 1] == list(range(1, 16))

@@ -30,7 +30,7 @@ def _print(rows: list[dict[str, Any]], as_json: bool, cap: int) -> None:
     table = Table("device", "name", "DeviceID", "takes", "channels", "GuideNumbers", "address")
     for r in rows:
         count = f"{r['channel_count']}" + (f" (over {cap}!)" if r["over_limit"] else "")
-        span = f"{r['first']}–{r['last']}" if r["first"] is not None else "—"
+        span = f"{r['first']}-{r['last']}" if r["first"] is not None else "—"
         table.add_row(
             str(r["number"]), r["name"], r["device_id"], r["takes"], count, span, r["urls"]["base"]
         )
@@ -72,7 +72,8 @@ def device_add(
     with open_runtime() as runtime:
         device = dev.add_device(runtime.db, runtime.settings, name=name, rule=rule, match=match)
         if channels:
-            dev.assign_channels(runtime.db, runtime.settings, device.number, _split_numbers(channels))
+            picked = _split_numbers(channels)
+            dev.assign_channels(runtime.db, runtime.settings, device.number, picked)
         rows = device_setup_urls(runtime.db, runtime.settings)
     row = next(r for r in rows if r["number"] == device.number)
     console.print(

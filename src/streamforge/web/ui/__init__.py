@@ -19,7 +19,8 @@ logout are plain forms with a CSRF field.
 
 Modules: :mod:`~.common` (templates, the page guard, rendering),
 :mod:`~.login`, :mod:`~.dashboard`, :mod:`~.pages` (accounts, guides,
-channels, events, setup), :mod:`~.devices` (the tuner devices), :mod:`~.live` (the Live page, its timeline picture
+channels, events, setup), :mod:`~.devices` (the tuner devices),
+:mod:`~.live` (the Live page, its timeline picture
 and the server-sent event stream), :mod:`~.settings`, :mod:`~.demo_panel`
 and :mod:`~.sessions` (the cookie, CSRF tokens and login rate limiting).
 """
