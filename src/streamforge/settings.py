@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         "of active accounts).",
     )
     device_name: str = Field(default="StreamForge", description="FriendlyName shown in Plex.")
+    channels_per_device: int = Field(
+        default=480,
+        ge=1,
+        le=10000,
+        description="Most channels on one virtual HDHomeRun device (Plex takes about 480 per "
+        "DVR device); a larger lineup is split over several devices at /devices/N/.",
+    )
 
     # -- periodic jobs -------------------------------------------------------
     account_sync_interval: float = Field(

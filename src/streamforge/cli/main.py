@@ -13,7 +13,7 @@ import os
 import typer
 
 from streamforge import __version__
-from streamforge.cli import accounts, channels, demo, epg, setup
+from streamforge.cli import accounts, channels, demo, devices, epg, setup
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
@@ -38,6 +38,7 @@ app.add_typer(accounts.app, name="account")
 app.add_typer(epg.app, name="epg")
 app.add_typer(channels.channel_app, name="channel")
 app.add_typer(channels.map_app, name="map")
+app.add_typer(devices.app, name="device")
 app.add_typer(mock_cli.app, name="mock-provider")
 app.command("match")(channels.match)
 app.command("plex-urls")(setup.plex_urls)

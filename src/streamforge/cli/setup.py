@@ -8,25 +8,41 @@ import httpx
 import typer
 from rich.table import Table
 
-from streamforge.cli.common import console, fail, one_line_errors
-from streamforge.outputs.setup_urls import setup_urls
+from streamforge.cli.common import console, fail, one_line_errors, open_runtime
+from streamforge.outputs.setup_urls import device_setup_urls, setup_urls
 from streamforge.settings import load_settings
 
 
 @one_line_errors
 def plex_urls(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """What to type into Plex, Jellyfin/Emby and IPTV players."""
+    """What to type into Plex, Jellyfin/Emby and IPTV players — for every device."""
     settings = load_settings()
     urls = setup_urls(settings)
+    with open_runtime() as runtime:
+        devices = device_setup_urls(runtime.db, runtime.settings)
     if as_json:
-        console.print_json(json.dumps(urls))
+        console.print_json(json.dumps({**urls, "devices": devices}))
         return
     console.print(
         f"[bold]Plex[/] (Live TV & DVR → set up → enter address): {urls['plex']}", highlight=False
     )
     console.print(f"[bold]Jellyfin/Emby tuner[/] (HDHomeRun): {urls['hdhomerun']}", highlight=False)
-    console.print(f"[bold]M3U playlist[/]: {urls['m3u']}", highlight=False)
-    console.print(f"[bold]XMLTV guide[/]: {urls['xmltv']}", highlight=False)
+    console.print(f"[bold]M3U playlist[/] (every channel): {urls['m3u']}", highlight=False)
+    console.print(f"[bold]XMLTV guide[/] (every channel): {urls['xmltv']}", highlight=False)
+    if len(devices) > 1:
+        console.print(
+            f"\n[bold]{len(devices)} devices[/] (Plex takes about "
+            f"{settings.channels_per_device} channels per device): add each one to Plex",
+            highlight=False,
+        )
+    for d in devices:
+        u = d["urls"]
+        console.print(
+            f"  device {d['number']} {d['name']} ({d['device_id']}, {d['channel_count']} channels):"
+            f" address {u['base']}  guide {u['xmltv']}  playlist {u['m3u']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @one_line_errors

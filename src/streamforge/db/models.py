@@ -231,3 +231,41 @@ class AppState(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+class TunerDevice(Base):
+    """One virtual HDHomeRun (see :mod:`streamforge.outputs.devices`).
+
+    ``number`` is the N of ``/devices/N/`` (device 1 is the root URLs);
+    ``rule`` says which channels it takes: ``auto`` (consecutive GuideNumbers
+    up to the per-device cap), ``group`` (the channel's published group),
+    ``category`` (a provider category of any of its streams) or ``channels``
+    (hand-picked only); ``match`` is the group or category name.
+    """
+
+    __tablename__ = "tuner_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    device_id: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str | None] = mapped_column(String(100), default=None)
+    rule: Mapped[str] = mapped_column(String(20), default="auto")
+    match: Mapped[str | None] = mapped_column(String(300), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelDevice(Base):
+    """The device a guide channel was put on when first published (kept, so
+    adding channels never moves existing ones); ``is_manual`` marks a
+    hand-picked assignment, which wins over every rule."""
+
+    __tablename__ = "channel_devices"
+
+    xmltv_channel_id: Mapped[int] = mapped_column(
+        ForeignKey("xmltv_channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("tuner_devices.id", ondelete="CASCADE"), index=True
+    )
+    is_manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    seq: Mapped[int] = mapped_column(Integer, default=0)

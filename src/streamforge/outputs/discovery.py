@@ -20,7 +20,11 @@ second the remaining high bits (libhdhomerun's "var length").
 A request carries the device type and device id it is looking for, each of
 which may be the wildcard ``0xFFFFFFFF``.  We answer when the requested type
 is a tuner (or the wildcard) and the requested id is ours (or the wildcard);
-a request that names several types is answered if any of them matches.  The
+a request that names several types is answered if any of them matches.
+StreamForge may speak for several virtual devices
+(:mod:`streamforge.outputs.devices`): each device that matches gets its own
+reply datagram, as if each were a box of its own, so a wildcard request
+lists them all.  The
 reply always carries DEVICE_TYPE (tuner) and DEVICE_ID, plus the tuner count,
 base URL, lineup URL and device auth string, read afresh from a callable for
 every reply so a change of address or tuner count is advertised at once.
@@ -42,7 +46,7 @@ import logging
 import socket
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from streamforge.errors import StreamForgeError
@@ -207,37 +211,47 @@ def build_discover_reply(info: DeviceInfo) -> bytes:
     return encode_frame(TYPE_DISCOVER_RPY, payload)
 
 
-def answer_discovery(info: DeviceInfo, data: bytes, addr: object) -> list[bytes]:
-    """The reply to one datagram: our discover reply if it asks for us, else nothing."""
+Devices = DeviceInfo | Sequence[DeviceInfo]
+"""One device, or every device StreamForge speaks for."""
+
+
+def _as_list(devices: Devices) -> Sequence[DeviceInfo]:
+    return (devices,) if isinstance(devices, DeviceInfo) else devices
+
+
+def answer_discovery(devices: Devices, data: bytes, addr: object) -> list[bytes]:
+    """The replies to one datagram: one discover reply per device it asks for."""
     try:
         request = parse_discover_request(data)
     except MalformedFrameError as exc:
         log.debug("ignoring discovery datagram from %s: %s", addr, exc)
         return []
-    try:
-        our_id = parse_device_id(info.device_id)
-    except ValueError:
-        log.warning("not answering discovery: device id %r is invalid", info.device_id)
-        return []
-    if not request_matches(request, our_id):
-        return []
-    try:
-        return [build_discover_reply(info)]
-    except ValueError as exc:
-        log.warning("not answering discovery: %s", exc)
-        return []
+    replies: list[bytes] = []
+    for info in _as_list(devices):
+        try:
+            our_id = parse_device_id(info.device_id)
+        except ValueError:
+            log.warning("not answering discovery: device id %r is invalid", info.device_id)
+            continue
+        if not request_matches(request, our_id):
+            continue
+        try:
+            replies.append(build_discover_reply(info))
+        except ValueError as exc:
+            log.warning("not answering discovery: %s", exc)
+    return replies
 
 
 class DiscoveryResponder:
     """Owns the UDP socket that answers libhdhomerun discovery.
 
-    ``info`` is called for every matching request, so the advertised values
-    are always current; ``limits`` is the reflection guard.
+    ``info`` is called for every request, so the advertised values are always
+    current; it returns one device or all of them (a reply each). ``limits``
+    is the reflection guard; a request answered by every device costs one
+    device's worth of tokens (see :mod:`streamforge.outputs.udp`).
     """
 
-    def __init__(
-        self, info: Callable[[], DeviceInfo], *, limits: ReplyLimits | None = None
-    ) -> None:
+    def __init__(self, info: Callable[[], Devices], *, limits: ReplyLimits | None = None) -> None:
         self._info = info
         self._limits = limits or ReplyLimits()
         self._transport: asyncio.DatagramTransport | None = None
@@ -275,6 +289,7 @@ class DiscoveryResponder:
                 "discovery",
                 lambda data, addr: answer_discovery(self._info(), data, addr),
                 bound_host,
+                devices=lambda: len(_as_list(self._info())),
             ),
             sock=sock,
         )

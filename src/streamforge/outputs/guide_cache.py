@@ -14,6 +14,11 @@ stale guide is never served.
 
 A copy is only kept once it was written completely; an interrupted render
 leaves nothing behind.
+
+Each virtual device (:mod:`streamforge.outputs.devices`) has its own guide
+of only its channels, cached under its own key
+(:func:`device_guide_prefix` + kind, e.g. ``device2-epg.xml``), so the
+devices' copies never replace one another or the whole lineup's.
 """
 
 from __future__ import annotations
@@ -65,19 +70,28 @@ def render(db: Database, rows: list[LineupRow]) -> Iterator[bytes]:
     )
 
 
+def device_guide_prefix(number: int) -> str:
+    """The cache-key prefix of device ``number``'s own guide."""
+    return f"device{number}-"
+
+
+def warm_rows(db: Database, cache: GuideCache, kind: str, rows: list[LineupRow]) -> bool:
+    """Render the guide of ``rows`` into the cache as ``kind`` unless it is there."""
+    version = guide_version(db, rows)
+    if cache.cached(kind, version) is not None:
+        return False
+    for _chunk in cache.tee(kind, version, render(db, rows)):
+        pass
+    return True
+
+
 def warm(db: Database, cache: GuideCache) -> bool:
     """Render the current guide into the cache unless it is already there.
 
     Run in a worker thread by the periodic jobs, so that Plex's requests find
     a ready copy even right after a guide refresh. Returns whether it rendered.
     """
-    rows = lineup(db)
-    version = guide_version(db, rows)
-    if cache.cached("epg.xml", version) is not None:
-        return False
-    for _chunk in cache.tee("epg.xml", version, render(db, rows)):
-        pass
-    return True
+    return warm_rows(db, cache, "epg.xml", lineup(db))
 
 
 class GuideCache:

@@ -22,6 +22,11 @@ services, so the targets we match are ``ssdp:all`` (answered with all three),
 own ``uuid:…``.  ``USN`` is ``uuid:…::<target>``, except for the uuid target
 itself where it is just the uuid.
 
+StreamForge may speak for several virtual devices
+(:mod:`streamforge.outputs.devices`); each is its own root device with its
+own ``uuid:…`` (derived from its DeviceID) and ``LOCATION``
+(``/devices/N/device.xml``), announced and answered for separately.
+
 Responses are sent immediately rather than after a random delay up to
 ``MX``; a single device causes no response storm. An ``ssdp:all`` answer is
 about 8 times the size of the search, so answers go only to senders on a
@@ -43,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from streamforge import __version__
@@ -173,12 +178,25 @@ def notify_byebye(device: SsdpDevice, target: str, host: str) -> bytes:
     )
 
 
-def answer_search(device: SsdpDevice, data: bytes) -> list[bytes]:
-    """Unicast responses to one M-SEARCH datagram (nothing for anything else)."""
+SsdpDevices = SsdpDevice | Sequence[SsdpDevice]
+"""One device, or every device StreamForge speaks for."""
+
+
+def _as_list(devices: SsdpDevices) -> Sequence[SsdpDevice]:
+    return (devices,) if isinstance(devices, SsdpDevice) else devices
+
+
+def answer_search(devices: SsdpDevices, data: bytes) -> list[bytes]:
+    """Unicast responses to one M-SEARCH datagram, for every device it asks
+    for (nothing for anything else)."""
     request = parse_search(data)
     if request is None:
         return []
-    return [search_response(device, target) for target in matching_targets(device, request.st)]
+    return [
+        search_response(device, target)
+        for device in _as_list(devices)
+        for target in matching_targets(device, request.st)
+    ]
 
 
 class SsdpResponder:
@@ -194,7 +212,7 @@ class SsdpResponder:
 
     def __init__(
         self,
-        device: Callable[[], SsdpDevice],
+        device: Callable[[], SsdpDevices],
         *,
         notify_target: tuple[str, int] = (SSDP_GROUP, SSDP_PORT),
         multicast_group: str | None = SSDP_GROUP,
@@ -253,7 +271,10 @@ class SsdpResponder:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: self._limits.protocol(
-                "SSDP", lambda data, _addr: answer_search(self._device(), data), bound_host
+                "SSDP",
+                lambda data, _addr: answer_search(self._device(), data),
+                bound_host,
+                devices=lambda: len(_as_list(self._device())),
             ),
             sock=sock,
         )
@@ -273,13 +294,13 @@ class SsdpResponder:
     def _send_notify(self, build: Callable[[SsdpDevice, str, str], bytes]) -> None:
         if self._transport is None:
             return
-        device = self._device()
         host = f"{self._notify_target[0]}:{self._notify_target[1]}"
-        for target in advertised_targets(device):
-            self._transport.sendto(build(device, target, host), self._notify_target)
+        for device in _as_list(self._device()):
+            for target in advertised_targets(device):
+                self._transport.sendto(build(device, target, host), self._notify_target)
 
     def announce_alive(self) -> None:
-        """Send one ``ssdp:alive`` per advertised target."""
+        """Send one ``ssdp:alive`` per advertised target of every device."""
         self._send_notify(notify_alive)
 
     def announce_byebye(self) -> None:

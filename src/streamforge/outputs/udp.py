@@ -17,7 +17,11 @@ used to flood a third party. Before anything is answered, two rules apply:
   change is picked up without a restart.
 * **Rate.** Each source address (whatever its port) has a token bucket of
   ``burst`` tokens, refilled at ``rate`` tokens a second; every reply
-  datagram costs a token. A sender whose bucket is empty is not answered,
+  datagram costs a token — divided by the number of virtual devices the
+  responder speaks for (:mod:`streamforge.outputs.devices`), so a request
+  that every device answers costs what it costs with one device, and
+  ``hdhomerun_config discover`` sees every device in one call. A sender
+  whose bucket is empty is not answered,
   and its request is not even decoded; when a request has more replies than
   tokens (SSDP ``ssdp:all``), only as many are sent as there are tokens.
   Requests that get no reply (junk, someone else's device) cost nothing.
@@ -28,8 +32,10 @@ used to flood a third party. Before anything is answered, two rules apply:
   from many addresses can neither grow the table nor reset a victim's bucket.
 
 Under a burst, one source address gets at most ``burst`` reply datagrams and
-then ``rate`` a second, whatever it sends. Time comes from a clock function,
-the event loop's by default, so tests can drive it.
+then ``rate`` a second per device, whatever it sends (the devices are the
+user's configuration, a handful at most, not anything a sender controls).
+Time comes from a clock function, the event loop's by default, so tests can
+drive it.
 """
 
 from __future__ import annotations
@@ -93,17 +99,19 @@ class RateLimiter:
         oldest = next(iter(self._buckets.values()))
         return self._level(oldest, now) >= self._burst
 
-    def available(self, source: str, now: float) -> int:
-        """Whole tokens ``source`` could spend now (nothing is taken or stored)."""
+    def available(self, source: str, now: float, *, unit: int = 1) -> int:
+        """Datagrams ``source`` could be sent now at ``1/unit`` token each
+        (nothing is taken or stored)."""
         bucket = self._buckets.get(source)
         if bucket is not None:
-            return int(self._level(bucket, now))
+            return _whole(self._level(bucket, now) * unit)
         if len(self._buckets) < self._max or self._oldest_is_idle(now):
-            return self._burst
+            return self._burst * unit
         return 0
 
-    def take(self, source: str, wanted: int, now: float) -> int:
-        """Spend up to ``wanted`` whole tokens of ``source``; returns how many."""
+    def take(self, source: str, wanted: int, now: float, *, unit: int = 1) -> int:
+        """Spend the tokens of up to ``wanted`` datagrams of ``source`` at
+        ``1/unit`` token each; returns how many datagrams may go."""
         bucket = self._buckets.get(source)
         if bucket is None:
             if len(self._buckets) >= self._max:
@@ -113,10 +121,15 @@ class RateLimiter:
             bucket = self._buckets[source] = _Bucket(float(self._burst), now)
         bucket.tokens = self._level(bucket, now)
         bucket.stamp = now
-        granted = max(0, min(wanted, int(bucket.tokens)))
-        bucket.tokens -= granted
+        granted = max(0, min(wanted, _whole(bucket.tokens * unit)))
+        bucket.tokens = max(0.0, bucket.tokens - granted / unit)
         self._buckets.move_to_end(source)
         return granted
+
+
+def _whole(value: float) -> int:
+    """``int(value)``, tolerant of the rounding of fractional token costs."""
+    return int(value + 1e-9)
 
 
 class SourceScope:
@@ -154,8 +167,16 @@ class ReplyLimits:
     networks: Networks | None = None
     clock: Clock | None = None
 
-    def protocol(self, name: str, answer: Answer, bound_host: str) -> ReplyProtocol:
-        """A fresh protocol (empty bucket table) for a socket bound to ``bound_host``."""
+    def protocol(
+        self,
+        name: str,
+        answer: Answer,
+        bound_host: str,
+        *,
+        devices: Callable[[], int] | None = None,
+    ) -> ReplyProtocol:
+        """A fresh protocol (empty bucket table) for a socket bound to ``bound_host``;
+        ``devices`` says how many devices it answers for (the token cost divisor)."""
         networks = self.networks or (lambda: answerable_networks(bound_host))
         return ReplyProtocol(
             name,
@@ -163,6 +184,7 @@ class ReplyLimits:
             scope=SourceScope(networks),
             limiter=RateLimiter(burst=self.burst, rate=self.rate, max_sources=self.max_sources),
             clock=self.clock,
+            devices=devices,
         )
 
 
@@ -175,9 +197,11 @@ class ReplyProtocol(asyncio.DatagramProtocol):
         scope: SourceScope,
         limiter: RateLimiter,
         clock: Clock | None = None,
+        devices: Callable[[], int] | None = None,
     ) -> None:
         self._name = name
         self._answer = answer
+        self._devices = devices
         self._scope = scope
         self._limiter = limiter
         self._clock = clock
@@ -201,13 +225,14 @@ class ReplyProtocol(asyncio.DatagramProtocol):
         if not isinstance(host, str) or not self._scope.allows(host, now):
             log.debug("%s: not answering %s: not on a network we serve", self._name, host)
             return
-        if self._limiter.available(host, now) < 1:
+        unit = max(1, self._devices()) if self._devices is not None else 1
+        if self._limiter.available(host, now, unit=unit) < 1:
             log.debug("%s: not answering %s: reply rate limit", self._name, host)
             return
         replies = self._answer(data, addr)
         if not replies:
             return
-        granted = self._limiter.take(host, len(replies), now)
+        granted = self._limiter.take(host, len(replies), now, unit=unit)
         for reply in replies[:granted]:
             self._transport.sendto(reply, addr)
 

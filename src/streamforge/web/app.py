@@ -13,7 +13,16 @@ from fastapi.staticfiles import StaticFiles
 
 from streamforge import __version__
 from streamforge.runtime import Runtime
-from streamforge.web import api_accounts, api_channels, api_core, api_epg, plex, streams, ui
+from streamforge.web import (
+    api_accounts,
+    api_channels,
+    api_core,
+    api_devices,
+    api_epg,
+    plex,
+    streams,
+    ui,
+)
 from streamforge.web.errors import install_error_handlers
 from streamforge.web.ui.sessions import UiSessions
 
@@ -39,7 +48,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api_accounts.router, tags=["accounts"])
     app.include_router(api_epg.router, tags=["guide"])
     app.include_router(api_channels.router)
+    app.include_router(api_devices.router)
     app.include_router(plex.router)
+    app.include_router(plex.device_router)
     app.include_router(streams.router)
     app.include_router(streams.api)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")

@@ -5,6 +5,12 @@ A tune joins (or starts) the channel's session and streams MPEG-TS with no
 Content-Length until the client leaves or every stream has failed. Errors
 follow the HDHomeRun convention: 404 for an unknown channel, 503 with an
 ``X-HDHomeRun-Error`` header when the channel cannot be tuned.
+
+Every virtual device tunes at ``/devices/N/auto/v{GuideNumber}`` too; a
+channel that is not on device N answers 404 there. All devices share the one
+:class:`~streamforge.streaming.manager.SessionManager`, so the same channel
+tuned through the root and through its device is one session, and the
+accounts' real connection limit (805) applies across devices.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamforge.errors import ConfigError
+from streamforge.outputs.devices import current_plan
 from streamforge.runtime import Runtime
 from streamforge.streaming.fanout import FanoutReader
 from streamforge.streaming.manager import TuneError
@@ -40,6 +47,25 @@ async def _body(session: ChannelSession, reader: FanoutReader) -> AsyncIterator[
 async def tune(
     guide_number: str, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> Response:
+    return await _tune(guide_number, request, runtime)
+
+
+@router.get("/devices/{number}/auto/v{guide_number}", tags=["plex"])
+@router.get("/devices/{number}/stream/{guide_number}.ts", tags=["plex"])
+async def device_tune(
+    number: int, guide_number: str, request: Request, runtime: Runtime = Depends(get_runtime)
+) -> Response:
+    plan = await current_plan(runtime.db, runtime.settings)
+    if plan.device(number) is None:
+        return JSONResponse({"error": f"no device {number}"}, status_code=404)
+    if not any(row.guide_number == guide_number for row in plan.rows(number)):
+        return JSONResponse(
+            {"error": f"no channel {guide_number} on device {number}"}, status_code=404
+        )
+    return await _tune(guide_number, request, runtime)
+
+
+async def _tune(guide_number: str, request: Request, runtime: Runtime) -> Response:
     try:
         session, reader = await runtime.streams.tune(
             guide_number, request.query_params.get("quality")

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from streamforge.admin_views import breakers_by_stream, parse_time
 from streamforge.events import LEVELS
-from streamforge.outputs.setup_urls import setup_urls
+from streamforge.outputs.setup_urls import device_setup_urls, setup_urls
 from streamforge.runtime import Runtime
 from streamforge.web.deps import get_runtime
 from streamforge.web.ui.common import render, require_page_session
@@ -120,4 +120,7 @@ async def setup_page(
     session: UiSession = Depends(require_page_session),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    return await render(request, "setup", session, urls=setup_urls(runtime.settings))
+    devices = await runtime.db.write(device_setup_urls, runtime.db, runtime.settings)
+    return await render(
+        request, "setup", session, urls=setup_urls(runtime.settings), devices=devices
+    )
