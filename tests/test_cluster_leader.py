@@ -39,8 +39,9 @@ async def test_exactly_one_leader_and_failover_within_the_ttl(
     def watcher(name: str) -> Callable[[bool], None]:
         return lambda now: changes.append((name, now))
 
+    ttl = 2.0  # a dead leader is replaced within 5/6 of it; the rest is scheduling slack
     contenders = [
-        LeaderLease(client, ident, ttl=TTL, on_change=watcher(ident.name))
+        LeaderLease(client, ident, ttl=ttl, on_change=watcher(ident.name))
         for client, ident in zip(clients, identities(tmp_path, 5), strict=True)
     ]
     tasks = {c.identity.name: TaskOwner(c.identity.name) for c in contenders}
@@ -57,7 +58,7 @@ async def test_exactly_one_leader_and_failover_within_the_ttl(
     # Stays exactly one over several renew periods.
     for _ in range(20):
         assert len(leaders()) <= 1
-        await asyncio.sleep(TTL / 20)
+        await asyncio.sleep(ttl / 20)
     first = leaders()[0]
     assert await first.leader() == first.identity.node_id
 
@@ -71,7 +72,7 @@ async def test_exactly_one_leader_and_failover_within_the_ttl(
         return any(c.is_leader for c in contenders if c is not first)
 
     await wait_until(someone_else_leads, within=5, interval=0.01)
-    assert loop.time() - stopped <= TTL
+    assert loop.time() - stopped <= ttl
     assert not first.is_leader
     second = leaders()[0]
     assert (second.identity.name, True) in changes
@@ -85,7 +86,7 @@ async def test_exactly_one_leader_and_failover_within_the_ttl(
         return any(c.is_leader for c in contenders if c not in (first, second))
 
     await wait_until(a_third_leads, within=5, interval=0.01)
-    assert loop.time() - released <= TTL / 6 + 0.2
+    assert loop.time() - released <= ttl / 6 + 0.3
     for owner in tasks.values():
         await owner.close()
 
@@ -162,7 +163,7 @@ async def test_owner_records_live_while_renewed_and_go_with_their_node(
         return (await b.claim(1, "http://127.0.0.1:7002")).ours
 
     await wait_until(b_can_take_over, within=5)
-    assert loop.time() - died <= TTL + 0.2
+    assert loop.time() - died <= TTL + 0.5
     assert await a.renew_once() == (1,)  # a comes back: it learns it lost channel 1
     assert lost == [(1,)]
     assert a.owned == ()

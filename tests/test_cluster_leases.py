@@ -155,7 +155,7 @@ async def test_a_dead_nodes_leases_expire_within_the_ttl(
         return {h.node_id for h in holders} == {alive.identity.node_id}
 
     await wait_until(dead_one_gone, within=5)
-    assert loop.time() - started <= TTL + 0.3
+    assert loop.time() - started <= TTL + 0.5
     # ...while renewing kept the live node's lease for several TTLs.
     await asyncio.sleep(0)  # let the renew task run at least once more
 
