@@ -20,6 +20,7 @@ from tests.mockfixtures import (  # noqa: F401
     mock_provider_thread,
 )
 from tests.pg import postgres_server
+from tests.redisfix import redis_session_server, redis_srv  # noqa: F401
 
 ADMIN_PASSWORD = "test-admin-password"
 

@@ -8,7 +8,8 @@ user can act on, and none ever contains a provider password.
 
     StreamForgeError
     ├── ConfigError               a setting is malformed or unusable
-    │   └── SettingsRejected      live_settings.py: a run-time settings change refused
+    │   ├── SettingsRejected      live_settings.py: a run-time settings change refused
+    │   └── NodeIdInUseError      cluster/node.py: another live node runs with this node id
     ├── DatabaseError
     │   └── SchemaTooNewError     the database was migrated by a newer StreamForge
     ├── CredentialError           a stored password cannot be decrypted / key unusable

@@ -10,12 +10,20 @@ defaults of the seed story (60 s recovery period, 2 s failover budget).
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamforge.errors import ConfigError
@@ -55,6 +63,31 @@ class Settings(BaseSettings):
         default=True,
         description="Store provider passwords in the OS keyring when a usable backend exists "
         "(otherwise AES-256-GCM with a key file in the data dir).",
+    )
+
+    # -- cluster ---------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis://host:6379/0); when set, this node runs in cluster mode "
+        "with the other nodes on the same Redis and PostgreSQL database.",
+    )
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        description="Name of this node in a cluster (default: the host name).",
+    )
+    lease_ttl: float = Field(
+        default=10.0,
+        ge=1,
+        le=10,
+        description="Seconds until a cluster node that stops renewing loses its provider "
+        "connection leases, owned channels and leadership.",
+    )
+    cluster_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret (at least 16 characters) that the nodes of a cluster use "
+        "to authenticate their internal stream relay requests.",
     )
 
     # -- HTTP server ---------------------------------------------------------
@@ -191,6 +224,30 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if not scheme.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        database_url = info.data.get("database_url")
+        if not (isinstance(database_url, str) and database_url.startswith("postgresql")):
+            raise ValueError(
+                "cluster mode needs a PostgreSQL STREAMFORGE_DATABASE_URL shared by all nodes "
+                "(the embedded SQLite database belongs to one node)"
+            )
+        return value
+
+    @field_validator("cluster_secret")
+    @classmethod
+    def _check_cluster_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @model_validator(mode="after")
