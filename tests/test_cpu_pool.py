@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streamforge.cpu_pool import CpuPool, WorkerCrashed, pack_rows, unpack_rows
+from streamforge.cpu_pool import WORKER_NICENESS, CpuPool, WorkerCrashed, pack_rows, unpack_rows
 from streamforge.epg.store import stage_guide, stage_guide_in_process
 from streamforge.epg.xmltv_parse import ImportWindow
 from streamforge.errors import GuideError
@@ -213,3 +213,11 @@ def test_a_stream_list_body_parses_to_the_rows_of_the_models() -> None:
     assert first[6]["tier"] == "FHD"
     for unusable in (b"", b"  <html>", b"[1, 2", b'{"user_info": {"auth": 0}}'):
         assert parse_streams_body(unusable) is None
+
+
+async def test_workers_run_at_a_lower_priority() -> None:
+    pool = CpuPool("test-cpu")
+    try:
+        assert await pool.run(os.nice, 0) == min(os.nice(0) + WORKER_NICENESS, 19)
+    finally:
+        await pool.aclose()

@@ -8,6 +8,8 @@ in a thread delays every live stream by hundreds of milliseconds. Such work is
 sent to a :class:`CpuPool` instead: a small :class:`ProcessPoolExecutor`
 (1 or 2 processes, started on first use with the ``forkserver`` context — never
 ``fork``: the server has threads) owned by the runtime and shut down with it.
+The workers run at a lower priority (``nice`` +10), so that on a busy machine
+the server's event loop is scheduled before them.
 
 What is sent must be a top-level function of a worker module
 (``epg/parse_worker.py``, ``matching/match_worker.py``,
@@ -24,8 +26,10 @@ function itself raises (``GuideError`` …) reaches the caller unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import pickle
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -42,6 +46,17 @@ log = logging.getLogger(__name__)
 
 class WorkerCrashed(StreamForgeError):
     """A worker process of a :class:`CpuPool` died while running a call."""
+
+
+#: How much lower than the server a worker process runs (``nice``): the
+#: server's event loop must get a core first when the machine is busy.
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Worker initializer: yield the CPU to the server (best effort)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICENESS)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -87,7 +102,7 @@ class CpuPool:
                 raise RuntimeError(f"CPU pool {self.name!r} is closed")
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=_context()
+                    max_workers=self.workers, mp_context=_context(), initializer=_lower_priority
                 )
                 self._started += 1
             return self._executor
