@@ -34,6 +34,7 @@ user can act on, and none ever contains a provider password.
     ├── MediaError                MPEG-TS content cannot be parsed or spliced
     │   ├── PsiError              ts/psi.py: a malformed PAT/PMT section (also a ValueError)
     │   └── SpliceError           ts/splicer.py: an upstream cannot be spliced into the session
+    ├── WorkerCrashed             cpu_pool.py: a CPU pool's worker process died running a call
     └── MalformedFrameError       outputs/discovery.py: a truncated or corrupt discovery datagram
 
 The branches are defined here; a leaf that belongs to one module's vocabulary

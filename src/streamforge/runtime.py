@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from streamforge import live_settings
 from streamforge.admin_auth import AdminAuth
 from streamforge.admin_views import AdminViews
 from streamforge.catalog_updates import CatalogUpdates
+from streamforge.cpu_pool import CpuPool
 from streamforge.credentials import CredentialStore
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
@@ -63,6 +65,7 @@ class Runtime:
     streams: SessionManager
     tasks: TaskOwner
     loop_monitor: LoopMonitor
+    cpu: CpuPool
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -79,7 +82,10 @@ class Runtime:
         events.start()
         credentials = CredentialStore(settings.data_dir, use_keyring=settings.keyring)
         accounts = AccountService(db, credentials, events, default_user_agent=settings.user_agent)
-        channel_sync = ChannelSync(db, accounts, events)
+        # CPU-heavy parsing and matching run in worker processes, off the loop's GIL.
+        # Two workers (one core: one), so that a guide parse and a sync's stream list overlap.
+        cpu = CpuPool("runtime-cpu", workers=min(2, os.cpu_count() or 1))
+        channel_sync = ChannelSync(db, accounts, events, cpu=cpu)
         tasks = TaskOwner("runtime")
         epg = EpgService(
             db,
@@ -87,8 +93,9 @@ class Runtime:
             events,
             window=ImportWindow(settings.epg_days_back, settings.epg_days_ahead),
             user_agent=settings.user_agent,
+            cpu=cpu,
         )
-        matching = MatchService(db, events, threshold=settings.match_threshold)
+        matching = MatchService(db, events, threshold=settings.match_threshold, cpu=cpu)
         catalog = CatalogUpdates(db, epg, matching, events, GuideCache(settings.data_dir / "cache"))
         channels = ChannelService(db, events)
         metrics = StreamMetrics()
@@ -110,6 +117,7 @@ class Runtime:
             streams=streams,
             tasks=tasks,
             loop_monitor=LoopMonitor(events, metrics.loop_lag),
+            cpu=cpu,
         )
 
     # -- settings at run time ---------------------------------------------------------
@@ -151,8 +159,10 @@ class Runtime:
         await self.loop_monitor.stop()
         await self.streams.close()
         await self.tasks.close()
+        await self.cpu.aclose()
         self.close()
 
     def close(self) -> None:
+        self.cpu.close()
         self.events.close()
         self.db.dispose()

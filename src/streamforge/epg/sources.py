@@ -1,7 +1,7 @@
 """Guide sources: add (URL, file, or an account's ``xmltv.php``), refresh, remove.
 
 A refresh downloads the guide to a temporary file (URLs and accounts), then
-imports it through :mod:`streamforge.epg.store` (parsed in a worker thread,
+imports it through :mod:`streamforge.epg.store` (parsed in a worker process,
 then swapped in on the database's writer thread): a failure at any step is
 recorded on the source as ``last_error`` and the guide already stored stays
 exactly as it was.
@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
+from streamforge.cpu_pool import CpuPool
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, XmltvChannel, XmltvSource
 from streamforge.epg.compression import ProgressCallback
-from streamforge.epg.store import StagedGuide, stage_guide
+from streamforge.epg.store import StagedGuide, stage_guide, stage_guide_in_process
 from streamforge.epg.xmltv_parse import ImportReport, ImportWindow
 from streamforge.errors import (
     ConfigError,
@@ -79,12 +80,14 @@ class EpgService:
         *,
         window: ImportWindow,
         user_agent: str,
+        cpu: CpuPool | None = None,
     ) -> None:
         self._db = db
         self._accounts = accounts
         self._events = events
         self._window = window
         self._user_agent = user_agent
+        self._cpu = cpu
 
     # -- reading ----------------------------------------------------------
     def all(self) -> list[SourceView]:
@@ -214,9 +217,15 @@ class EpgService:
         """Parse in a worker thread (the database untouched), then swap the staged
         guide in on the database's writer thread, so other writes wait only for
         the swap, not for the parse."""
-        staged, report = await asyncio.to_thread(
-            stage_guide, path, now=now, window=self._window, progress=progress
-        )
+        if self._cpu is not None:
+            # In a worker process: the parse would otherwise hold this process's GIL.
+            staged, report = await stage_guide_in_process(
+                self._cpu, path, now=now, window=self._window, progress=progress
+            )
+        else:
+            staged, report = await asyncio.to_thread(
+                stage_guide, path, now=now, window=self._window, progress=progress
+            )
         await self._db.write(_swap_and_close, staged, self._db, source_id)
         return report
 

@@ -13,28 +13,33 @@ module only moves those rows in bulk.
 
 from __future__ import annotations
 
-import pickle
+import asyncio
+import contextlib
+import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Dialect
 
+from streamforge.cpu_pool import CpuPool
 from streamforge.db.engine import Database
 from streamforge.db.models import Programme, XmltvChannel
+from streamforge.epg import parse_worker
 from streamforge.epg.compression import ProgressCallback
-from streamforge.epg.programme_rows import VALUE_COLUMNS, programme_values
+from streamforge.epg.parse_worker import Spool as _Spool
+from streamforge.epg.parse_worker import spool_guide
+from streamforge.epg.programme_rows import VALUE_COLUMNS
 from streamforge.epg.xmltv_parse import (
     GuideChannelRecord,
     GuideSource,
     ImportReport,
     ImportWindow,
-    XmltvReader,
 )
 
-_BATCH = 2000
+_PROGRESS_EVERY = 0.25
 PROGRAMMES: Table = Programme.__table__  # type: ignore[assignment]
 
 
@@ -54,38 +59,6 @@ def _db_time(dialect: Dialect) -> Callable[[datetime | None], Any]:
         # SQLAlchemy's SQLite DATETIME storage format
         return lambda v: None if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return lambda v: None if v is None else v.astimezone(UTC).replace(tzinfo=None)
-
-
-class _Spool:
-    """Rows pickled to a temporary file in batches (bounded memory)."""
-
-    def __init__(self) -> None:
-        # Closed by close(), which import_guide calls in a finally block.
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="sf-guide-")  # noqa: SIM115
-        self._batch: list[tuple[str, tuple[Any, ...]]] = []
-
-    def add(self, channel_xmltv_id: str, row: tuple[Any, ...]) -> None:
-        self._batch.append((channel_xmltv_id, row))
-        if len(self._batch) >= _BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._batch:
-            pickle.dump(self._batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._batch = []
-
-    def batches(self) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
-        self._flush()
-        self._file.seek(0)
-        while True:
-            try:
-                # Our own file, written just above in this process: trusted input.
-                yield pickle.load(self._file)  # noqa: S301
-            except EOFError:
-                return
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class StagedGuide:
@@ -120,19 +93,60 @@ def stage_guide(
     progress: ProgressCallback | None = None,
 ) -> tuple[StagedGuide, ImportReport]:
     """Phase 1: parse ``guide`` into a staging file; the database is not touched."""
-    reader = XmltvReader(guide, now=now, window=window, progress=progress)
-    channels: dict[str, GuideChannelRecord] = {}
     spool = _Spool()
+    channels, report = spool_guide(guide, spool, now=now, window=window, progress=progress)
+    return StagedGuide(channels, spool), report
+
+
+async def stage_guide_in_process(
+    pool: CpuPool,
+    path: str,
+    *,
+    now: datetime,
+    window: ImportWindow | None,
+    progress: ProgressCallback | None = None,
+) -> tuple[StagedGuide, ImportReport]:
+    """Phase 1 in a worker process of ``pool`` (off this process's GIL).
+
+    The worker parses the file at ``path`` and spools the programmes to a
+    staging file this process then reads; only the channels and the report
+    are pickled back. ``progress`` is fed from a small file the worker updates.
+    """
+    handle, spool_path = tempfile.mkstemp(prefix="sf-guide-stage-")
+    os.close(handle)
+    progress_path: str | None = None
+    if progress is not None:
+        handle, progress_path = tempfile.mkstemp(prefix="sf-guide-progress-")
+        os.close(handle)
+    tick = None
+    if progress is not None and progress_path is not None:
+        report_progress, polled = progress, progress_path
+
+        async def tick() -> None:
+            seen = await asyncio.to_thread(parse_worker.read_progress, polled)
+            if seen is not None:
+                report_progress(*seen)
+
     try:
-        for record in reader:
-            if isinstance(record, GuideChannelRecord):
-                channels[record.xmltv_id] = record
-            else:
-                spool.add(record.channel_id, programme_values(record))
+        channels, report = await pool.run(
+            parse_worker.stage_guide_file,
+            path,
+            spool_path,
+            progress_path,
+            now,
+            window,
+            every=_PROGRESS_EVERY,
+            tick=tick,
+        )
+        return StagedGuide(channels, _Spool.reopen(spool_path)), report
     except BaseException:
-        spool.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool_path)
         raise
-    return StagedGuide(channels, spool), reader.report
+    finally:
+        if progress_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(progress_path)
 
 
 def import_guide(

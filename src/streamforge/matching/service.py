@@ -20,12 +20,14 @@ similarity, for the UI's "add from suggestions".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import delete, insert, select
 
+from streamforge.cpu_pool import CpuPool, pack_rows, unpack_rows
 from streamforge.db.engine import Database
 from streamforge.db.models import (
     Account,
@@ -36,8 +38,8 @@ from streamforge.db.models import (
 )
 from streamforge.db.rules import streamable_account
 from streamforge.events import EventLog
-from streamforge.matching.matcher import GuideChannel, match_streams
-from streamforge.matching.matcher import ProviderStream as MatchStream
+from streamforge.matching import match_worker
+from streamforge.matching.match_worker import ChannelDecision, GuideRow, StreamRow
 from streamforge.matching.normalize import normalize_name
 
 
@@ -56,10 +58,13 @@ class MatchSummary:
 
 
 class MatchService:
-    def __init__(self, db: Database, events: EventLog, *, threshold: float) -> None:
+    def __init__(
+        self, db: Database, events: EventLog, *, threshold: float, cpu: CpuPool | None = None
+    ) -> None:
         self._db = db
         self._events = events
         self._threshold = threshold
+        self._cpu = cpu
 
     async def arun(self) -> MatchSummary:
         """:meth:`run` from async code: on the database's writer thread, so the
@@ -83,12 +88,12 @@ class MatchService:
                 .order_by(XmltvChannel.id)
             ).all()
             by_xmltv: dict[str, int] = {}
-            guide: list[GuideChannel] = []
+            guide: list[GuideRow] = []
             for cid, xmltv_id, names, display, _lcn, _number in channel_rows:
                 if xmltv_id in by_xmltv:
                     continue
                 by_xmltv[xmltv_id] = cid
-                guide.append(GuideChannel(id=xmltv_id, display_names=list(names or [display])))
+                guide.append((xmltv_id, list(names or [display])))
             stream_rows = session.execute(
                 select(
                     XtreamChannel.id,
@@ -111,29 +116,18 @@ class MatchService:
             manual_count: dict[int, int] = {}
             for channel_id, _stream, priority in manual:
                 manual_count[channel_id] = max(manual_count.get(channel_id, 0), priority + 1)
-            outcome = match_streams(
-                guide,
-                (
-                    MatchStream(
-                        id=sid, name=name, epg_channel_id=epg, account_id=aid, account_priority=prio
-                    )
-                    for sid, name, epg, aid, prio in stream_rows
-                ),
-                threshold=self._threshold,
-                exclude=manual_streams,
-            )
+            grouped, unmatched = self._decide(guide, stream_rows, manual_streams)
             session.execute(delete(ChannelMapping).where(ChannelMapping.is_manual.is_(False)))
             rows: list[dict[str, Any]] = []
-            grouped = outcome.by_channel()
-            for xmltv_id, results in grouped.items():
+            for xmltv_id, results in grouped:
                 channel_id = by_xmltv[xmltv_id]
                 offset = manual_count.get(channel_id, 0)
-                for index, result in enumerate(results):
+                for index, (stream_id, confidence) in enumerate(results):
                     rows.append(
                         {
                             "xmltv_channel_id": channel_id,
-                            "xtream_channel_id": result.stream_id,
-                            "match_confidence": result.confidence,
+                            "xtream_channel_id": stream_id,
+                            "match_confidence": confidence,
                             "is_manual": False,
                             "is_primary": offset == 0 and index == 0,
                             "stream_priority": offset + index,
@@ -152,12 +146,29 @@ class MatchService:
                 mapped_streams=len(rows),
                 channels_with_streams=len(mapped_channels),
                 channels_with_backups=sum(1 for n in per_channel.values() if n > 1),
-                unmatched=len(outcome.unmatched),
+                unmatched=unmatched,
                 manual_kept=len(manual),
                 numbered=numbered,
             )
         self._events.record("info", "mapping", "automatic matching finished", summary.as_dict())
         return summary
+
+    def _decide(
+        self, guide: list[GuideRow], stream_rows: Sequence[Any], exclude: set[Any]
+    ) -> tuple[list[ChannelDecision], int]:
+        """The matcher's decisions: in a worker process of the CPU pool when
+        there is one (this thread waits, its transaction open), else here."""
+        streams: list[StreamRow] = [tuple(row) for row in stream_rows]
+        if self._cpu is None:
+            return match_worker.decide(guide, streams, self._threshold, exclude)
+        packed, unmatched = self._cpu.call(
+            match_worker.decide_packed,
+            guide,
+            pack_rows(streams),
+            self._threshold,
+            frozenset(exclude),
+        )
+        return list(unpack_rows(packed)), unmatched
 
     def suggestions(self, channel_id: int, limit: int = 20) -> list[dict[str, Any]]:
         """Unmapped streams ranked by similarity to the channel's names."""

@@ -68,6 +68,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from streamforge.cpu_pool import CpuPool
 from streamforge.errors import (
     AccountExpiredError,
     ConfigError,
@@ -100,6 +101,7 @@ from streamforge.xtream.models import (
     parse_live_streams,
     parse_short_epg,
 )
+from streamforge.xtream.streams_worker import PackedStreams, pack_streams, parse_streams_body
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +316,30 @@ class XtreamClient:
         parsed = await asyncio.to_thread(parse_live_streams, data)
         return self._list_result(parsed, data, "get_live_streams")
 
+    async def live_stream_rows(self, cpu: CpuPool) -> PackedStreams:
+        """All live streams as compact rows with their quality, decoded and parsed
+        in a worker process of ``cpu`` (:mod:`streamforge.xtream.streams_worker`).
+
+        Same answers, same errors as :meth:`live_streams`: a body that is not a
+        usable list is decoded here again, where the error is made.
+        """
+        what = "get_live_streams"
+        body = await self._api_body(what, {})
+        packed = await cpu.run(parse_streams_body, body)
+        if packed is None:
+            data = await asyncio.to_thread(self._decode_json, body, what)
+            parsed = parse_live_streams(data)
+            streams = self._list_result(parsed, data, what)
+            return await asyncio.to_thread(pack_streams, streams, 0)
+        if packed.skipped:
+            log.warning(
+                "provider %s: dropped %d unusable entries from %s",
+                self._label,
+                packed.skipped,
+                what,
+            )
+        return packed
+
     async def short_epg(self, stream_id: int, limit: int = 4) -> list[EpgListing]:
         """The next ``limit`` programmes of one stream from the panel's own guide."""
         data = await self._api(
@@ -380,16 +406,21 @@ class XtreamClient:
     async def _api(self, action: str | None, extra: Mapping[str, str]) -> object:
         """GET ``player_api.php`` with ``action`` and decode the JSON answer."""
         what = "player_api.php" if action is None else action
-        params = {"username": self._username, "password": self._password}
-        if action is not None:
-            params["action"] = action
-        params.update(extra)
-        body = await self._fetch("player_api.php", params, self._timeouts.for_api(), what)
+        body = await self._api_body(action, extra)
         if len(body) >= _OFF_LOOP_BYTES:
             # A 60,000-stream list takes most of a second to decode: do it in a
             # worker thread so live streams on the event loop keep flowing.
             return await asyncio.to_thread(self._decode_json, body, what)
         return self._decode_json(body, what)
+
+    async def _api_body(self, action: str | None, extra: Mapping[str, str]) -> bytes:
+        """GET ``player_api.php`` with ``action``: the raw answer."""
+        what = "player_api.php" if action is None else action
+        params = {"username": self._username, "password": self._password}
+        if action is not None:
+            params["action"] = action
+        params.update(extra)
+        return await self._fetch("player_api.php", params, self._timeouts.for_api(), what)
 
     async def _fetch(
         self, path: str, params: Mapping[str, str], timeouts: HttpTimeouts, what: str

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from streamforge.cpu_pool import CpuPool
 from streamforge.db.engine import Database
 from streamforge.db.models import (
     Account,
@@ -31,8 +32,8 @@ from streamforge.db.models import (
 from streamforge.errors import AccountExpiredError, ProviderError
 from streamforge.events import EventLog
 from streamforge.xtream.accounts import AccountService
-from streamforge.xtream.models import Category, LiveStream
-from streamforge.xtream.quality import detect_quality
+from streamforge.xtream.models import Category
+from streamforge.xtream.streams_worker import StreamRow, stream_rows
 
 #: (stage, done, total) — stages: "account", "categories", "streams", "store", "done"
 Progress = Callable[[str, int, int], None]
@@ -68,15 +69,15 @@ class SyncReport:
         )
 
 
-def _stream_row(stream: LiveStream, categories: dict[str, str]) -> dict[str, Any]:
-    quality = detect_quality(stream.name)
+def _stream_row(stream: StreamRow, categories: dict[str, str]) -> dict[str, Any]:
+    stream_id, name, _type, icon, epg_channel_id, category_id, quality = stream
     return {
-        "stream_id": stream.stream_id,
-        "name": stream.name[:500],
-        "icon": (stream.stream_icon or None) and stream.stream_icon[:1000],
-        "epg_channel_id": (stream.epg_channel_id or None) and stream.epg_channel_id[:300],
-        "category_id": stream.category_id,
-        "qualities": {**quality.to_json(), "category": categories.get(stream.category_id or "")},
+        "stream_id": stream_id,
+        "name": name[:500],
+        "icon": (icon or None) and icon[:1000],
+        "epg_channel_id": (epg_channel_id or None) and epg_channel_id[:300],
+        "category_id": category_id,
+        "qualities": {**quality, "category": categories.get(category_id or "")},
     }
 
 
@@ -86,10 +87,18 @@ _COMPARED = ("name", "icon", "epg_channel_id", "category_id", "qualities")
 class ChannelSync:
     """Syncs one account at a time; safe to call for any number of accounts."""
 
-    def __init__(self, db: Database, accounts: AccountService, events: EventLog) -> None:
+    def __init__(
+        self,
+        db: Database,
+        accounts: AccountService,
+        events: EventLog,
+        *,
+        cpu: CpuPool | None = None,
+    ) -> None:
         self._db = db
         self._accounts = accounts
         self._events = events
+        self._cpu = cpu
 
     async def sync(self, name: str, progress: Progress = _no_progress) -> SyncReport:
         report = SyncReport(account=name)
@@ -109,17 +118,23 @@ class ChannelSync:
                 progress("categories", 0, 1)
                 categories = await client.live_categories()
                 progress("streams", 0, 1)
-                streams = await client.live_streams()
+                rows: Iterable[StreamRow]
+                if self._cpu is not None:
+                    # Decoded, parsed and quality-tagged in a worker process
+                    # (off this process's GIL), unpacked by the writer thread.
+                    rows = (await client.live_stream_rows(self._cpu)).rows()
+                else:
+                    rows = stream_rows(await client.live_streams())
         except ProviderError as exc:
             self._events.record(
                 "error", "account", f"sync of {name!r} failed", {"account": name, "error": str(exc)}
             )
             raise
-        # Quality detection and the bulk upsert take seconds for a big account;
-        # the database's writer thread keeps the event loop (and every live
-        # stream) responsive, and other writes queue behind this transaction
-        # instead of fighting over the database lock.
-        await self._db.write(self._store, view.id, categories, streams, report, progress)
+        # The bulk upsert takes seconds for a big account; the database's
+        # writer thread keeps the event loop (and every live stream)
+        # responsive, and other writes queue behind this transaction instead
+        # of fighting over the database lock.
+        await self._db.write(self._store, view.id, categories, rows, report, progress)
         progress("done", report.streams, report.streams)
         self._events.record(
             "warning" if report.removed else "info",
@@ -133,17 +148,17 @@ class ChannelSync:
         self,
         account_id: int,
         categories: list[Category],
-        streams: list[LiveStream],
+        streams: Iterable[StreamRow],
         report: SyncReport,
         progress: Progress,
     ) -> None:
         names = {c.category_id: c.category_name for c in categories}
-        unique: dict[int, LiveStream] = {}
+        unique: dict[int, StreamRow] = {}
         for stream in streams:
-            if stream.stream_type not in {"live", "created_live", "radio_streams"}:
+            if stream[2] not in {"live", "created_live", "radio_streams"}:
                 report.skipped += 1
                 continue
-            unique.setdefault(stream.stream_id, stream)
+            unique.setdefault(stream[0], stream)
         report.categories = len(names)
         report.streams = len(unique)
         total = len(unique)
@@ -180,7 +195,7 @@ class ChannelSync:
 
             for done, stream in enumerate(unique.values(), 1):
                 row = _stream_row(stream, names)
-                old = existing.get(stream.stream_id)
+                old = existing.get(stream[0])
                 if old is None:
                     inserts.append({**row, "account_id": account_id, "added_at": now})
                 elif any(getattr(old, c) != row[c] for c in _COMPARED):
