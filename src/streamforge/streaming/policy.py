@@ -1121,7 +1121,8 @@ class FailoverPolicy:
     def _request_wakeup(self, out: list[Command]) -> None:
         deadline = self.next_deadline
         if deadline is not None and deadline != self._last_wakeup:
-            out.append(RequestWakeup(deadline))
+            # A deadline that passed while other events were handled is due now.
+            out.append(RequestWakeup(max(deadline, self._now)))
         self._last_wakeup = deadline
 
     def _index_of(self, xtream_channel_id: int) -> int:
