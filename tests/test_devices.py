@@ -484,7 +484,9 @@ def test_port_urls_and_off(tmp_path: Path) -> None:
     assert dev.with_port("https://tv.example", 8444) == "https://tv.example:8444"
     on = load_settings(data_dir=tmp_path, keyring=False, port=5004)
     assert [dev.served_port(on, n) for n in (1, 2, 3)] == [None, 5005, 5006]
-    proxied = load_settings(data_dir=tmp_path, keyring=False, port=5004, base_url="http://nas.lan:8080")
+    proxied = load_settings(
+        data_dir=tmp_path, keyring=False, port=5004, base_url="http://nas.lan:8080"
+    )
     assert [dev.public_port(proxied, n) for n in (1, 2, 3)] == [None, 8081, 8082]
     off = load_settings(data_dir=tmp_path, keyring=False, port=5004, device_ports="off")
     assert dev.served_port(off, 2) is None

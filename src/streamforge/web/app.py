@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamforge import __version__
 from streamforge.runtime import Runtime
@@ -36,7 +36,6 @@ from streamforge.web import (
 )
 from streamforge.web.errors import install_error_handlers
 from streamforge.web.ui.sessions import UiSessions
-
 
 DEVICE_ROOT_PATHS = frozenset(
     {
