@@ -1,6 +1,8 @@
 """Several virtual HDHomeRun devices: a mock provider catalogue of 1,300
 channels with a guide, served by the real server (uvicorn, UDP discovery) on
-loopback; one setup shared by every check of the module.
+loopback; one setup shared by every check of the module. Devices 2 and 3 are
+served on their own ports too (``port + 1``, ``port + 2``), and their short
+BaseURLs are what discovery advertises.
 
 The split rules themselves (hand-picked, group/category rules, stability,
 overflow) are pinned on plain values through ``_split``.
@@ -9,6 +11,7 @@ overflow) are pinned on plain values through ``_split``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 import socket
@@ -16,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -72,6 +76,28 @@ class Setup:
     http: httpx.Client
     discovery_bound: bool
     loop: asyncio.AbstractEventLoop
+    port: int
+
+    def own(self, number: int) -> str:
+        """Device ``number``'s own-port base URL (the main one for device 1)."""
+        return f"http://127.0.0.1:{self.port + number - 1}"
+
+
+def _tcp_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_run(count: int) -> int:
+    """A free TCP port followed by ``count - 1`` free ones (the devices' own ports)."""
+    while True:
+        port = free_port()
+        if port + count <= 65535 and all(_tcp_free(port + i) for i in range(1, count)):
+            return port
 
 
 def _port_free(port: int) -> bool:
@@ -93,11 +119,36 @@ def _wait(check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _answers(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def _serving(runtime: Runtime, port: int, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """The real server (``serve_app``) on ``loop`` in a thread, until the block ends."""
+    stop = asyncio.Event()
+    server = threading.Thread(
+        target=loop.run_until_complete,
+        args=(serve_app(create_app(runtime), runtime, host="127.0.0.1", port=port, stop=stop),),
+        name="streamforge-server",
+        daemon=True,
+    )
+    server.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        server.join(30)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, mock_media: MediaLibrary) -> Iterator[Setup]:
     data_dir = tmp_path_factory.mktemp("devices")
     discovery = _port_free(DISCOVER_UDP_PORT)
-    port = free_port()
+    port = _free_run(4)  # the main port, devices 2 and 3, one added at run time
     settings = load_settings(
         data_dir=data_dir,
         keyring=False,
@@ -126,31 +177,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory, mock_media: MediaLibrary) ->
         loop = asyncio.new_event_loop()
         loop.run_until_complete(configure())
         runtime.matching.run()
-        stop = asyncio.Event()
-        server = threading.Thread(
-            target=loop.run_until_complete,
-            args=(serve_app(create_app(runtime), runtime, host="127.0.0.1", port=port, stop=stop),),
-            name="streamforge-server",
-            daemon=True,
-        )
-        server.start()
         base = f"http://127.0.0.1:{port}"
-        with httpx.Client(timeout=30) as http:
-
-            def up() -> bool:
-                try:
-                    return http.get(f"{base}/discover.json").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            try:
-                _wait(up)
-                yield Setup(runtime, base, provider, http, discovery, loop)
-            finally:
-                loop.call_soon_threadsafe(stop.set)
-                server.join(30)
-                loop.run_until_complete(runtime.aclose())
-                loop.close()
+        try:
+            with _serving(runtime, port, loop), httpx.Client(timeout=30) as http:
+                _wait(lambda: _answers(http, f"{base}/discover.json"))
+                # Devices 2 and 3 get their own ports once the main one is up.
+                _wait(lambda: _answers(http, f"http://127.0.0.1:{port + 2}/discover.json"))
+                yield Setup(runtime, base, provider, http, discovery, loop, port)
+        finally:
+            loop.run_until_complete(runtime.aclose())
+            loop.close()
 
 
 def _lineups(s: Setup) -> dict[int, list[str]]:
@@ -183,12 +219,15 @@ def test_three_devices_split_the_whole_lineup(setup: Setup) -> None:
 def test_each_device_is_a_complete_hdhomerun(setup: Setup) -> None:
     ids = set()
     for number in (1, 2, 3):
-        prefix = "" if number == 1 else f"/devices/{number}"
         d = setup.http.get(f"{setup.base}/devices/{number}/discover.json").json()
         assert is_valid_device_id(d["DeviceID"])
         ids.add(d["DeviceID"])
-        assert d["BaseURL"] == setup.base + prefix
-        assert d["LineupURL"] == f"{setup.base}{prefix}/lineup.json"
+        # A short BaseURL: device N >= 2 on its own port, device 1 the root.
+        assert d["BaseURL"] == setup.own(number)
+        assert len(d["BaseURL"]) <= 28  # fits libhdhomerun's 29-byte field
+        assert d["LineupURL"] == f"{setup.own(number)}/lineup.json"
+        # The same document on the device's own port.
+        assert setup.http.get(f"{setup.own(number)}/discover.json").json() == d
         assert d["FriendlyName"] == ("StreamForge" if number == 1 else f"StreamForge {number}")
         assert d["TunerCount"] == 2  # what the account allows, on every device
         assert setup.http.get(d["LineupURL"]).status_code == 200
@@ -201,6 +240,14 @@ def test_each_device_is_a_complete_hdhomerun(setup: Setup) -> None:
         assert xml.findtext("u:device/u:serialNumber", namespaces=ns) == d["DeviceID"]
         entries = setup.http.get(d["LineupURL"]).json()
         assert all(e["URL"].startswith(f"{d['BaseURL']}/auto/v") for e in entries)
+        # The path URLs on the main port keep working and carry the same lineup.
+        path = setup.http.get(f"{setup.base}/devices/{number}/lineup.json").json()
+        assert path == entries
+        own_m3u = setup.http.get(f"{d['BaseURL']}/playlist.m3u").text
+        path_m3u = setup.http.get(f"{setup.base}/devices/{number}/playlist.m3u").text
+        if number > 1:
+            assert own_m3u == path_m3u
+            assert f'url-tvg="{d["BaseURL"]}/epg.xml"' in own_m3u
     assert len(ids) == 3
     assert setup.http.get(f"{setup.base}/devices/9/discover.json").status_code == 404
     # The root DeviceID is device 1's, kept from before devices existed.
@@ -271,7 +318,7 @@ def test_hdhomerun_config_discovers_the_devices(setup: Setup) -> None:
     """The real ``hdhomerun_config`` (Debian 20220303) keeps a discovered BaseURL
     in a 29-byte field and folds devices of one address whose BaseURL does not
     fit (``http://ip:port/devices/N`` rarely does) into one ``http://ip:80``
-    entry; every device whose BaseURL fits is listed."""
+    entry; with a port per device every BaseURL fits and all three are listed."""
     if not setup.discovery_bound:
         pytest.skip(f"UDP 127.0.0.1:{DISCOVER_UDP_PORT} is busy on this machine")
     expected = {
@@ -286,11 +333,8 @@ def test_hdhomerun_config_discovers_the_devices(setup: Setup) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     found = set(re.findall(r"hdhomerun device ([0-9A-F]{8}) found at 127\.0\.0\.1", done.stdout))
-    fits = {d["DeviceID"] for d in expected.values() if len(d["BaseURL"]) <= 28}
-    long = {d["DeviceID"] for d in expected.values() if len(d["BaseURL"]) > 28}
-    assert fits <= found
-    assert found <= fits | long
-    assert len(found) == len(fits) + (1 if long else 0), done.stdout
+    assert found == {d["DeviceID"] for d in expected.values()}, done.stdout
+    assert all(len(d["BaseURL"]) <= 28 for d in expected.values())
 
 
 def test_a_channel_on_device_3_plays_and_is_one_session_across_devices(setup: Setup) -> None:
@@ -299,15 +343,20 @@ def test_a_channel_on_device_3_plays_and_is_one_session_across_devices(setup: Se
     other = lineups[1][0]
     assert setup.http.get(f"{setup.base}/devices/1/auto/v{channel}").status_code == 404
     assert setup.http.get(f"{setup.base}/devices/3/auto/v{other}").status_code == 404
+    assert setup.http.get(f"{setup.own(3)}/auto/v{other}").status_code == 404
+    assert setup.http.get(f"{setup.own(2)}/auto/v{channel}").status_code == 404
+    own = setup.http.get(f"{setup.own(3)}/lineup.json").json()
+    assert f"{setup.own(3)}/auto/v{channel}" in {e["URL"] for e in own}
     with (
-        setup.http.stream("GET", f"{setup.base}/devices/3/auto/v{channel}") as first,
-        setup.http.stream("GET", f"{setup.base}/auto/v{channel}") as second,
+        setup.http.stream("GET", f"{setup.own(3)}/auto/v{channel}") as first,
+        setup.http.stream("GET", f"{setup.base}/devices/3/auto/v{channel}") as second,
+        setup.http.stream("GET", f"{setup.base}/auto/v{channel}") as third,
     ):
-        assert first.status_code == 200
-        assert second.status_code == 200
-        assert first.headers["content-type"] == "video/mp2t"
-        readers = [response.iter_bytes() for response in (first, second)]
-        for reader in readers:  # kept open: both clients stay tuned
+        for response in (first, second, third):
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "video/mp2t"
+        readers = [response.iter_bytes() for response in (first, second, third)]
+        for reader in readers:  # kept open: every client stays tuned
             data = b""
             while len(data) < 188 * 50:
                 data += next(reader)
@@ -317,7 +366,8 @@ def test_a_channel_on_device_3_plays_and_is_one_session_across_devices(setup: Se
             f"{setup.base}/api/v1/sessions", auth=("admin", ADMIN_PASSWORD)
         ).json()
         live = [s for s in sessions if s["guide_number"] == channel]
-        assert len(live) == 1, sessions and live[0]["clients"] == 2
+        assert len(live) == 1, sessions
+        assert live[0]["clients"] == 3, live
 
 
 def test_adding_ten_channels_moves_none(setup: Setup) -> None:
@@ -344,6 +394,107 @@ def test_adding_ten_channels_moves_none(setup: Setup) -> None:
     assert len(added) == EXTRA
     assert added <= set(after[3])  # the last device with room takes them
     assert sum(map(len, after.values())) == TOTAL + EXTRA
+
+
+def test_a_device_added_at_run_time_gets_its_port_without_a_restart(setup: Setup) -> None:
+    auth = ("admin", ADMIN_PASSWORD)
+    added = setup.http.post(
+        f"{setup.base}/api/v1/devices", json={"name": "Picked", "rule": "channels"}, auth=auth
+    )
+    assert added.status_code == 201, added.text
+    number = added.json()["number"]
+    assert number == 4
+    own = setup.own(number)
+    assert added.json()["port"] == setup.port + 3
+    assert added.json()["urls"]["base"] == own
+    assert added.json()["urls"]["path"] == f"{setup.base}/devices/4"
+    early = socket.create_connection(("127.0.0.1", setup.port + 3), timeout=10)
+    try:
+        d = setup.http.get(f"{own}/discover.json").json()  # open when the API answered
+        assert d["BaseURL"] == own
+        assert d["FriendlyName"] == "Picked"
+        path = setup.http.get(f"{setup.base}/devices/4/discover.json").json()
+        assert path == d
+        assert setup.http.get(f"{own}/lineup.json").json() == []
+    finally:
+        removed = setup.http.delete(f"{setup.base}/api/v1/devices/{number}", auth=auth)
+        assert removed.status_code == 200, removed.text
+    # A connection opened before answers for no device any more ...
+    with early:
+        early.sendall(b"GET /discover.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert early.recv(64).startswith(b"HTTP/1.1 404")
+    with pytest.raises(httpx.TransportError), httpx.Client(timeout=5) as fresh:
+        fresh.get(f"{own}/discover.json")  # ... and the port is closed with the device
+    assert sorted(d["number"] for d in removed.json()) == [1, 2, 3]
+
+
+def test_a_busy_port_falls_back_to_the_path_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = _free_run(3)
+    settings = load_settings(
+        data_dir=tmp_path,
+        keyring=False,
+        host="127.0.0.1",
+        port=port,
+        discovery_enabled=False,
+        ssdp_enabled=False,
+    )
+    runtime = Runtime.build(settings)
+    runtime.auth.set_password(ADMIN_PASSWORD)
+    base = f"http://127.0.0.1:{port}"
+    loop = asyncio.new_event_loop()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", port + 1))
+    busy.listen()
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="streamforge.server"),
+            _serving(runtime, port, loop),
+            httpx.Client(timeout=30) as http,
+        ):
+            _wait(lambda: _answers(http, f"{base}/discover.json"))
+            added = http.post(
+                f"{base}/api/v1/devices", json={"rule": "channels"}, auth=("admin", ADMIN_PASSWORD)
+            )
+            assert added.status_code == 201, added.text
+            assert added.json()["port"] is None
+            assert added.json()["urls"]["base"] == f"{base}/devices/2"
+            d = http.get(f"{base}/devices/2/discover.json").json()
+            assert d["BaseURL"] == f"{base}/devices/2"
+            assert d["LineupURL"] == f"{base}/devices/2/lineup.json"
+            assert f"device 2: port {port + 1} not available" in caplog.text
+            # Freed, the port opens at the next look at the devices (here: another add).
+            busy.close()
+            again = http.post(
+                f"{base}/api/v1/devices", json={"rule": "channels"}, auth=("admin", ADMIN_PASSWORD)
+            )
+            assert again.status_code == 201, again.text
+            own = f"http://127.0.0.1:{port + 1}"
+            assert http.get(f"{own}/discover.json").json()["BaseURL"] == own
+    finally:
+        busy.close()
+        loop.run_until_complete(runtime.aclose())
+        loop.close()
+
+
+def test_port_urls_and_off(tmp_path: Path) -> None:
+    assert dev.with_port("http://192.168.1.20:5004", 5006) == "http://192.168.1.20:5006"
+    assert dev.with_port("http://[fd00::2]:5004/", 5005) == "http://[fd00::2]:5005"
+    assert dev.with_port("https://tv.example", 8444) == "https://tv.example:8444"
+    on = load_settings(data_dir=tmp_path, keyring=False, port=5004)
+    assert [dev.served_port(on, n) for n in (1, 2, 3)] == [None, 5005, 5006]
+    proxied = load_settings(
+        data_dir=tmp_path, keyring=False, port=5004, base_url="http://nas.lan:8080"
+    )
+    assert [dev.public_port(proxied, n) for n in (1, 2, 3)] == [None, 8081, 8082]
+    off = load_settings(data_dir=tmp_path, keyring=False, port=5004, device_ports="off")
+    assert dev.served_port(off, 2) is None
+    assert dev.public_port(off, 2) is None
+    device = dev.Device(2, 2, "10000002", port=5005)
+    assert device.base_url("http://h:5004") == "http://h:5005"
+    assert device.path_url("http://h:5004") == "http://h:5004/devices/2"
+    assert dev.Device(2, 2, "10000002").base_url("http://h:5004") == "http://h:5004/devices/2"
 
 
 # -- the split rules on plain values ----------------------------------------------------------

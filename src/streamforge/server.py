@@ -7,6 +7,14 @@ Discovery and SSDP answer for every virtual device
 devices' identities read on the database's threads at start and every
 :data:`DIRECTORY_REFRESH` seconds, so no datagram reads the database on the
 event loop. The same refresh keeps each device's own guide rendered.
+
+With ``device_ports = auto`` every device N ≥ 2 is served on its own port as
+well (:func:`streamforge.outputs.devices.served_port`): :class:`DevicePortListeners`
+opens one listener per device on uvicorn's own protocol once the main port is
+up, and again at every directory refresh and after a device is added through
+the API (``app.state.device_ports``), so a new device needs no restart. A port
+that cannot be bound is a one-line warning; that device keeps its path URL
+(``UNSERVED_PORTS_KEY``) until the port frees up.
 """
 
 from __future__ import annotations
@@ -15,12 +23,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from streamforge.outputs.devices import DevicePlan, device_identities, settle
+from streamforge.outputs.devices import (
+    UNSERVED_PORTS_KEY,
+    DevicePlan,
+    device_identities,
+    served_port,
+    settle,
+)
 from streamforge.outputs.discovery import DeviceInfo, DiscoveryResponder, device_info_from
 from streamforge.outputs.guide_cache import device_guide_prefix, warm_rows
 from streamforge.outputs.hdhomerun import TunerIdentity
@@ -28,7 +43,8 @@ from streamforge.outputs.setup_urls import public_base_url
 from streamforge.outputs.ssdp import SsdpDevice, SsdpResponder, ssdp_device_from
 from streamforge.runtime import Runtime
 from streamforge.scheduler import start_periodic_jobs
-from streamforge.web.app import create_app
+from streamforge.state import get_state, set_state
+from streamforge.web.app import DevicePorts, create_app, device_ports
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +73,22 @@ class DeviceDirectory:
             rows = list(plan.rows(device.number))
             warm_rows(self._runtime.db, cache, device_guide_prefix(device.number) + "epg.xml", rows)
 
-    async def refresh(self, *, warm: bool = False) -> None:
+    async def refresh(self, *, warm: bool = False) -> DevicePlan:
         plan, found = await self._runtime.db.write(self._read)
         self.identities = tuple(found)
         if warm:
             await self._runtime.db.run(self._warm, plan)
+        return plan
 
-    async def keep_fresh(self, interval: float = DIRECTORY_REFRESH) -> None:
+    async def keep_fresh(
+        self, listeners: DevicePortListeners, interval: float = DIRECTORY_REFRESH
+    ) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.refresh(warm=True)
+                plan = await self.refresh(warm=True)
+                if await listeners.sync(plan):
+                    await self.refresh()
             except SQLAlchemyError as exc:
                 log.warning("devices not re-read for discovery: %s", type(exc).__name__)
 
@@ -76,6 +97,99 @@ class DeviceDirectory:
 
     def ssdp(self) -> list[SsdpDevice]:
         return [ssdp_device_from(identity) for identity in self.identities]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling :class:`DevicePortListeners` when it is up."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.up.set()
+
+    def protocol(self) -> asyncio.Protocol:
+        """A connection handler like the main port's (same app, state and limits)."""
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+
+
+class DevicePortListeners:
+    """One listener per device served on its own port (see the module docstring)."""
+
+    def __init__(self, runtime: Runtime, server: _Server, ports: DevicePorts, host: str) -> None:
+        self._runtime = runtime
+        self._server = server
+        self._ports = ports
+        self._host = host
+        self._open: dict[int, tuple[int, asyncio.Server]] = {}  # number → (port, listener)
+        self._warned: set[int] = set()
+        self._lock = asyncio.Lock()
+
+    async def sync(self, plan: DevicePlan) -> bool:
+        """Open the ports of ``plan``'s devices, close those of removed ones;
+        True when the set of devices on their path URL only changed."""
+        if not self._server.up.is_set():
+            return False
+        async with self._lock:
+            settings = self._runtime.settings
+            wanted = {
+                d.number: port
+                for d in plan.devices
+                if (port := served_port(settings, d.number)) is not None
+            }
+            for number, (port, listener) in list(self._open.items()):
+                if wanted.get(number) != port:
+                    self._close(number, listener)
+            unserved: set[int] = set()
+            for number, port in sorted(wanted.items()):
+                if number not in self._open and not await self._listen(number, port):
+                    unserved.add(number)
+            return await self._record(unserved)
+
+    async def _listen(self, number: int, port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        config = self._server.config
+        try:
+            listener = await loop.create_server(
+                self._server.protocol, host=self._host, port=port, backlog=config.backlog
+            )
+        except OSError as exc:
+            if number not in self._warned:
+                self._warned.add(number)
+                log.warning(
+                    "device %d: port %d not available (%s); it is served at /devices/%d only",
+                    number,
+                    port,
+                    exc.strerror or type(exc).__name__,
+                    number,
+                )
+            return False
+        self._warned.discard(number)
+        self._open[number] = (port, listener)
+        self._ports.by_port[port] = number
+        self._server.servers.append(listener)  # closed and drained with the main port
+        log.info("device %d served on port %d", number, port)
+        return True
+
+    def _close(self, number: int, listener: asyncio.Server) -> None:
+        self._open.pop(number)
+        # by_port keeps the port: a connection kept alive from before now answers 404.
+        listener.close()
+        if listener in self._server.servers:
+            self._server.servers.remove(listener)
+
+    async def _record(self, unserved: set[int]) -> bool:
+        db = self._runtime.db
+        stored = await db.run(get_state, db, UNSERVED_PORTS_KEY)
+        if isinstance(stored, list) and set(stored) == unserved:
+            return False
+        await db.write(set_state, db, UNSERVED_PORTS_KEY, sorted(unserved))
+        return True
 
 
 def is_loopback(host: str) -> bool:
@@ -96,7 +210,7 @@ async def serve_app(
 ) -> None:
     """Serve ``app`` with discovery, SSDP and the periodic jobs until cancelled,
     interrupted, or ``stop`` is set."""
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -110,6 +224,17 @@ async def serve_app(
     directory = DeviceDirectory(runtime, public_base_url(runtime.settings))
     discovery = DiscoveryResponder(directory.discovery)
     ssdp = SsdpResponder(directory.ssdp)
+    listeners = DevicePortListeners(runtime, server, device_ports(app), host)
+
+    async def open_ports() -> None:
+        if await listeners.sync(await directory.refresh()):
+            await directory.refresh()
+
+    async def open_ports_when_up() -> None:
+        await server.up.wait()
+        await open_ports()
+
+    device_ports(app).opener = open_ports
 
     async def stop_when_asked(event: asyncio.Event) -> None:
         await event.wait()
@@ -118,10 +243,11 @@ async def serve_app(
     watcher = (
         runtime.tasks.spawn(stop_when_asked(stop), name="stop-watch") if stop is not None else None
     )
-    refresher = None
+    refresher = opener = None
     try:
         await directory.refresh()
-        refresher = runtime.tasks.spawn(directory.keep_fresh(), name="device-directory")
+        refresher = runtime.tasks.spawn(directory.keep_fresh(listeners), name="device-directory")
+        opener = runtime.tasks.spawn(open_ports_when_up(), name="device-ports")
         if runtime.settings.discovery_enabled:
             await discovery.start(host, runtime.settings.discovery_port)
         if runtime.settings.ssdp_enabled and not is_loopback(host):
@@ -132,7 +258,8 @@ async def serve_app(
         runtime.loop_monitor.start(runtime.tasks)
         await server.serve()
     finally:
-        for task in (watcher, refresher):
+        device_ports(app).opener = None
+        for task in (watcher, refresher, opener):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         le=10000,
         description="Most channels on one virtual HDHomeRun device (Plex takes about 480 per "
         "DVR device); a larger lineup is split over several devices at /devices/N/.",
+    )
+    device_ports: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: device N (N >= 2) is also served on its own HTTP port, port + N - 1, "
+        "so its BaseURL stays short (libhdhomerun keeps 29 bytes of it); off: /devices/N/ only.",
     )
 
     # -- periodic jobs -------------------------------------------------------

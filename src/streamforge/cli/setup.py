@@ -37,9 +37,10 @@ def plex_urls(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
         )
     for d in devices:
         u = d["urls"]
+        also = f" (also {u['path']})" if d["port"] is not None else ""
         console.print(
             f"  device {d['number']} {d['name']} ({d['device_id']}, {d['channel_count']} channels):"
-            f" address {u['base']}  guide {u['xmltv']}  playlist {u['m3u']}",
+            f" address {u['base']}{also}  guide {u['xmltv']}  playlist {u['m3u']}",
             highlight=False,
             soft_wrap=True,
         )

@@ -9,6 +9,20 @@ DeviceID (valid libhdhomerun check digit, persisted), FriendlyName, base URL
 Device 1 is served at the root URLs as well, so a Plex set up before
 devices existed keeps working (its DeviceID is the one kept in ``app_state``).
 
+A port per device
+-----------------
+With ``device_ports = auto`` (the default) device N ≥ 2 is also served at the
+root paths of its own HTTP port, :func:`served_port` (``port + N - 1``), and
+that short URL (``http://192.168.1.20:5005``) is its advertised BaseURL: the
+libhdhomerun of Debian/Ubuntu (20220303, what ``hdhomerun_config`` and many
+tools use) keeps a discovered BaseURL in a 29-byte field, so a longer one
+(``http://192.168.1.20:5004/devices/2``) is dropped and devices of one address
+are then folded into one. Plex itself identifies a device by its DeviceID and
+reads BaseURL/LineupURL from its ``discover.json``. The public port is counted
+from the port of the ``base_url`` setting when it is set (a proxy or Docker
+mapping forwards the same run of ports). A device whose port the server could
+not bind is listed under :data:`UNSERVED_PORTS_KEY` and keeps its path URL.
+
 Which channel is on which device
 --------------------------------
 A published channel is on exactly one device, decided in this order:
@@ -51,7 +65,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -81,6 +96,9 @@ CATEGORY = "category"
 CHANNELS = "channels"
 RULES = (AUTO, GROUP, CATEGORY, CHANNELS)
 
+UNSERVED_PORTS_KEY = "device_ports_unserved"
+"""``app_state``: the device numbers whose own port the running server could not bind."""
+
 
 @dataclass(frozen=True, slots=True)
 class Device:
@@ -92,6 +110,8 @@ class Device:
     name: str | None = None
     rule: str = AUTO
     match: str | None = None
+    port: int | None = None
+    """The public port the device is served on by itself (``None``: path URL only)."""
 
     def friendly_name(self, settings: Settings) -> str:
         """The user's name, else ``device_name`` (device 1) or ``"device_name N"``."""
@@ -105,7 +125,21 @@ class Device:
         return "" if self.number == 1 else device_path(self.number)
 
     def base_url(self, base: str) -> str:
-        """The device's base URL under the server's public ``base``."""
+        """The device's base URL under the server's public ``base``: its own
+        port when it has one, else ``base`` + :attr:`path`."""
+        if self.port is not None:
+            return with_port(base, self.port)
+        return self.path_url(base)
+
+    def own_url(self, base: str) -> str:
+        """Where the device's own playlist and guide live: its own port, else
+        ``/devices/N`` on the main port (the root ones carry every device)."""
+        if self.port is not None:
+            return with_port(base, self.port)
+        return base.rstrip("/") + device_path(self.number)
+
+    def path_url(self, base: str) -> str:
+        """The device's URL on the main port (``/devices/N``; the root for device 1)."""
         return base.rstrip("/") + self.path
 
     def describe(self) -> str:
@@ -117,6 +151,51 @@ class Device:
 def device_path(number: int) -> str:
     """``/devices/N`` — where device N's documents live (device 1 also at the root)."""
     return f"/devices/{number}"
+
+
+def with_port(base: str, port: int) -> str:
+    """``base`` with its port replaced: ``http://h:5004`` → ``http://h:5006``."""
+    parts = urlsplit(base.rstrip("/"))
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, "", ""))
+
+
+def served_port(settings: Settings, number: int) -> int | None:
+    """The local HTTP port device ``number`` is served on by itself (``port + N - 1``);
+    ``None`` for device 1 (the main port), with ``device_ports = off`` or past 65535."""
+    if number < 2 or settings.device_ports != "auto":
+        return None
+    port = settings.port + number - 1
+    return port if port <= 65535 else None
+
+
+def public_port(settings: Settings, number: int) -> int | None:
+    """The port clients reach device ``number`` on by itself: counted from the
+    ``base_url`` setting's port when set, else :func:`served_port`."""
+    if served_port(settings, number) is None:
+        return None
+    if not settings.base_url:
+        return served_port(settings, number)
+    parts = urlsplit(settings.base_url)
+    port = (parts.port or (443 if parts.scheme == "https" else 80)) + number - 1
+    return port if port <= 65535 else None
+
+
+def _unserved(db: Database) -> set[int]:
+    stored = get_state(db, UNSERVED_PORTS_KEY)
+    return {int(n) for n in stored} if isinstance(stored, list) else set()
+
+
+def _with_ports(db: Database, settings: Settings, devices: Iterable[Device]) -> list[Device]:
+    if settings.device_ports != "auto":
+        return list(devices)
+    unserved = _unserved(db)
+    return [
+        replace(d, port=None if d.number in unserved else public_port(settings, d.number))
+        for d in devices
+    ]
 
 
 @dataclass(frozen=True)
@@ -282,7 +361,7 @@ def _plan(
     needs_categories = any(d.rule == CATEGORY for d in devices)
     categories = _load_categories(db) if needs_categories else {}
     split = _split(rows, devices, stored, categories, settings.channels_per_device)
-    every = list(devices) + [Device(0, n, "") for n in split.opened]
+    every = _with_ports(db, settings, list(devices) + [Device(0, n, "") for n in split.opened])
     grouped: dict[int, list[LineupRow]] = {d.number: [] for d in every}
     for row in rows:
         grouped[split.device_of[row.channel_id]].append(row)
@@ -537,6 +616,7 @@ def device_summaries(plan: DevicePlan, settings: Settings, base: str) -> list[di
                 "over_limit": len(rows) > cap,
                 "first": rows[0].guide_number if rows else None,
                 "last": rows[-1].guide_number if rows else None,
+                "port": d.port,
                 "urls": device_urls(base, d),
             }
         )
@@ -548,12 +628,16 @@ def device_urls(base: str, device: Device) -> dict[str, str]:
 
     The HDHomeRun documents of device 1 are the root URLs; its own playlist
     and guide are under ``/devices/1/`` (the root ones carry every device's
-    channels, for players that take one playlist).
+    channels, for players that take one playlist). A device on its own port
+    has everything at that port's root; ``path`` is its ``/devices/N`` URL on
+    the main port, which always works.
     """
     root = device.base_url(base)
-    own = base.rstrip("/") + device_path(device.number)
+    path = base.rstrip("/") + device_path(device.number)
+    own = device.own_url(base)
     return {
         "base": root,
+        "path": path,
         "discover": f"{root}/discover.json",
         "lineup": f"{root}/lineup.json",
         "device_xml": f"{root}/device.xml",

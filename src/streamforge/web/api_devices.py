@@ -84,6 +84,7 @@ async def add_device(
         rule=body.rule,
         match=body.match,
     )
+    await request.app.state.device_ports.open_new()  # its own port, without a restart
     return _one(await _listing(request, runtime), device.number)
 
 
@@ -126,4 +127,5 @@ async def remove(
     number: int, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> list[dict[str, Any]]:
     await runtime.db.write(dev.remove_device, runtime.db, runtime.settings, number)
+    await request.app.state.device_ports.open_new()  # closes its own port
     return await _listing(request, runtime)

@@ -4,12 +4,23 @@
 :class:`~streamforge.runtime.Runtime`; no state lives at module level. The
 endpoints Plex and players use (discovery, lineup, playlist, guide, streams)
 are open; ``/api/v1`` and the UI need the admin password.
+
+A device served on its own port (:mod:`streamforge.outputs.devices`, "A port
+per device") answers at that port's root: :class:`DevicePortPaths` maps a
+request that came in on device N's port (``/discover.json``, ``/lineup.json``,
+``/auto/v{n}`` …) to ``/devices/N/…``. Which ports those are is
+:class:`DevicePorts` on ``app.state.device_ports``, filled by the server that
+opens them (:mod:`streamforge.server`); the app alone serves none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamforge import __version__
 from streamforge.runtime import Runtime
@@ -26,6 +37,66 @@ from streamforge.web import (
 from streamforge.web.errors import install_error_handlers
 from streamforge.web.ui.sessions import UiSessions
 
+DEVICE_ROOT_PATHS = frozenset(
+    {
+        "/discover.json",
+        "/lineup.json",
+        "/lineup_status.json",
+        "/lineup.post",
+        "/device.xml",
+        "/capability",
+        "/epg.xml",
+        "/epg.xml.gz",
+        "/xmltv.xml",
+        "/playlist.m3u",
+        "/playlist.m3u8",
+    }
+)
+DEVICE_ROOT_PREFIXES = ("/auto/", "/stream/")
+
+
+@dataclass
+class DevicePorts:
+    """The extra HTTP ports the running server listens on (local port → device
+    number) and how to open the ports of devices added at run time."""
+
+    by_port: dict[int, int] = field(default_factory=dict)
+    opener: Callable[[], Awaitable[None]] | None = None
+
+    async def open_new(self) -> None:
+        """Open (or close) ports to match the devices now; nothing without a server."""
+        if self.opener is not None:
+            await self.opener()
+
+
+def device_ports(app: FastAPI) -> DevicePorts:
+    found: DevicePorts = app.state.device_ports
+    return found
+
+
+class DevicePortPaths:
+    """ASGI middleware: a device-document path on device N's own port → ``/devices/N/…``."""
+
+    def __init__(self, app: ASGIApp, ports: DevicePorts) -> None:
+        self.app = app
+        self.ports = ports
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.ports.by_port:
+            server = scope.get("server")
+            number = self.ports.by_port.get(server[1]) if server else None
+            path: str = scope["path"]
+            if number is not None and (
+                path in DEVICE_ROOT_PATHS or path.startswith(DEVICE_ROOT_PREFIXES)
+            ):
+                prefix = f"/devices/{number}"
+                scope = {
+                    **scope,
+                    "path": prefix + path,
+                    "raw_path": prefix.encode() + (scope.get("raw_path") or path.encode()),
+                }
+        await self.app(scope, receive, send)
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
@@ -38,6 +109,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.ui_sessions = UiSessions()
+    app.state.device_ports = ports = DevicePorts()
+    app.add_middleware(DevicePortPaths, ports=ports)
     install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness check", tags=["system"])

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from streamforge.outputs import catalog
-from streamforge.outputs.devices import Device, DevicePlan, current_plan, device_path
+from streamforge.outputs.devices import Device, DevicePlan, current_plan
 from streamforge.outputs.guide_cache import device_guide_prefix, guide_version, render
 from streamforge.outputs.hdhomerun import (
     LineupChannel,
@@ -201,7 +201,7 @@ async def device_playlist(
 ) -> Response:
     plan, device = await device_of(runtime, number)
     base = base_url(request, runtime)
-    return _playlist(device.base_url(base), base + device_path(number), plan.rows(number))
+    return _playlist(device.base_url(base), device.own_url(base), plan.rows(number))
 
 
 async def _guide_response(

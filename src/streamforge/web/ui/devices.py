@@ -30,5 +30,6 @@ async def devices_page(
         session,
         devices=rows,
         cap=runtime.settings.channels_per_device,
+        ports_on=runtime.settings.device_ports == "auto",
         rules=dev.RULES,
     )
