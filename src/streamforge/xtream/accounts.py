@@ -192,7 +192,8 @@ class AccountService:
         return account  # type: ignore[no-any-return]
 
     def client(self, name: str) -> XtreamClient:
-        """An API client for the account (the only place its password is opened)."""
+        """An API client for the account (its password is opened here and, for live
+        URLs, in :meth:`stream_access`; nowhere else)."""
         with self._db.session() as session:
             account = self._find(session, name)
             password = self._credentials.open(account.password_encrypted)
