@@ -322,11 +322,13 @@ class World:
     def _check(self, driver: _Driver) -> None:
         assert set(driver.open) == set(driver.policy.open_attempts)
         purposes = [o.purpose for o in driver.open.values()]
-        if Purpose.PROBE in purposes:
+        if driver.in_round:
+            # A round's attempts in flight (a probe it adopted among them).
+            assert len(purposes) <= CONFIG.hedge_max, "more attempts in flight than hedge_max"
+            assert purposes.count(Purpose.PROBE) <= 1
+        elif Purpose.PROBE in purposes:
             assert len(purposes) <= 2
             assert purposes.count(Purpose.PROBE) == 1
-        elif driver.in_round:
-            assert len(purposes) <= CONFIG.hedge_max, "more attempts in flight than hedge_max"
         else:
             assert len(purposes) <= 1, "two upstreams open outside a round without a probe"
         if driver.ended:
