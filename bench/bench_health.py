@@ -18,14 +18,36 @@ with the media time they would arrive at in real time:
 
 Printed: the median over ``--runs`` of CPU seconds per media second, as a
 percentage of one core per channel, and throughputs in MB/s of CPU time.
-The end-to-end part (the checks inside a live channel session) is not here
-yet: it lands with the session integration.
+End to end (``--e2e``): a StreamForge on 127.0.0.1 against an in-process mock
+provider whose catalogue has one channel per trial slot (an ``sd`` primary and
+an ``hd`` backup on an account without a connection limit):
+
+- **faults**: per fault type (black, frozen, card, silent, no video, no audio,
+  slow 0.6x, drip, stall), ``--trials`` trials (20 by default) spread over
+  ``--parallel`` channels per type, all types at once: tune, play 2 s, set the
+  fault, and time from setting it to the failover event, which the session
+  writes when the backup's first byte is published to the client (on
+  loopback that is the client's first byte). Printed per type: median and
+  p99, and the margin over the target (content: threshold + 2 s; behind
+  live: limit + 0.5 s, plus the fault's own onset: the mock switches media
+  faults at the next keyframe, up to 1 s);
+- **false failovers**: ``--healthy-channels`` channels play healthy content
+  for ``--healthy-minutes`` of wall time each (channel-time = the product,
+  e.g. 12 x 2.5 min = 30 min): a third bursty every 4 s, a third every 8 s,
+  a third real-time with a fade to black of <= 2 s and a still picture of
+  <= 3 s every 20 s; every failover is a false one.
+
+The load average of the machine is printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +57,17 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamforge.mockprovider import (
+    Account,
+    Catalog,
+    Category,
+    Fault,
+    FaultKind,
+    MockProvider,
+    Stream,
+)
+from streamforge.mockprovider.catalog import GuideChannel
+from streamforge.settings import load_settings
 from streamforge.streaming.health import ContentSampler, HealthConfig
 from streamforge.streaming.media_clock import MediaClock
 from streamforge.ts.splicer import TsSplicer
@@ -65,8 +98,8 @@ def encode(
         ys, xs = np.mgrid[0:height, 0:width]
         # a gradient with film-grain-like texture, so the bitrate is what a real
         # channel spends (a clean gradient would compress to a tenth of it)
-        grain = np.random.default_rng(1).integers(0, max(1, grain), (height, width))
-        luma = ((xs + ys) % 200 + grain).astype(np.uint8)
+        noise = np.random.default_rng(1).integers(0, max(1, grain), (height, width))
+        luma = ((xs + ys) % 200 + noise).astype(np.uint8)
         chroma = np.full((height // 2, width), 128, dtype=np.uint8)
         apts = 0
         for n in range(round(seconds * fps)):
@@ -147,7 +180,231 @@ def one_run(data: bytes, seconds: float, budget: float) -> Run:
     )
 
 
+# ------------------------------------------------------------------ end to end
+
+FAULTS: dict[str, tuple[Fault, str]] = {
+    "black": (Fault(FaultKind.BLACK), "black_seconds"),
+    "frozen": (Fault(FaultKind.FROZEN), "frozen_seconds"),
+    "card": (Fault(FaultKind.CARD), "frozen_seconds"),
+    "silent": (Fault(FaultKind.SILENT), "silence_seconds"),
+    "no_video": (Fault(FaultKind.NO_VIDEO), "component"),
+    "no_audio": (Fault(FaultKind.NO_AUDIO), "component"),
+    "slow_0.6": (Fault(FaultKind.SLOW, factor=0.6), "lag"),
+    "drip": (Fault(FaultKind.DRIP), "lag"),
+    "stall": (Fault(FaultKind.STALL), "lag"),
+}
+
+
+def _catalog(n: int) -> Catalog:
+    streams, guide = [], []
+    for i in range(n):
+        epg = f"ch{i}.bench"
+        streams.append(Stream(1000 + i, f"CH{i} FHD", 1, epg, profile="sd", num=i + 1))
+        streams.append(Stream(5000 + i, f"CH{i} HD", 1, epg, profile="hd", num=i + 5000))
+        guide.append(GuideChannel(epg, f"Channel {i}"))
+    account = Account("bench", "bench-secret", exp_date=4_102_444_800, max_connections=10_000)
+    return Catalog((account,), (Category(1, "Bench"),), tuple(streams), tuple(guide))
+
+
+class _Stack:
+    """A runtime + app against ``provider`` with ``n`` channels, primary then backup."""
+
+    def __init__(self, provider: MockProvider, n: int, data_dir: Path) -> None:
+        from _common import build_runtime
+
+        self.provider = provider
+        self.runtime = build_runtime(data_dir, session_linger=0.0)
+        self.n = n
+        self.numbers: dict[int, str] = {}
+        self.switched: dict[str, list[tuple[float, dict[str, object]]]] = {}
+        self.runtime.events.subscribe(self._on_event)
+
+    def _on_event(self, event: object) -> None:
+        details = getattr(event, "details", {}) or {}
+        if details.get("kind") in {"failover", "exhausted"}:
+            name = str(details.get("channel_name"))
+            self.switched.setdefault(name, []).append((time.monotonic(), dict(details)))
+
+    async def prepare(self) -> None:
+        from _common import add_account, order_channel, xtream_id
+
+        rt = self.runtime
+        await add_account(rt, "bench", self.provider.base_url, "bench", "bench-secret")
+        await rt.channel_sync.sync("bench")
+        rt.epg.add("bench-guide", from_account="bench")
+        await rt.epg.refresh("bench-guide")
+        await asyncio.to_thread(rt.matching.run)
+        for i in range(self.n):
+            ids = [xtream_id(rt, "bench", 1000 + i), xtream_id(rt, "bench", 5000 + i)]
+            self.numbers[i] = order_channel(rt, f"ch{i}.bench", ids)
+
+
+async def _play(http: object, url: str, stop: asyncio.Event) -> None:
+    import aiohttp
+
+    assert isinstance(http, aiohttp.ClientSession)
+    async with http.get(url) as response:
+        async for _chunk in response.content.iter_any():
+            if stop.is_set():
+                return
+
+
+async def _fault_trials(
+    st: _Stack, base: str, http: object, slot: int, fault: Fault, trials: int
+) -> list[float]:
+    from _common import wait_until
+
+    name = f"Channel {slot}"
+    times: list[float] = []
+    for _ in range(trials):
+        st.switched.pop(name, None)
+        stop = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(
+            _play(http, f"{base}/auto/v{st.numbers[slot]}", stop), name=f"bench-client-{slot}"
+        )
+        await asyncio.sleep(2.0)  # play the primary a while (a real viewer, not a condition)
+        t0 = time.monotonic()
+        st.provider.set_fault(1000 + slot, fault)
+        try:
+            await wait_until(lambda: name in st.switched, within=60, interval=0.05)
+            at, details = st.switched[name][0]
+            if details.get("kind") == "failover":
+                times.append(at - t0)
+        except TimeoutError:
+            print(f"  {name}: no failover within 60 s", flush=True)
+        stop.set()
+        task.cancel()
+        st.provider.recover(1000 + slot)
+        await wait_until(
+            lambda: (
+                not any(
+                    s.channel.name == name and not s.ended.is_set()
+                    for s in st.runtime.streams.sessions
+                )
+            ),
+            within=10,
+        )
+    return times
+
+
+async def e2e(args: argparse.Namespace) -> None:
+    import aiohttp
+
+    from _common import Summary, serve_app
+
+    logging.getLogger("streamforge").setLevel(logging.ERROR)
+    settings = load_settings(keyring=False)
+    thresholds = {
+        "black_seconds": settings.black_seconds,
+        "frozen_seconds": settings.frozen_seconds,
+        "silence_seconds": settings.silence_seconds,
+        "component": HealthConfig().component_seconds,
+        "lag": settings.live_lag_limit,
+    }
+    per_type = max(1, args.parallel)
+    fault_slots = len(FAULTS) * per_type if args.trials else 0
+    healthy = args.healthy_channels if args.healthy_minutes > 0 else 0
+    n = fault_slots + healthy
+    with tempfile.TemporaryDirectory(prefix="sf-bench-health-") as tmp:
+        async with MockProvider(_catalog(n), host="127.0.0.1", port=0) as provider:
+            st = _Stack(provider, n, Path(tmp))
+            try:
+                await st.prepare()
+                async with serve_app(st.runtime) as base, aiohttp.ClientSession() as http:
+                    jobs = []
+                    if fault_slots:
+                        trials = -(-args.trials // per_type)
+                        for k, (kind, (fault, _)) in enumerate(FAULTS.items()):
+                            for j in range(per_type):
+                                slot = k * per_type + j
+                                jobs.append(
+                                    (kind, _fault_trials(st, base, http, slot, fault, trials))
+                                )
+                    healthy_job = _healthy(
+                        st, base, http, range(fault_slots, n), args.healthy_minutes
+                    )
+                    results = await asyncio.gather(healthy_job, *(job for _, job in jobs))
+                    false_failovers, channel_minutes = results[0]
+                    by_kind: dict[str, list[float]] = {}
+                    for (kind, _), times in zip(jobs, results[1:], strict=True):
+                        by_kind.setdefault(kind, []).extend(times)
+            finally:
+                await st.runtime.aclose()
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    for kind, times in by_kind.items():
+        if not times:
+            print(f"{kind:<10} no failover measured")
+            continue
+        summary = Summary.of(times)
+        limit = thresholds[FAULTS[kind][1]]
+        target = limit + (0.5 if FAULTS[kind][1] == "lag" else 2.0)
+        print(
+            f"{kind:<10} fault -> backup's first byte: median {summary.median:6.2f} s  "
+            f"p99 {summary.p99:6.2f} s  (n={summary.n}; threshold {limit:g} s, target "
+            f"{target:g} s + onset <= 1 s)",
+            flush=True,
+        )
+    if healthy:
+        print(
+            f"false failovers: {false_failovers} in {channel_minutes:.1f} channel-minutes "
+            "of healthy content (bursty 4 s / 8 s, fades to black <= 2 s, stills <= 3 s)"
+        )
+
+
+async def _healthy(
+    st: _Stack, base: str, http: object, slots: range, minutes: float
+) -> tuple[int, float]:
+    if not slots or minutes <= 0:
+        return 0, 0.0
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    tasks = []
+    for k, slot in enumerate(slots):
+        if k % 3 == 0:
+            st.provider.set_fault(1000 + slot, Fault(FaultKind.BURSTY, period=4.0))
+        elif k % 3 == 1:
+            st.provider.set_fault(1000 + slot, Fault(FaultKind.BURSTY, period=8.0))
+        tasks.append(
+            loop.create_task(
+                _play(http, f"{base}/auto/v{st.numbers[slot]}", stop), name=f"bench-healthy-{slot}"
+            )
+        )
+    started = loop.time()
+    plain = [slot for k, slot in enumerate(slots) if k % 3 == 2]
+    while loop.time() - started < minutes * 60:
+        # a fade to black (<= 2 s: set, 1 s, heal at the next keyframe) and a still (<= 3 s)
+        for slot in plain:
+            st.provider.set_fault(1000 + slot, Fault(FaultKind.BLACK))
+        await asyncio.sleep(1.0)
+        for slot in plain:
+            st.provider.recover(1000 + slot)
+        await asyncio.sleep(8.0)
+        for slot in plain:
+            st.provider.set_fault(1000 + slot, Fault(FaultKind.FROZEN))
+        await asyncio.sleep(2.0)
+        for slot in plain:
+            st.provider.recover(1000 + slot)
+        await asyncio.sleep(9.0)
+    elapsed = loop.time() - started
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    names = {f"Channel {slot}" for slot in slots}
+    false = sum(len(v) for k, v in st.switched.items() if k in names)
+    return false, elapsed / 60 * len(slots)
+
+
 def main() -> None:
+    if "--e2e" in sys.argv:
+        parser = argparse.ArgumentParser(description="end-to-end health benchmark")
+        parser.add_argument("--e2e", action="store_true")
+        parser.add_argument("--trials", type=int, default=20, help="per fault type (0: none)")
+        parser.add_argument("--parallel", type=int, default=4, help="channels per fault type")
+        parser.add_argument("--healthy-channels", type=int, default=12)
+        parser.add_argument("--healthy-minutes", type=float, default=2.5)
+        asyncio.run(e2e(parser.parse_args()))
+        return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--gop", type=int, default=25, help="frames per keyframe (25 = 1 s)")

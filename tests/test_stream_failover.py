@@ -49,7 +49,7 @@ async def test_tune_streams_valid_ts(tmp_path: Path, mock_provider: MockProvider
     [
         (Fault("eof", after=0.8), "end_of_stream"),
         (Fault("reset", after=0.8), "read_error"),
-        (Fault("stall", after=0.8), "stall"),
+        (Fault("stall", after=0.8), "behind_live"),
         (Fault("garbage", after=0.8), "invalid_content"),
     ],
 )

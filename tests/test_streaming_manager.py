@@ -21,6 +21,7 @@ from streamforge.mockprovider.faults import Fault, FaultKind
 from streamforge.runtime import Runtime
 from streamforge.streaming.candidates import ProviderStream
 from streamforge.streaming.fanout import FanoutReader
+from streamforge.streaming.health.judge import ChannelJudgement
 from streamforge.streaming.manager import (
     ALL_TUNERS_IN_USE,
     NO_VIDEO_DATA,
@@ -50,6 +51,9 @@ class MemorySource:
 
     def streams_for_channel(self, channel_id: int) -> tuple[ProviderStream, ...]:
         return self.streams.get(channel_id, ())
+
+    def judgement_for_channel(self, channel_id: int) -> ChannelJudgement:
+        return ChannelJudgement()
 
 
 @dataclass

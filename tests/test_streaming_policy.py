@@ -56,6 +56,7 @@ from streamforge.streaming.protocol import (
     FailoverProtocolError,
     LogEvent,
     ManualSwitch,
+    MediaHealthy,
     OpenUpstream,
     PolicyConfig,
     RequestWakeup,
@@ -72,6 +73,7 @@ from streamforge.streaming.protocol import (
     render_transitions,
 )
 from streamforge.streaming.reasons import (
+    CONTENT_REASONS,
     FailureReason,
     counts_against_stream,
     is_account_level,
@@ -132,6 +134,7 @@ def render(command: Command) -> str:
 
 
 SEQUENTIAL = PolicyConfig(probe_min_bytes=3 * TS, outage_limit=2.0, hedge_delay=60.0)
+HEALTHY_PROBES = replace(SEQUENTIAL, probe_healthy_seconds=3.0)
 """The transcripts below walk candidates one at a time: a hedge delay longer
 than any round keeps hedging out of them (it has transcripts of its own), and
 a 2 s outage limit keeps their round deadlines short."""
@@ -522,6 +525,78 @@ def test_failed_probe_stays_and_waits_another_period() -> None:
     assert s.slots.snapshot() == {2: 1}
 
 
+def test_probe_that_must_be_healthy_waits_for_upstream_healthy() -> None:
+    s = Session([A, B], config=HEALTHY_PROBES)
+    _on_backup(s)
+    s.transcript(
+        [
+            (Tick(61.0), ["open 3 A/probe", "wake 69"]),
+            (UpstreamOpened(3, 61.3), []),
+            (data(3, 61.5, nbytes=4 * TS), []),
+            (Tick(64.0), []),
+            (
+                MediaHealthy(3, 64.8),
+                ["switch 3 make-before-break", "close 2", "log info upgrade"],
+            ),
+            (MediaHealthy(3, 65.0), []),
+        ]
+    )
+    assert s.policy.playing == A
+    assert s.last_log("upgrade")["probe_ms"] == 3800
+
+
+def test_healthy_before_enough_bytes_switches_with_the_bytes() -> None:
+    s = Session([A, B], config=HEALTHY_PROBES)
+    _on_backup(s)
+    s.transcript(
+        [
+            (Tick(61.0), ["open 3 A/probe", "wake 69"]),
+            (UpstreamOpened(3, 61.3), []),
+            (data(3, 61.5), []),
+            (MediaHealthy(3, 64.5), []),
+            (
+                data(3, 64.6, nbytes=2 * TS),
+                ["switch 3 make-before-break", "close 2", "log info upgrade"],
+            ),
+        ]
+    )
+
+
+def test_probe_never_healthy_times_out_and_stays() -> None:
+    s = Session([A, B], config=HEALTHY_PROBES)
+    _on_backup(s)
+    s.transcript(
+        [
+            (Tick(61.0), ["open 3 A/probe", "wake 69"]),
+            (UpstreamOpened(3, 61.3), []),
+            (data(3, 61.5, nbytes=40 * TS), []),
+            (
+                Tick(69.0),
+                ["close 3", "log info upgrade_failed", "wake 129"],
+            ),
+        ]
+    )
+    failed = s.last_log("upgrade_failed")
+    assert failed["reason"] == "probe_timeout"
+    assert "never healthy" in failed["detail"]
+    assert s.policy.playing == B
+
+
+def test_probe_failed_for_its_content_stays_and_waits_another_period() -> None:
+    s = Session([A, B], config=HEALTHY_PROBES)
+    _on_backup(s)
+    s.transcript(
+        [
+            (Tick(61.0), ["open 3 A/probe", "wake 69"]),
+            (UpstreamOpened(3, 61.3), []),
+            (data(3, 61.5, nbytes=40 * TS), []),
+            (fail(3, R.BLACK_PICTURE, 64.6), ["close 3", "log info upgrade_failed", "wake 124.6"]),
+        ]
+    )
+    assert s.last_log("upgrade_failed")["reason"] == "black_picture"
+    assert s.policy.playing == B
+
+
 def test_account_full_with_our_own_connection_swaps_back() -> None:
     # A and B share the account's only connection: no probe is possible, so the
     # session swaps (break-before-make) instead of staying on B forever.
@@ -804,6 +879,7 @@ EVENT_OF_TYPE: dict[type, Event] = {
     UpstreamOpened: UpstreamOpened(1, 70.0),
     UpstreamData: data(1, 70.0),
     UpstreamFailed: fail(1, R.STALL, 70.0),
+    MediaHealthy: MediaHealthy(1, 70.0),
     Tick: Tick(62.0),
     ClientsGone: ClientsGone(70.0),
     ManualSwitch: ManualSwitch(70.0, 0),
@@ -827,7 +903,7 @@ def test_handle_accepts_exactly_the_events_of_the_transition_table(
 
 
 def test_the_transition_table_is_what_the_policy_docstring_says() -> None:
-    upstream = {UpstreamOpened, UpstreamData, UpstreamFailed}
+    upstream = {UpstreamOpened, UpstreamData, MediaHealthy, UpstreamFailed}
     accepted = {state: {t for t in EVENT_TYPES if accepts(state, t)} for state in SessionState}
     assert accepted[SessionState.IDLE] == {Start, ClientsGone}
     # A manual switch needs a playing stream; a round under way refuses it.
@@ -970,7 +1046,12 @@ def test_transient_and_breaker_classification() -> None:
         R.STALL,
         R.END_OF_STREAM,
         R.READ_ERROR,
+        R.BEHIND_LIVE,
     }
+    for content in CONTENT_REASONS:
+        assert counts_against_stream(content)
+        assert not is_transient(content)
+    assert counts_against_stream(R.BEHIND_LIVE)
     assert not counts_against_stream(R.ACCOUNT_LIMIT)
     assert not counts_against_stream(R.BUDGET_EXCEEDED)
     assert counts_against_stream(R.CREDENTIAL_ERROR)

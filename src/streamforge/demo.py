@@ -55,6 +55,15 @@ FAULTS: Mapping[str, Fault] = MappingProxyType(
         "stall": Fault(FaultKind.STALL),
         "reset": Fault(FaultKind.RESET),
         "status 503": Fault(FaultKind.STATUS, status=503),
+        "black": Fault(FaultKind.BLACK),
+        "frozen": Fault(FaultKind.FROZEN),
+        "card": Fault(FaultKind.CARD),
+        "silent": Fault(FaultKind.SILENT),
+        "no video": Fault(FaultKind.NO_VIDEO),
+        "no audio": Fault(FaultKind.NO_AUDIO),
+        "slow 0.6": Fault(FaultKind.SLOW, factor=0.6),
+        "drip": Fault(FaultKind.DRIP),
+        "bursty 4 s": Fault(FaultKind.BURSTY, period=4.0),
     }
 )
 

@@ -149,7 +149,43 @@ class Settings(BaseSettings):
         default=1.5, gt=0, le=30, description="Seconds to receive a provider's response headers."
     )
     stall_timeout: float = Field(
-        default=3.0, gt=0, le=60, description="Seconds without bytes before a stream is stalled."
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds without bytes before a stream without readable timestamps is "
+        "stalled (the backstop; streams with a media clock are judged by the live lag limit).",
+    )
+    live_lag_limit: float = Field(
+        default=1.5,
+        ge=0.5,
+        le=2.0,
+        description="Seconds a stream's media time may fall behind the wall clock before it "
+        "is behind live and failed over (players start with 2-4 s of buffer).",
+    )
+    black_seconds: float = Field(
+        default=8.0,
+        ge=1,
+        le=600,
+        description="Seconds of black picture before a stream is failed over.",
+    )
+    frozen_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="Seconds of frozen picture (or a static slate) before a stream is failed over.",
+    )
+    silence_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        description="Seconds of silence (below -60 dBFS) before a stream is failed over.",
+    )
+    probe_healthy_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="Seconds of healthy media (moving picture, sound, not behind live) an "
+        "upgrade probe must deliver before switching back; 0 switches on bytes alone.",
     )
     failover_budget: float = Field(
         default=2.0,

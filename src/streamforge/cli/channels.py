@@ -100,6 +100,78 @@ def channel_number(
     console.print(f"{view.name} is now {view.guide_number}", highlight=False)
 
 
+@channel_app.command("health")
+@one_line_errors
+def channel_health(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    radio: bool | None = typer.Option(
+        None, "--radio/--tv", help="Audio only: never fail over for the picture."
+    ),
+    black: bool | None = typer.Option(None, "--black/--no-black", help="Black picture check."),
+    frozen: bool | None = typer.Option(None, "--frozen/--no-frozen", help="Frozen picture check."),
+    silence: bool | None = typer.Option(None, "--silence/--no-silence", help="Silence check."),
+    black_seconds: float | None = typer.Option(None, help="Black threshold (s) for this channel."),
+    frozen_seconds: float | None = typer.Option(
+        None, help="Frozen threshold (s) for this channel."
+    ),
+    silence_seconds: float | None = typer.Option(
+        None, help="Silence threshold (s) for this channel."
+    ),
+    defaults: bool = typer.Option(
+        False, "--defaults", help="Back to the global thresholds (before other options)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show or change how the channel's media is judged (no option: show)."""
+    changes: dict[str, object] = {}
+    if defaults:
+        changes = {
+            "audio_only": False,
+            "black": True,
+            "frozen": True,
+            "silence": True,
+            "black_seconds": None,
+            "frozen_seconds": None,
+            "silence_seconds": None,
+        }
+    for key, value in (
+        ("audio_only", radio),
+        ("black", black),
+        ("frozen", frozen),
+        ("silence", silence),
+        ("black_seconds", black_seconds),
+        ("frozen_seconds", frozen_seconds),
+        ("silence_seconds", silence_seconds),
+    ):
+        if value is not None:
+            changes[key] = value
+    with open_runtime() as runtime:
+        if changes:
+            judgement = runtime.channels.set_health(ref, **changes)  # type: ignore[arg-type]
+        else:
+            judgement = runtime.channels.health(ref)
+        settings = runtime.settings
+    data = judgement.as_dict()
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    kind = "radio (audio only: the picture is not judged)" if judgement.audio_only else "TV"
+    console.print(f"{ref}: {kind}", highlight=False)
+    table = Table("check", "on", "threshold")
+    for label, on, own, default in (
+        ("black picture", judgement.black, judgement.black_seconds, settings.black_seconds),
+        ("frozen picture", judgement.frozen, judgement.frozen_seconds, settings.frozen_seconds),
+        ("silent audio", judgement.silence, judgement.silence_seconds, settings.silence_seconds),
+    ):
+        threshold = f"{own:g} s" if own is not None else f"{default:g} s (setting)"
+        table.add_row(label, "yes" if on else "no", threshold)
+    console.print(table)
+    console.print(
+        f"behind live after {settings.live_lag_limit:g} s of lag (STREAMFORGE_LIVE_LAG_LIMIT)",
+        highlight=False,
+    )
+
+
 @map_app.command("add")
 @one_line_errors
 def map_add(

@@ -211,6 +211,29 @@ class ChannelMapping(Base):
     stream_priority: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ChannelHealth(Base):
+    """A guide channel's own media judgement (no row: the defaults and the settings).
+
+    ``audio_only`` marks a radio channel (never failed for its picture);
+    ``black_check``/``frozen_check``/``silence_check`` switch single checks off;
+    the ``*_seconds`` override the global thresholds (NULL: the setting).
+    """
+
+    __tablename__ = "channel_health"
+
+    xmltv_channel_id: Mapped[int] = mapped_column(
+        ForeignKey("xmltv_channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    audio_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    black_check: Mapped[bool] = mapped_column(Boolean, default=True)
+    frozen_check: Mapped[bool] = mapped_column(Boolean, default=True)
+    silence_check: Mapped[bool] = mapped_column(Boolean, default=True)
+    black_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    frozen_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    silence_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class EventLogEntry(Base):
     __tablename__ = "event_log"
     __table_args__ = (Index("ix_event_log_category_time", "category", "timestamp"),)

@@ -19,12 +19,24 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from streamforge.db.engine import Database
-from streamforge.db.models import Account, ChannelMapping, XmltvChannel, XtreamChannel
+from streamforge.db.models import (
+    Account,
+    ChannelHealth,
+    ChannelMapping,
+    XmltvChannel,
+    XtreamChannel,
+    utcnow,
+)
 from streamforge.db.rules import account_may_stream, published_channel, streamable_account
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
 from streamforge.outputs.catalog import guide_number_key
 from streamforge.streaming.candidates import ProviderStream, QualityTier, order_streams
+from streamforge.streaming.health.judge import ChannelJudgement
+
+#: Bounds of a channel's own threshold (seconds), as for the settings.
+HEALTH_SECONDS_RANGE = (1.0, 600.0)
+_UNSET = object()
 
 
 def tier_of(qualities: dict[str, Any] | None) -> QualityTier:
@@ -220,6 +232,78 @@ class ChannelService:
             channel.guide_number = number
             return self._view(session, channel)
 
+    # -- media judgement -------------------------------------------------------
+    def health(self, ref: str) -> ChannelJudgement:
+        """The channel's media judgement (the defaults when it has none of its own)."""
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            return _judgement(session.get(ChannelHealth, channel.id))
+
+    def set_health(
+        self,
+        ref: str,
+        *,
+        audio_only: bool | None = None,
+        black: bool | None = None,
+        frozen: bool | None = None,
+        silence: bool | None = None,
+        black_seconds: float | object | None = _UNSET,
+        frozen_seconds: float | object | None = _UNSET,
+        silence_seconds: float | object | None = _UNSET,
+    ) -> ChannelJudgement:
+        """Change what is given (a ``*_seconds`` of None goes back to the setting)."""
+        low, high = HEALTH_SECONDS_RANGE
+        seconds = {
+            "black_seconds": black_seconds,
+            "frozen_seconds": frozen_seconds,
+            "silence_seconds": silence_seconds,
+        }
+        for name, value in seconds.items():
+            if value is _UNSET or value is None:
+                continue
+            if not isinstance(value, int | float) or not low <= float(value) <= high:
+                raise ConfigError(f"{name} must be {low:g}..{high:g} seconds, got {value!r}")
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            row = session.get(ChannelHealth, channel.id)
+            if row is None:
+                row = ChannelHealth(
+                    xmltv_channel_id=channel.id,
+                    audio_only=False,
+                    black_check=True,
+                    frozen_check=True,
+                    silence_check=True,
+                )
+                session.add(row)
+            for attr, value in (
+                ("audio_only", audio_only),
+                ("black_check", black),
+                ("frozen_check", frozen),
+                ("silence_check", silence),
+            ):
+                if value is not None:
+                    setattr(row, attr, bool(value))
+            for name, value in seconds.items():
+                if value is not _UNSET:
+                    setattr(row, name, None if value is None else float(value))  # type: ignore[arg-type]
+            row.updated_at = utcnow()
+            session.flush()
+            judgement = _judgement(row)
+            name = channel.display_name
+            channel_id = channel.id
+        self._events.record(
+            "info",
+            "channel",
+            f"channel {name!r}: media checks {_describe(judgement)}",
+            {"channel": name, "health": judgement.as_dict()},
+            channel_id=channel_id,
+        )
+        return judgement
+
+    def judgement_for_channel(self, channel_id: int) -> ChannelJudgement:
+        with self._db.session() as session:
+            return _judgement(session.get(ChannelHealth, channel_id))
+
     # -- mappings -------------------------------------------------------------
     def _stream(self, session: Session, xtream_channel_id: int) -> XtreamChannel:
         stream = session.get(XtreamChannel, xtream_channel_id)
@@ -362,6 +446,34 @@ class ChannelService:
                 )
                 for m, x, a in rows
             )
+
+
+def _judgement(row: ChannelHealth | None) -> ChannelJudgement:
+    if row is None:
+        return ChannelJudgement()
+    return ChannelJudgement(
+        audio_only=row.audio_only,
+        black=row.black_check,
+        frozen=row.frozen_check,
+        silence=row.silence_check,
+        black_seconds=row.black_seconds,
+        frozen_seconds=row.frozen_seconds,
+        silence_seconds=row.silence_seconds,
+    )
+
+
+def _describe(j: ChannelJudgement) -> str:
+    parts = ["radio (audio only)"] if j.audio_only else []
+    for label, on, seconds in (
+        ("black", j.black, j.black_seconds),
+        ("frozen", j.frozen, j.frozen_seconds),
+        ("silence", j.silence, j.silence_seconds),
+    ):
+        if not on:
+            parts.append(f"no {label} check")
+        elif seconds is not None:
+            parts.append(f"{label} after {seconds:g} s")
+    return ", ".join(parts) if parts else "defaults"
 
 
 def next_free_number(session: Session, preferred: str | None = None) -> str:

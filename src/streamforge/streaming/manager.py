@@ -6,13 +6,24 @@ channel's live session, or starts one and waits (bounded) for its first bytes
 so that a channel that cannot play gets a quick HDHomeRun-style 503 instead
 of an empty 200. Sessions are keyed by channel and quality cap; one upstream
 serves every client of a key.
+
+The manager owns what the sessions share: the account slots, the circuit
+breakers, the pooled HTTP client and the **decoder workers** of the content
+checks - one bounded thread pool sized to the cores, shut down with the
+manager (each session keeps at most two decode jobs in flight and drops and
+counts the samples beyond). Each session is judged by the settings'
+thresholds (:class:`~streamforge.streaming.health.judge.JudgeConfig`) and its
+channel's own :class:`~streamforge.streaming.health.judge.ChannelJudgement`
+from the :class:`~streamforge.streaming.source.ChannelSource`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -27,6 +38,9 @@ from streamforge.streaming.candidates import (
     parse_quality_cap,
 )
 from streamforge.streaming.fanout import FanoutReader
+from streamforge.streaming.health.judge import JudgeConfig
+from streamforge.streaming.health.verdicts import HealthConfig
+from streamforge.streaming.media_clock import DEFAULT_MAX_LEAD
 from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.protocol import PolicyConfig
 from streamforge.streaming.session import ChannelRef, ChannelSession
@@ -74,7 +88,12 @@ class SessionManager:
             header_timeout=settings.header_timeout,
             stall_timeout=settings.stall_timeout,
             user_agent=settings.user_agent,
+            # The sessions judge stalls (media clock, or stall_timeout without one);
+            # the read timeout is the last backstop behind both.
+            read_timeout=settings.stall_timeout + DEFAULT_MAX_LEAD + settings.live_lag_limit,
         )
+        self.judge_config = judge_config(settings)
+        self._decoders: ThreadPoolExecutor | None = None
         self._sessions: dict[tuple[int, str], ChannelSession] = {}
         self._http: aiohttp.ClientSession | None = None
         self._starting: dict[tuple[int, str], asyncio.Lock] = {}
@@ -87,6 +106,13 @@ class SessionManager:
                 auto_decompress=False,
             )
         return self._http
+
+    def _decoder_pool(self) -> ThreadPoolExecutor:
+        if self._decoders is None:
+            self._decoders = ThreadPoolExecutor(
+                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="streamforge-health"
+            )
+        return self._decoders
 
     @property
     def sessions(self) -> list[ChannelSession]:
@@ -159,6 +185,7 @@ class SessionManager:
         access = await asyncio.to_thread(
             self._accounts.stream_access, {s.account_id for s in streams}
         )
+        judgement = await asyncio.to_thread(self._channels.judgement_for_channel, channel.id)
 
         def url_for(stream: ProviderStream) -> tuple[str, str | None]:
             entry = access.get(stream.account_id)
@@ -181,6 +208,9 @@ class SessionManager:
             linger=self._settings.session_linger,
             on_end=self._ended,
             key=key,
+            judge=self.judge_config,
+            judgement=judgement,
+            executor=self._decoder_pool(),
         )
         self._sessions[key] = session
         session.start()
@@ -208,3 +238,20 @@ class SessionManager:
             await session.close()
         if self._http is not None:
             await self._http.close()
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=False, cancel_futures=True)
+            self._decoders = None
+
+
+def judge_config(settings: Settings) -> JudgeConfig:
+    """The media judgement of the running settings."""
+    return JudgeConfig(
+        lag_limit=settings.live_lag_limit,
+        stall_timeout=settings.stall_timeout,
+        health=HealthConfig(
+            black_seconds=settings.black_seconds,
+            frozen_seconds=settings.frozen_seconds,
+            silence_seconds=settings.silence_seconds,
+        ),
+        healthy_seconds=settings.probe_healthy_seconds,
+    )

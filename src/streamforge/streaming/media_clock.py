@@ -148,7 +148,13 @@ class MediaClock:
         psi_wait_bytes: int = 1_000_000,
         pcr_wait_seconds: float = 0.5,
         source_timeout: float = 2.0,
+        sources: tuple[str, ...] = _PRIORITY,
     ) -> None:
+        """``sources`` restricts (and orders) the timestamp sources the clock may
+        follow, e.g. ``(SOURCE_AUDIO_PTS,)`` for a clock of the sound alone."""
+        if not sources or any(s not in _PRIORITY for s in sources):
+            raise ValueError(f"sources must be some of {_PRIORITY}")
+        self._priority = sources
         if min(jump_seconds, reorder_seconds, source_timeout) <= 0 or max_lead < 0:
             raise ValueError("jump, reorder and source timeout must be positive, max_lead >= 0")
         self._jump = jump_seconds
@@ -260,6 +266,7 @@ class MediaClock:
             key = {"video": SOURCE_VIDEO_PTS, "audio": SOURCE_AUDIO_PTS}.get(stream.kind)
             if key is not None and key not in found:
                 found[key] = stream.pid
+        found = {k: v for k, v in found.items() if k in self._priority}
         if self._source is not None and found.get(self._source) != self._pids.get(self._source):
             self._drop_source()
         self._pids = found
@@ -268,11 +275,11 @@ class MediaClock:
             self._program_at = now
 
     def _guess_pids(self, rows: npt.NDArray[np.uint8], pids: npt.NDArray[np.int32]) -> None:
-        if SOURCE_PCR not in self._pids:
+        if SOURCE_PCR in self._priority and SOURCE_PCR not in self._pids:
             carriers = np.flatnonzero(pcr_column(rows) & (pids != NULL_PID))
             if len(carriers):
                 self._pids[SOURCE_PCR] = int(pids[carriers[0]])
-        if SOURCE_VIDEO_PTS in self._pids and SOURCE_AUDIO_PTS in self._pids:
+        if all(k in self._pids for k in self._priority if k != SOURCE_PCR):
             return
         starts = np.flatnonzero(_pes_starts(rows) & (pids != NULL_PID))
         if not len(starts):
@@ -285,7 +292,7 @@ class MediaClock:
         prefix = (sub[idx, at] == 0) & (sub[idx, at + 1] == 0) & (sub[idx, at + 2] == 1)
         sid = sub[idx, np.minimum(at + 3, PACKET_SIZE - 1)]
         for key, lo, hi in ((SOURCE_VIDEO_PTS, 0xE0, 0xEF), (SOURCE_AUDIO_PTS, 0xC0, 0xDF)):
-            if key in self._pids:
+            if key in self._pids or key not in self._priority:
                 continue
             match = np.flatnonzero(prefix & (sid >= lo) & (sid <= hi))
             if len(match):
@@ -311,7 +318,7 @@ class MediaClock:
                 return
         assert self._program_at is not None
         pcr_due = now - self._program_at >= self._pcr_wait or self._bytes >= self._psi_wait_bytes
-        for key in _PRIORITY:
+        for key in self._priority:
             if key == current or key not in self._pids:
                 continue
             stamps = self._stamps(key, packets, rows, pids)

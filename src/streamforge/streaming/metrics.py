@@ -44,6 +44,23 @@ class StreamMetrics:
             buckets=_GAP_BUCKETS,
             registry=r,
         )
+        self.viewer_gap = Histogram(
+            "streamforge_viewer_gap_seconds",
+            "From the last byte clients got before a switch to the first byte after it.",
+            buckets=_GAP_BUCKETS,
+            registry=r,
+        )
+        self.health_failures = Counter(
+            "streamforge_health_failures",
+            "Upstream attempts failed by the media judgement (behind live, content), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.samples_dropped = Counter(
+            "streamforge_health_samples_dropped",
+            "Content samples not decoded because the decoder workers were behind.",
+            registry=r,
+        )
         self.loop_lag = Histogram(
             "streamforge_event_loop_lag_seconds",
             "How much later than asked the event loop woke (see loop_monitor.py).",

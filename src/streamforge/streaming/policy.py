@@ -16,7 +16,8 @@ The vocabulary — events in, commands out, the enums and
 re-exported here).
 
 Events in: :class:`Start`, :class:`UpstreamOpened` (headers OK),
-:class:`UpstreamData` (valid MPEG-TS bytes read), :class:`UpstreamFailed`
+:class:`UpstreamData` (valid MPEG-TS bytes read), :class:`MediaHealthy`
+(a probe showed a few seconds of healthy media), :class:`UpstreamFailed`
 (also for content that is not MPEG-TS: reason ``invalid_content``),
 :class:`Tick` (a wakeup fired), :class:`ClientsGone`.
 
@@ -40,6 +41,7 @@ checks every event against; a (state, event) pair without a row raises::
     CONNECTING  UpstreamData    data from the attempt       PLAYING     SwitchTo [+ failover etc.]
     CONNECTING  UpstreamData    ... others in flight        PLAYING     SwitchTo, close the others
     CONNECTING  UpstreamData    no bytes / closed attempt   CONNECTING  nothing (ignored)
+    CONNECTING  MediaHealthy    any attempt                 CONNECTING  nothing (ignored)
     CONNECTING  UpstreamFailed  the attempt failed          CONNECTING  close it, open the next one
     CONNECTING  UpstreamFailed  ... others in flight        CONNECTING  close it, wait or hedge
     CONNECTING  UpstreamFailed  ... none left / no time     ENDED       close, exhausted, EndSession
@@ -53,6 +55,7 @@ checks every event against; a (state, event) pair without a row raises::
     PLAYING     UpstreamOpened  (a closed attempt)          PLAYING     nothing (ignored)
     PLAYING     UpstreamData    data of the playing stream  PLAYING     nothing
     PLAYING     UpstreamData    (a closed attempt)          PLAYING     nothing (ignored)
+    PLAYING     MediaHealthy    any attempt                 PLAYING     nothing (ignored)
     PLAYING     UpstreamFailed  the playing stream failed   CONNECTING  close it, open the next one
     PLAYING     UpstreamFailed  ... none left               ENDED       close, exhausted, EndSession
     PLAYING     UpstreamFailed  (a closed attempt)          PLAYING     nothing (ignored)
@@ -68,7 +71,10 @@ checks every event against; a (state, event) pair without a row raises::
     PROBING     UpstreamOpened  headers of the probe        PROBING     nothing
     PROBING     UpstreamOpened  (a closed attempt)          PROBING     nothing (ignored)
     PROBING     UpstreamData    probe has probe_min_bytes   PLAYING     SwitchTo, close old, upgrade
+    PROBING     UpstreamData    ... and must be healthy     PROBING     nothing (waits for health)
     PROBING     UpstreamData    less / playing / closed     PROBING     nothing
+    PROBING     MediaHealthy    the probe, has min bytes    PLAYING     SwitchTo, close old, upgrade
+    PROBING     MediaHealthy    less / playing / closed     PROBING     nothing
     PROBING     UpstreamFailed  the probe failed            PLAYING     close probe, upgrade_failed
     PROBING     UpstreamFailed  the playing stream failed   CONNECTING  close it; probe is attempt
     PROBING     UpstreamFailed  ... the probe had data      PLAYING     close, SwitchTo, failover
@@ -82,6 +88,7 @@ checks every event against; a (state, event) pair without a row raises::
     PROBING     ClientsGone                                 ENDED       close all, EndSession
     ENDED       UpstreamOpened                              ENDED       nothing (ignored)
     ENDED       UpstreamData                                ENDED       nothing (ignored)
+    ENDED       MediaHealthy                                ENDED       nothing (ignored)
     ENDED       UpstreamFailed                              ENDED       nothing (ignored)
     ENDED       Tick                                        ENDED       nothing (ignored)
     ENDED       ClientsGone                                 ENDED       nothing (ignored)
@@ -124,7 +131,12 @@ and end with a :class:`RequestWakeup` when the next deadline changed.
   eligible stream above the current one (breaker admitting, a free slot on
   its account) *while the current one keeps playing* — the only time two
   upstreams are open. It switches (:class:`SwitchTo`, then closes the old
-  one) once the probe has delivered ``probe_min_bytes`` of valid TS. A probe
+  one) once the probe has delivered ``probe_min_bytes`` of valid TS and, when
+  ``probe_healthy_seconds`` is set, the driver reported it
+  :class:`MediaHealthy` (the driver judges the media; a probe showing a
+  black, frozen or silent picture or falling behind live is failed by the
+  driver instead, with that reason); its deadline is ``probe_timeout`` plus
+  ``probe_healthy_seconds``. A probe
   that fails or times out is closed and the session waits another period.
   With nothing to probe it simply waits another period. If the playing
   stream fails during a probe, the probe becomes the round's first attempt.
@@ -175,6 +187,7 @@ from streamforge.streaming.protocol import (
     LogEvent,
     LogKind,
     ManualSwitch,
+    MediaHealthy,
     OpenUpstream,
     PolicyConfig,
     Purpose,
@@ -215,6 +228,7 @@ __all__ = [
     "LogEvent",
     "LogKind",
     "ManualSwitch",
+    "MediaHealthy",
     "OpenUpstream",
     "PolicyConfig",
     "Purpose",
@@ -243,6 +257,7 @@ class _Attempt:
     headers: bool = False
     valid_bytes: int = 0
     verdict: bool = False
+    healthy: bool = False
 
 
 @dataclass(slots=True)
@@ -446,6 +461,12 @@ class FailoverPolicy:
                 attempt = self._known_attempt(event.attempt_id)
                 if attempt is not None:
                     self._on_data(attempt, event, now, out)
+            case MediaHealthy():
+                attempt = self._known_attempt(event.attempt_id)
+                if attempt is not None:
+                    attempt.healthy = True
+                    if attempt is self._probe and self._probe_ready(attempt):
+                        self._upgrade(attempt, now, out)
             case UpstreamFailed():
                 attempt = self._known_attempt(event.attempt_id)
                 if attempt is not None:
@@ -486,8 +507,22 @@ class FailoverPolicy:
             return
         if self._round is not None and attempt in self._round.attempts:
             self._round_won(attempt, now, out)
-        elif attempt is self._probe and attempt.valid_bytes >= self.config.probe_min_bytes:
+        elif attempt is self._probe and self._probe_ready(attempt):
             self._upgrade(attempt, now, out)
+
+    def _probe_timeout_detail(self, probe: _Attempt, now: float) -> str:
+        cfg = self.config
+        if cfg.probe_healthy_seconds <= 0:
+            return f"{probe.valid_bytes} valid bytes in {cfg.probe_timeout:g} s"
+        waited = cfg.probe_timeout + cfg.probe_healthy_seconds
+        health = "healthy" if probe.healthy else "never healthy"
+        return f"{probe.valid_bytes} valid bytes in {waited:g} s, {health}"
+
+    def _probe_ready(self, probe: _Attempt) -> bool:
+        """Enough valid bytes and, when the config asks for it, reported healthy."""
+        if probe.valid_bytes < self.config.probe_min_bytes:
+            return False
+        return probe.healthy or self.config.probe_healthy_seconds <= 0
 
     def _on_failure(
         self,
@@ -540,7 +575,7 @@ class FailoverPolicy:
                 self._probe_failed(
                     probe,
                     FailureReason.PROBE_TIMEOUT,
-                    f"{probe.valid_bytes} valid bytes in {self.config.probe_timeout:g} s",
+                    self._probe_timeout_detail(probe, now),
                     now,
                     out,
                 )
@@ -848,7 +883,9 @@ class FailoverPolicy:
             probe = self._try_open(index, Purpose.PROBE, now, out)
             if probe is not None:
                 self._probe = probe
-                self._probe_deadline = now + self.config.probe_timeout
+                self._probe_deadline = (
+                    now + self.config.probe_timeout + self.config.probe_healthy_seconds
+                )
                 self._state = SessionState.PROBING
                 self._recovery_due = None
                 self._waiting_for = None

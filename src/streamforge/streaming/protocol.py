@@ -5,8 +5,8 @@
 module is everything the two say to each other, with no behaviour of either:
 
 * the **events** the driver feeds in (:class:`Start`, :class:`UpstreamOpened`,
-  :class:`UpstreamData`, :class:`UpstreamFailed`, :class:`Tick`,
-  :class:`ClientsGone`), each stamped with ``now`` (monotonic seconds);
+  :class:`UpstreamData`, :class:`MediaHealthy`, :class:`UpstreamFailed`,
+  :class:`Tick`, :class:`ClientsGone`), each stamped with ``now`` (monotonic seconds);
 * the **commands** the policy answers with (:class:`OpenUpstream`,
   :class:`CloseUpstream`, :class:`SwitchTo`, :class:`LogEvent`,
   :class:`EndSession`, :class:`RequestWakeup`);
@@ -127,6 +127,16 @@ class UpstreamData:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaHealthy:
+    """The attempt (an upgrade probe) has delivered ``probe_healthy_seconds`` of healthy
+    media: moving picture, sound, not behind live (the driver judges; see
+    :mod:`streamforge.streaming.health.judge`). Sent at most once per attempt."""
+
+    attempt_id: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamFailed:
     """The attempt failed. ``detail`` must not contain credentials (it is redacted anyway)."""
 
@@ -172,6 +182,7 @@ Event = (
     Start
     | UpstreamOpened
     | UpstreamData
+    | MediaHealthy
     | UpstreamFailed
     | Tick
     | ClientsGone
@@ -182,6 +193,7 @@ EventType = (
     type[Start]
     | type[UpstreamOpened]
     | type[UpstreamData]
+    | type[MediaHealthy]
     | type[UpstreamFailed]
     | type[Tick]
     | type[ClientsGone]
@@ -192,6 +204,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     Start,
     UpstreamOpened,
     UpstreamData,
+    MediaHealthy,
     UpstreamFailed,
     Tick,
     ClientsGone,
@@ -282,6 +295,10 @@ class PolicyConfig:
     """Seconds a probe has to deliver ``probe_min_bytes`` of valid TS."""
     probe_min_bytes: int = 188 * 512
     """Valid bytes a probe must deliver before the session switches to it."""
+    probe_healthy_seconds: float = 0.0
+    """Seconds of healthy media a probe must show (:class:`MediaHealthy`) before the
+    switch, on top of ``probe_min_bytes``; the probe's deadline is extended by as
+    much. 0: bytes alone suffice."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -294,6 +311,10 @@ class PolicyConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.probe_healthy_seconds < 0:
+            raise ConfigError(
+                f"probe_healthy_seconds must be >= 0, got {self.probe_healthy_seconds}"
+            )
         if self.probe_min_bytes < 1:
             raise ConfigError(f"probe_min_bytes must be at least 1, got {self.probe_min_bytes}")
         if self.hedge_max < 1:
@@ -309,6 +330,7 @@ class PolicyConfig:
             hedge_delay=settings.hedge_delay,
             recovery_period=settings.recovery_period,
             probe_timeout=settings.probe_timeout,
+            probe_healthy_seconds=settings.probe_healthy_seconds,
         )
 
 
@@ -349,6 +371,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C, UpstreamData, "data from the attempt", _PL, "SwitchTo [+ failover etc.]"),
     Transition(_C, UpstreamData, "... others in flight", _PL, "SwitchTo, close the others"),
     Transition(_C, UpstreamData, "no bytes / closed attempt", _C, _IGNORED),
+    Transition(_C, MediaHealthy, "any attempt", _C, _IGNORED),
     Transition(_C, UpstreamFailed, "the attempt failed", _C, _NEXT),
     Transition(_C, UpstreamFailed, "... others in flight", _C, "close it, wait or hedge"),
     Transition(_C, UpstreamFailed, "... none left / no time", _E, _EXHAUST),
@@ -362,6 +385,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PL, UpstreamOpened, _CLOSED, _PL, _IGNORED),
     Transition(_PL, UpstreamData, "data of the playing stream", _PL, _NOTHING),
     Transition(_PL, UpstreamData, _CLOSED, _PL, _IGNORED),
+    Transition(_PL, MediaHealthy, "any attempt", _PL, _IGNORED),
     Transition(_PL, UpstreamFailed, "the playing stream failed", _C, _NEXT),
     Transition(_PL, UpstreamFailed, "... none left", _E, _EXHAUST),
     Transition(_PL, UpstreamFailed, _CLOSED, _PL, _IGNORED),
@@ -377,7 +401,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PR, UpstreamOpened, "headers of the probe", _PR, _NOTHING),
     Transition(_PR, UpstreamOpened, _CLOSED, _PR, _IGNORED),
     Transition(_PR, UpstreamData, "probe has probe_min_bytes", _PL, "SwitchTo, close old, upgrade"),
+    Transition(_PR, UpstreamData, "... and must be healthy", _PR, "nothing (waits for health)"),
     Transition(_PR, UpstreamData, "less / playing / closed", _PR, _NOTHING),
+    Transition(_PR, MediaHealthy, "the probe, has min bytes", _PL, "SwitchTo, close old, upgrade"),
+    Transition(_PR, MediaHealthy, "less / playing / closed", _PR, _NOTHING),
     Transition(_PR, UpstreamFailed, "the probe failed", _PL, "close probe, upgrade_failed"),
     Transition(_PR, UpstreamFailed, "the playing stream failed", _C, "close it; probe is attempt"),
     Transition(_PR, UpstreamFailed, "... the probe had data", _PL, "close, SwitchTo, failover"),
@@ -391,6 +418,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PR, ClientsGone, "", _E, _END_ALL),
     Transition(_E, UpstreamOpened, "", _E, _IGNORED),
     Transition(_E, UpstreamData, "", _E, _IGNORED),
+    Transition(_E, MediaHealthy, "", _E, _IGNORED),
     Transition(_E, UpstreamFailed, "", _E, _IGNORED),
     Transition(_E, Tick, "", _E, _IGNORED),
     Transition(_E, ClientsGone, "", _E, _IGNORED),

@@ -15,6 +15,8 @@ The helpers here answer the questions the policy asks about a failure:
 * :func:`is_transient` — is it the kind of failure (a reset, a stall, a live
   stream that simply ended) after which reconnecting to the *same* stream is
   a sensible last resort?
+  Content failures (:data:`CONTENT_REASONS`) are not: a provider that shows a
+  black picture shows it again on a new connection.
 * :func:`counts_against_stream` — should the stream's circuit breaker hear
   about it? An account that is merely full says nothing about the stream.
 
@@ -74,6 +76,21 @@ class FailureReason(StrEnum):
     HUNG = "hung"
     """The attempt delivered no video within the hedge delay and was closed: another
     attempt won the round, or the round ran out of time (counts against the stream)."""
+    BEHIND_LIVE = "behind_live"
+    """Valid MPEG-TS, but its media time fell more than the live lag limit behind the
+    wall clock (a stall with a clock, a drip, a provider slower than real time)."""
+    BLACK_PICTURE = "black_picture"
+    """The picture stayed black for the black threshold."""
+    FROZEN_PICTURE = "frozen_picture"
+    """The picture did not change (a freeze or a static slate) for the frozen threshold."""
+    SILENT_AUDIO = "silent_audio"
+    """The sound stayed below about -60 dBFS for the silence threshold."""
+    NO_VIDEO = "no_video"
+    """The PMT lists video but none of its packets arrive."""
+    NO_AUDIO = "no_audio"
+    """The PMT lists audio but none of its packets arrive."""
+    UNDECODABLE = "undecodable"
+    """The video's keyframes failed to decode over a window."""
 
 
 _ACCOUNT_LEVEL = frozenset(
@@ -90,6 +107,18 @@ _TRANSIENT = frozenset(
         FailureReason.STALL,
         FailureReason.END_OF_STREAM,
         FailureReason.READ_ERROR,
+        FailureReason.BEHIND_LIVE,
+    }
+)
+#: The reasons judged from the media itself (the stream still sends valid MPEG-TS).
+CONTENT_REASONS = frozenset(
+    {
+        FailureReason.BLACK_PICTURE,
+        FailureReason.FROZEN_PICTURE,
+        FailureReason.SILENT_AUDIO,
+        FailureReason.NO_VIDEO,
+        FailureReason.NO_AUDIO,
+        FailureReason.UNDECODABLE,
     }
 )
 _NOT_THE_STREAMS_FAULT = frozenset({FailureReason.ACCOUNT_LIMIT, FailureReason.BUDGET_EXCEEDED})
@@ -109,9 +138,10 @@ def is_account_level(reason: FailureReason, http_status: int | None = None) -> b
 def is_transient(reason: FailureReason) -> bool:
     """True for failures after which reconnecting to the same stream may work.
 
-    Live streams end on token expiry and encoder restarts, connections reset;
-    a timeout, an error status or a ban page, however, will not fix itself
-    within a failover budget.
+    Live streams end on token expiry and encoder restarts, connections reset,
+    a connection that fell behind live may be a slow route; a black or frozen
+    picture (the provider's content, not the connection), a timeout, an error
+    status or a ban page, however, will not fix itself within a failover budget.
     """
     return reason in _TRANSIENT
 

@@ -30,6 +30,26 @@ client), and time comes from a :class:`Clock` (by default the event loop).
 
 The client-visible gap of each switch — from the failure to the next byte
 published — is measured here and kept in the session's stats and metrics.
+
+**Media judgement** (with a :class:`~streamforge.streaming.health.judge.JudgeConfig`):
+every attempt gets an :class:`~streamforge.streaming.health.judge.AttemptJudge`
+fed with its bytes. One health timer per session asks the judges when they
+say (:meth:`~streamforge.streaming.health.judge.AttemptJudge.next_check`: at
+the latest every half second, exactly when the media clock would cross the
+live lag limit): a judgement fails the attempt like a reader failure
+(``behind_live``, ``black_picture`` …, or ``stall`` for a stream without
+timestamps), so the policy fails over seamlessly. An upgrade probe that has
+shown ``probe_healthy_seconds`` of healthy media is reported
+:class:`~streamforge.streaming.protocol.MediaHealthy`; one showing a black,
+unchanged or silent sample by then is failed with that reason. Decoding runs
+on the executor the manager owns, never on the loop.
+
+**The viewer's gap.** A ``failover`` or ``upgrade`` event is written to the
+event log when the first byte after the switch is published, with
+``viewer_gap_ms`` (from the last byte clients got before the failure to that
+first byte after) and ``detect_ms`` (from that last byte to the failure being
+detected) in its details; the judged duration of a media failure is its
+``measured_s``.
 """
 
 from __future__ import annotations
@@ -37,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,6 +68,12 @@ from streamforge.events import EventLog
 from streamforge.streaming.breaker import CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
 from streamforge.streaming.fanout import FanoutBuffer, FanoutReader
+from streamforge.streaming.health.judge import (
+    AttemptJudge,
+    ChannelJudgement,
+    JudgeConfig,
+    Judgement,
+)
 from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.policy import FailoverPolicy
 from streamforge.streaming.protocol import (
@@ -57,6 +84,7 @@ from streamforge.streaming.protocol import (
     Event,
     LogEvent,
     LogKind,
+    MediaHealthy,
     OpenUpstream,
     PolicyConfig,
     Purpose,
@@ -153,6 +181,8 @@ class _Attempt:
     pending: list[bytes] = field(default_factory=list)
     pending_bytes: int = 0
     bytes_read: int = 0
+    judge: AttemptJudge | None = None
+    healthy_sent: bool = False
 
 
 class ChannelSession:
@@ -177,9 +207,15 @@ class ChannelSession:
         key: object = None,
         run_upstream: UpstreamRunner | None = None,
         clock: Clock | None = None,
+        judge: JudgeConfig | None = None,
+        judgement: ChannelJudgement | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """Upstreams are read with ``http`` and ``url_for`` (and ``upstream_config``)
-        unless ``run_upstream`` runs them; ``clock`` defaults to the running loop."""
+        unless ``run_upstream`` runs them; ``clock`` defaults to the running loop.
+
+        ``judge`` switches the media judgement on (see the module doc), with the
+        channel's ``judgement``; content decoding runs on ``executor``."""
         self.channel = channel
         self.key = key
         if run_upstream is None:
@@ -215,7 +251,18 @@ class ChannelSession:
         self.first_data = asyncio.Event()
         self.ended = asyncio.Event()
         self.last_gap_ms: float | None = None
+        self.last_viewer_gap_ms: float | None = None
         self.timeline: list[dict[str, Any]] = []
+        self._judge = judge
+        self.judgement = judgement or ChannelJudgement()
+        self._executor = executor
+        self._health_timer: Timer | None = None
+        self._health_at: float | None = None
+        self._last_publish: float | None = None
+        self._gap_from: float | None = None
+        self._detected_at: float | None = None
+        self._held_logs: list[tuple[LogEvent, dict[str, Any]]] = []
+        self._judged: Judgement | None = None
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -295,6 +342,10 @@ class ChannelSession:
     # -- upstreams ------------------------------------------------------------
     def _open(self, command: OpenUpstream) -> None:
         attempt = _Attempt(command.attempt_id, command.stream, command.purpose)
+        if self._judge is not None:
+            attempt.judge = AttemptJudge(
+                self._judge, self.judgement, executor=self._executor, now=self._now()
+            )
         self._attempts[command.attempt_id] = attempt
         if command.purpose is Purpose.PROBE:
             self.splicer.prepare()
@@ -332,7 +383,64 @@ class ChannelSession:
     def _failed(self, aid: int, reason: FailureReason, detail: str, status: int | None) -> None:
         if aid == self._forwarding:
             self._failed_at = self._now()
+            self._gap_from = self._last_publish
+            self._detected_at = self._failed_at
         self._feed(UpstreamFailed(aid, reason, detail, self._now(), status))
+
+    # -- media judgement -------------------------------------------------------
+    def _arm_health(self) -> None:
+        """(Re)arm the health timer for the earliest check any judge asks for."""
+        if self.ended.is_set():
+            return
+        now = self._now()
+        due = [a.judge.next_check(now) for a in self._attempts.values() if a.judge is not None]
+        if not due:
+            return
+        at = min(due)
+        if self._health_timer is not None:
+            if self._health_at is not None and self._health_at <= at:
+                return
+            self._health_timer.cancel()
+        self._health_at = at
+        self._health_timer = self._clock.call_at(at, self._health_check)
+
+    def _health_check(self) -> None:
+        self._health_timer = None
+        self._health_at = None
+        if self.ended.is_set():
+            return
+        now = self._now()
+        for aid, attempt in list(self._attempts.items()):
+            judge = attempt.judge
+            if judge is None or self._attempts.get(aid) is not attempt:
+                continue
+            dropped = judge.dropped_since_last()
+            if dropped:
+                self._metrics.samples_dropped.inc(dropped)
+            judged = judge.check(now)
+            if judged is None and attempt.purpose is Purpose.PROBE and aid != self._forwarding:
+                judged = self._judge_probe(attempt, judge, now)
+            if judged is not None:
+                self._judged = judged
+                self._metrics.health_failures.labels(reason=str(judged.reason)).inc()
+                self._failed(aid, judged.reason, judged.detail, None)
+            if self.ended.is_set():
+                return
+        self._arm_health()
+
+    def _judge_probe(self, attempt: _Attempt, judge: AttemptJudge, now: float) -> Judgement | None:
+        """A probe is failed for a suspect sample, or reported healthy, once it has enough media."""
+        if attempt.healthy_sent or self._judge is None or self._judge.healthy_seconds <= 0:
+            return None
+        if judge.media_seconds() < self._judge.healthy_seconds:
+            return None
+        suspect = judge.suspect()
+        if suspect is not None:
+            return suspect
+        if judge.healthy(now):
+            attempt.healthy_sent = True
+            self._feed(MediaHealthy(attempt.attempt_id, now))
+        return None
 
     def _on_data(self, aid: int, chunk: bytes) -> None:
         attempt = self._attempts.get(aid)
@@ -340,6 +448,10 @@ class ChannelSession:
             return
         attempt.bytes_read += len(chunk)
         self._metrics.upstream_bytes.inc(len(chunk))
+        if attempt.judge is not None:
+            attempt.judge.feed(chunk, self._now())
+            if self._health_timer is None:
+                self._arm_health()
         if aid == self._forwarding:
             if self._commit_pending:
                 self.splicer.push_candidate(chunk)
@@ -361,11 +473,15 @@ class ChannelSession:
     def _publish(self, data: bytes) -> None:
         if not data:
             return
+        now = self._now()
         if self._failed_at is not None:
-            gap = (self._now() - self._failed_at) * 1000
+            gap = (now - self._failed_at) * 1000
             self.last_gap_ms = round(gap, 1)
             self._metrics.output_gap.observe(gap / 1000)
             self._failed_at = None
+        if self._held_logs:
+            self._release_logs(now)
+        self._last_publish = now
         if not self.first_data.is_set():
             self.first_data.set()
         self.fanout.publish(data)
@@ -386,6 +502,8 @@ class ChannelSession:
                 "purpose": str(attempt.purpose),
             }
         )
+        if self._gap_from is None:
+            self._gap_from = self._last_publish
         if mode is SwitchMode.MAKE_BEFORE_BREAK:
             if self._failed_at is None and previous is not None:
                 self._failed_at = self._now()
@@ -410,6 +528,8 @@ class ChannelSession:
             return
         if attempt.task is not None and not attempt.task.done():
             attempt.task.cancel()
+        if attempt.judge is not None:
+            attempt.judge.close()
         if aid == self._forwarding:
             self._forwarding = None
             if self._commit_pending:
@@ -427,6 +547,14 @@ class ChannelSession:
             "guide_number": self.channel.guide_number,
             "channel_name": self.channel.name,
         }
+        judged = self._judged
+        if (
+            judged is not None
+            and command.kind in {LogKind.FAILOVER, LogKind.UPGRADE_FAILED, LogKind.EXHAUSTED}
+            and details.get("reason") == str(judged.reason)
+        ):
+            details["measured_s"] = judged.seconds
+            self._judged = None
         if command.kind is LogKind.FAILOVER:
             self._metrics.failovers.labels(reason=str(details.get("reason"))).inc()
             gap = details.get("gap_ms")
@@ -440,11 +568,38 @@ class ChannelSession:
                 "kind": str(command.kind),
                 "reason": details.get("reason"),
                 "to": details.get("to_stream"),
+                "detail": details.get("detail"),
+                "measured_s": details.get("measured_s"),
             }
         )
+        if command.kind in {LogKind.FAILOVER, LogKind.UPGRADE}:
+            # Written when the first byte after the switch reaches the clients.
+            self._held_logs.append((command, details))
+            return
         self._events.record(
             command.level, "stream", command.message, details, channel_id=self.channel.id
         )
+
+    def _release_logs(self, now: float | None) -> None:
+        """Write the held switch events, with the viewer's gap when it is known."""
+        held, self._held_logs = self._held_logs, []
+        gap_from, detected = self._gap_from, self._detected_at
+        self._gap_from = self._detected_at = None
+        for command, details in held:
+            viewer_gap = None
+            if now is not None and gap_from is not None:
+                viewer_gap = round((now - gap_from) * 1000, 1)
+                self.last_viewer_gap_ms = viewer_gap
+                self._metrics.viewer_gap.observe(viewer_gap / 1000)
+            details["viewer_gap_ms"] = viewer_gap
+            if detected is not None and gap_from is not None:
+                details["detect_ms"] = round((detected - gap_from) * 1000, 1)
+            message = command.message
+            if viewer_gap is not None:
+                message = f"{message}, viewer gap {round(viewer_gap)} ms"
+            self._events.record(
+                command.level, "stream", message, details, channel_id=self.channel.id
+            )
 
     def _end(self, reason: str) -> None:
         if self.ended.is_set():
@@ -452,6 +607,11 @@ class ChannelSession:
         if self._wakeup is not None:
             self._wakeup.cancel()
             self._wakeup = None
+        if self._health_timer is not None:
+            self._health_timer.cancel()
+            self._health_timer = None
+        if self._held_logs:
+            self._release_logs(None)
         for aid in list(self._attempts):
             self._close(aid)
         self.fanout.close()
@@ -481,9 +641,34 @@ class ChannelSession:
             "upgrades": self.policy.upgrades,
             "uptime_s": round(uptime, 1),
             "last_gap_ms": self.last_gap_ms,
+            "last_viewer_gap_ms": self.last_viewer_gap_ms,
+            "health": self._health_status(),
             "streams": [s.describe() for s in self.policy.streams],
             "timeline": self.timeline[-200:],
         }
+
+    def _health_status(self) -> dict[str, Any] | None:
+        """The forwarded attempt's media clock and content samples, for the API."""
+        attempt = self._attempts.get(self._forwarding) if self._forwarding is not None else None
+        if attempt is None or attempt.judge is None:
+            return None
+        judge = attempt.judge
+        now = self._now()
+        out: dict[str, Any] = {
+            "lag_s": round(judge.lag(now), 3) if judge.has_clock else None,
+            "clock": judge.clock.source or judge.audio_clock.source,
+            "judgement": self.judgement.as_dict(),
+        }
+        sampler = judge.sampler
+        if sampler is not None:
+            stats = sampler.stats
+            out |= {
+                "pictures_decoded": stats.pictures_decoded,
+                "levels_decoded": stats.levels_decoded,
+                "samples_dropped": stats.samples_dropped,
+                "suspects": sorted(str(r) for r in sampler.suspects()),
+            }
+        return out
 
     @property
     def is_playing(self) -> bool:

@@ -73,15 +73,25 @@ class UpstreamConfig:
     header_timeout: float = 1.5
     stall_timeout: float = 3.0
     user_agent: str = DEFAULT_USER_AGENT
+    read_timeout: float | None = None
+    """Seconds without a byte after which the read itself fails (``stall``); None:
+    ``stall_timeout``. A session that judges the media clock (see
+    :mod:`streamforge.streaming.health.judge`) sets it far above, as the last
+    backstop: with a clock, silence between bursts is judged by the lag, and a
+    stream without timestamps by the session's own ``stall_timeout`` check."""
 
     def timeouts(self) -> HttpTimeouts:
         """The seam's limits for one stream request (no total: a live stream has no end)."""
         return HttpTimeouts(
             connect=self.connect_timeout,
             headers=self.connect_timeout + self.header_timeout,
-            read=self.stall_timeout,
+            read=self.no_bytes_timeout,
             total=None,
         )
+
+    @property
+    def no_bytes_timeout(self) -> float:
+        return self.read_timeout if self.read_timeout is not None else self.stall_timeout
 
 
 OnData = Callable[[bytes], Awaitable[None] | None]
@@ -161,7 +171,7 @@ class UpstreamReader:
                 playlist = await self._stream(response, on_open, on_data)
                 playlist_url = response.url
         except HttpFailure as failure:
-            raise _failure(failure, cfg.stall_timeout) from None
+            raise _failure(failure, cfg.no_bytes_timeout) from None
         hls = HlsReader(
             self._http,
             playlist_url,

@@ -24,6 +24,19 @@ class ChannelPatch(BaseModel):
     guide_number: str | None = None
 
 
+class HealthPatch(BaseModel):
+    """A channel's media judgement; only the fields given change (a ``*_seconds`` of
+    null goes back to the global setting)."""
+
+    audio_only: bool | None = None
+    black: bool | None = None
+    frozen: bool | None = None
+    silence: bool | None = None
+    black_seconds: float | None = None
+    frozen_seconds: float | None = None
+    silence_seconds: float | None = None
+
+
 class MappingIn(BaseModel):
     xtream_channel_id: int
     position: int | None = None
@@ -65,6 +78,27 @@ async def patch_channel(
         if body.is_enabled is not None:
             view = channels.set_enabled(f"#{view.id}", body.is_enabled)
         return channels.get(f"#{view.id}").as_dict()
+
+    return await runtime.db.write(change)
+
+
+@router.get("/channels/{ref}/health", summary="The channel's media judgement")
+async def get_health(ref: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    judgement = await runtime.db.run(runtime.channels.health, ref)
+    return judgement.as_dict()
+
+
+@router.patch(
+    "/channels/{ref}/health",
+    summary="Radio channel, switch checks off, override thresholds (seconds; null: the setting)",
+)
+async def patch_health(
+    ref: str, body: HealthPatch, runtime: Runtime = Depends(get_runtime)
+) -> dict[str, Any]:
+    given = body.model_dump(exclude_unset=True)
+
+    def change() -> dict[str, Any]:
+        return runtime.channels.set_health(ref, **given).as_dict()
 
     return await runtime.db.write(change)
 

@@ -70,6 +70,11 @@ class BlackPicture:
     def reset(self) -> None:
         self._run.reset()
 
+    @property
+    def active(self) -> bool:
+        """Whether the last sample was black (the run may not be long enough yet)."""
+        return self._run.since is not None
+
 
 class FrozenPicture:
     """Flags a picture that stays the same (a freeze or a static slate) for ``seconds``."""
@@ -97,3 +102,8 @@ class FrozenPicture:
     def reset(self) -> None:
         self._last = None
         self._run.reset()
+
+    @property
+    def active(self) -> bool:
+        """Whether the last sample equalled the one before (the run may be short yet)."""
+        return self._run.since is not None

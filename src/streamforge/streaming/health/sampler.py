@@ -98,6 +98,8 @@ class _Track:
 class _Job:
     future: Future[PictureResult] | Future[LevelResult]
     t: float
+    since: float | None = None
+    """For an audio window: when it began (a silent window was silent since then)."""
 
 
 class ContentSampler:
@@ -190,7 +192,7 @@ class ContentSampler:
             if isinstance(result, PictureResult):
                 self._apply_picture(result, job.t)
             else:
-                self._apply_level(result, job.t)
+                self._apply_level(result, job.t, job.since)
         verdicts = {v.reason: v for v in self._components.check()}
         hidden: set[ContentReason] = set()
         if ContentReason.NO_VIDEO in verdicts:
@@ -203,6 +205,32 @@ class ContentSampler:
             if reason not in hidden:
                 verdicts[reason] = verdict
         return list(verdicts.values())
+
+    def suspects(self) -> set[ContentReason]:
+        """The picture and sound conditions the latest samples show, however briefly.
+
+        An upgrade probe must be free of these (not only of verdicts) before the
+        session switches back to it: a few seconds of probe cannot wait out a
+        threshold, so any black, unchanged or silent sample counts against it.
+        """
+        found = set()
+        if self._black.active:
+            found.add(ContentReason.BLACK_PICTURE)
+        elif self._frozen.active:
+            found.add(ContentReason.FROZEN_PICTURE)
+        if self._silence.active:
+            found.add(ContentReason.SILENT_AUDIO)
+        return found
+
+    @property
+    def has_video(self) -> bool:
+        """Whether the program has a video track the sampler decodes."""
+        return self._video is not None
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the program has an audio track the sampler decodes."""
+        return self._audio is not None
 
     @property
     def picture_interval(self) -> float:
@@ -357,7 +385,7 @@ class ContentSampler:
             self.stats.samples_dropped += 1
             return
         future = self._executor.submit(decode_level, self._audio.decoder, b"".join(window))
-        self._jobs.append(_Job(future, now))
+        self._jobs.append(_Job(future, now, start))
         self.stats.levels_submitted += 1
 
     # ------------------------------------------------------------ results
@@ -386,9 +414,10 @@ class ContentSampler:
             self.stats.picture_failures += 1
             self._set(ContentReason.UNDECODABLE, self._decodes.update(False, t))
 
-    def _apply_level(self, result: LevelResult, t: float) -> None:
+    def _apply_level(self, result: LevelResult, t: float, since: float | None) -> None:
         if result.ok and result.level_db is not None:
             self.stats.levels_decoded += 1
-            self._set(ContentReason.SILENT_AUDIO, self._silence.update_level(result.level_db, t))
+            level = self._silence.update_level(result.level_db, t, since=since)
+            self._set(ContentReason.SILENT_AUDIO, level)
         else:
             self.stats.level_failures += 1

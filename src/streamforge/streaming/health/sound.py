@@ -44,9 +44,12 @@ class SilentAudio:
         self._run = Persistence(ContentReason.SILENT_AUDIO, seconds)
         self._threshold = threshold_db
 
-    def update_level(self, level_db: float, t: float) -> ContentVerdict | None:
-        """Take one window's RMS level at wall time ``t``."""
-        return self._run.observe(level_db <= self._threshold, t)
+    def update_level(
+        self, level_db: float, t: float, *, since: float | None = None
+    ) -> ContentVerdict | None:
+        """Take one window's RMS level at wall time ``t`` (the window's end; ``since``
+        its start, when a silent run begins with it)."""
+        return self._run.observe(level_db <= self._threshold, t, since=since)
 
     def update(self, samples: npt.NDArray[Any], t: float) -> ContentVerdict | None:
         """Take one window's decoded samples at wall time ``t``."""
@@ -54,3 +57,8 @@ class SilentAudio:
 
     def reset(self) -> None:
         self._run.reset()
+
+    @property
+    def active(self) -> bool:
+        """Whether the last window was silent (the run may not be long enough yet)."""
+        return self._run.since is not None

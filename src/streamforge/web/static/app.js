@@ -180,6 +180,19 @@ async function channelNumber(form) {
   } catch (e) { say(null, e.message, false); }
 }
 
+async function channelHealth(form) {
+  const body = {}, out = $("#health-result");
+  for (const el of form.elements) {
+    if (!el.name) continue;
+    if (el.dataset.kind === "bool") body[el.name] = el.checked;
+    else body[el.name] = el.value.trim() === "" ? null : Number(el.value);
+  }
+  try {
+    await api("PATCH", `/api/v1/channels/${channelRef(form.dataset.channel)}/health`, body);
+    say(out, "Saved.", true);
+  } catch (e) { say(out, `Not saved: ${e.message}`, false); }
+}
+
 async function matchRun(button) {
   const out = $("#match-result");
   button.disabled = true; say(out, "matching…");
@@ -273,7 +286,7 @@ const clicks = {
 };
 const submits = {
   "account-add": accountAdd, "account-edit": accountEdit, "guide-add": guideAdd,
-  "channel-number": channelNumber, "settings-save": settingsSave, "demo-fault": demoFault,
+  "channel-number": channelNumber, "channel-health": channelHealth, "settings-save": settingsSave, "demo-fault": demoFault,
 };
 
 document.addEventListener("click", (ev) => {

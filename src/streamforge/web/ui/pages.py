@@ -64,12 +64,21 @@ async def channel_page(
 ) -> Response:
     breakers = breakers_by_stream(runtime.streams.breaker_states())
     view = await runtime.views.channel(f"#{channel_id}", breakers=breakers)
+    health = await runtime.db.run(runtime.channels.health, f"#{channel_id}")
+    settings = runtime.settings
     return await render(
         request,
         "channel",
         session,
         channel=view,
         suggestions=await runtime.views.suggestions(channel_id, 10),
+        health=health.as_dict(),
+        health_defaults={
+            "black_seconds": settings.black_seconds,
+            "frozen_seconds": settings.frozen_seconds,
+            "silence_seconds": settings.silence_seconds,
+            "live_lag_limit": settings.live_lag_limit,
+        },
     )
 
 
