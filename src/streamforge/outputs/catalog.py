@@ -16,21 +16,33 @@ guide has no programmes gets two-hour placeholder blocks titled with the
 channel's name.
 
 Programmes are streamed from the database in batches (``yield_per``) so a
-week-long guide for thousands of channels never sits in memory.
+week-long guide for thousands of channels never sits in memory. A channel
+listed by several guide sources gets its programmes merged by source priority,
+with the sources' and the channel's time offsets applied
+(:mod:`streamforge.epg.merge`); only one channel's rows are held at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import groupby
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
-from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
+from streamforge.db.models import (
+    Account,
+    ChannelMapping,
+    Programme,
+    XmltvChannel,
+    XmltvSource,
+    XtreamChannel,
+)
 from streamforge.db.rules import published_channel, streamable_account
+from streamforge.epg.merge import SourceRank, merge
 from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
 from streamforge.outputs import xmltv_writer as xw
 from streamforge.xtream.quality import QualityTier
@@ -163,28 +175,71 @@ def guide_channels(db: Database, rows: list[LineupRow]) -> Iterator[xw.ChannelOu
         yield channel_out(row, names.get(row.channel_id, []))
 
 
+def source_ranks(session: Any) -> dict[int, SourceRank]:
+    """Every guide source's priority, time offset and state, for :func:`merge`."""
+    return {
+        sid: SourceRank(priority=prio, offset_minutes=offset, is_active=active)
+        for sid, prio, offset, active in session.execute(
+            select(
+                XmltvSource.id,
+                XmltvSource.priority,
+                XmltvSource.time_offset_minutes,
+                XmltvSource.is_active,
+            )
+        )
+    }
+
+
+def channel_offsets(session: Any, ids: list[int]) -> dict[int, int]:
+    """The channels' own time offsets (only the ones that are set)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 900):
+        for cid, offset in session.execute(
+            select(XmltvChannel.id, XmltvChannel.time_offset_minutes)
+            .where(XmltvChannel.id.in_(ids[start : start + 900]))
+            .where(XmltvChannel.time_offset_minutes != 0)
+        ):
+            found[cid] = int(offset)
+    return found
+
+
 def guide_programmes(
     db: Database, rows: list[LineupRow], *, since: datetime | None = None
 ) -> Iterator[xw.ProgrammeOut]:
-    """Programmes of the lineup's channels, by channel then start time; then
-    placeholders for the channels that have none."""
+    """Programmes of the lineup's channels, by channel then start time, merged from
+    their guide sources; then placeholders for the channels that have none."""
     ids = {row.channel_id: row.epg_id for row in rows}
     if not ids:
         return
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     covered: set[int] = set()
     with db.session() as session:
+        ranks = source_ranks(session)
+        offsets = channel_offsets(session, list(ids))
+        widest = max(
+            [abs(r.offset_minutes) for r in ranks.values()] + [abs(o) for o in offsets.values()],
+            default=0,
+        )
         # Plain columns, not ORM objects: no identity map, no per-row bookkeeping.
         stmt = (
-            select(*PROGRAMME_COLUMNS)
+            select(*PROGRAMME_COLUMNS, Programme.source_id)
             .where(Programme.xmltv_channel_id.in_(list(ids)))
-            .where(func.coalesce(Programme.stop, Programme.start) >= since)
+            .where(
+                func.coalesce(Programme.stop, Programme.start)
+                >= since - timedelta(minutes=2 * widest)
+            )
             .order_by(Programme.xmltv_channel_id, Programme.start)
             .execution_options(yield_per=2000)
         )
-        for record in session.execute(stmt):
-            covered.add(record.xmltv_channel_id)
-            yield programme_out(ids[record.xmltv_channel_id], record)
+        for channel_id, group in groupby(session.execute(stmt), key=lambda r: r.xmltv_channel_id):
+            for placed in merge(group, ranks, offsets.get(channel_id, 0)):
+                if (placed.stop or placed.start) < since:
+                    continue
+                covered.add(channel_id)
+                out = programme_out(ids[channel_id], placed.row)
+                if placed.start != out.start or placed.stop != out.stop:
+                    out = replace(out, start=placed.start, stop=placed.stop)
+                yield out
     for row in rows:
         if row.channel_id not in covered:
             yield from placeholder_programmes(row, datetime.now(UTC))
