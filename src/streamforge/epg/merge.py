@@ -28,7 +28,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from streamforge.errors import ConfigError
+
 _OPEN_END = timedelta(hours=1)
+
+#: A time offset is at most a day either way (anything more is not a wrong time zone).
+MAX_OFFSET_MINUTES = 24 * 60
+
+
+def check_offset(minutes: int) -> int:
+    """``minutes`` as a time offset, or ConfigError if it is more than a day."""
+    minutes = int(minutes)
+    if abs(minutes) > MAX_OFFSET_MINUTES:
+        raise ConfigError(f"a time offset of {minutes} minutes is more than a day")
+    return minutes
 
 
 class _Timed(Protocol):
@@ -126,7 +139,9 @@ def merge(
     return kept
 
 
-def _overlaps(starts: Sequence[datetime], stops: Sequence[datetime], start: datetime, end: datetime) -> bool:
+def _overlaps(
+    starts: Sequence[datetime], stops: Sequence[datetime], start: datetime, end: datetime
+) -> bool:
     """Whether [start, end) overlaps one of the kept, non-overlapping intervals."""
     index = bisect_right(starts, start)
     if index > 0 and stops[index - 1] > start:

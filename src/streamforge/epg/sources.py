@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, GuideChannelSource, XmltvSource
 from streamforge.epg.compression import ProgressCallback
+from streamforge.epg.merge import check_offset
 from streamforge.epg.store import StagedGuide, refresh_channels, remove_source, stage_guide
 from streamforge.epg.xmltv_parse import ImportReport, ImportWindow
 from streamforge.errors import (
@@ -38,18 +39,6 @@ from streamforge.xtream.http import HttpFailure, HttpTimeouts, ProviderHttp, sav
 _DOWNLOAD_CHUNK = 1 << 16
 #: Guides are large and slow: no total limit, but a minute of silence ends a download.
 _DOWNLOAD_TIMEOUTS = HttpTimeouts(connect=15, headers=75, read=60, total=None)
-
-
-#: A time offset is at most a day either way (anything more is not a wrong time zone).
-MAX_OFFSET_MINUTES = 24 * 60
-
-
-def check_offset(minutes: int) -> int:
-    """``minutes`` as a time offset, or ConfigError if it is more than a day."""
-    minutes = int(minutes)
-    if abs(minutes) > MAX_OFFSET_MINUTES:
-        raise ConfigError(f"a time offset of {minutes} minutes is more than a day")
-    return minutes
 
 
 @dataclass(frozen=True)
@@ -225,7 +214,9 @@ class EpgService:
 
     @staticmethod
     def _source(session: Any, name: str) -> XmltvSource:
-        source = session.scalar(select(XmltvSource).where(XmltvSource.name == name))
+        source: XmltvSource | None = session.scalar(
+            select(XmltvSource).where(XmltvSource.name == name)
+        )
         if source is None:
             raise NotFoundError(f"no guide source named {name!r} (see `streamforge epg list`)")
         return source

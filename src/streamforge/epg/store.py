@@ -301,9 +301,7 @@ def _swap(
         session.flush()
         # Channels whose best source is this one that it no longer lists move on.
         affected = set(ids.values()) | set(links)
-        for row in session.scalars(
-            select(XmltvChannel).where(XmltvChannel.source_id == source_id)
-        ):
+        for row in session.scalars(select(XmltvChannel).where(XmltvChannel.source_id == source_id)):
             affected.add(row.id)
         refresh_channels(session, affected)
         session.execute(delete(Programme).where(Programme.source_id == source_id))
