@@ -133,7 +133,8 @@ def _seed_duplicates(db: Database) -> None:
         )
         c.execute(
             text(
-                "INSERT INTO xtream_channels (id, account_id, stream_id, name, qualities, added_at) "
+                "INSERT INTO xtream_channels "
+                "(id, account_id, stream_id, name, qualities, added_at) "
                 "VALUES (1, 1, 7, 'BBC One', '{}', '2026-01-01 00:00:00')"
             )
         )

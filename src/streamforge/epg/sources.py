@@ -312,7 +312,9 @@ class EpgService:
                 return
         except HttpFailure as exc:
             failure = exc
-        raise GuideError(f"guide download from {host} failed: {failure.detail}")
+        if failure.host in failure.detail:
+            raise GuideError(f"guide download failed: {failure.detail}")
+        raise GuideError(f"guide download from {failure.host} failed: {failure.detail}")
 
 
 def _swap_and_close(staged: StagedGuide, db: Database, source_id: int) -> None:

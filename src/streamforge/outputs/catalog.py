@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy import func, select
 
@@ -42,7 +43,7 @@ from streamforge.db.models import (
     XtreamChannel,
 )
 from streamforge.db.rules import published_channel, streamable_account
-from streamforge.epg.merge import SourceRank, merge
+from streamforge.epg.merge import Placed, SourceRank, merge
 from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
 from streamforge.outputs import xmltv_writer as xw
 from streamforge.xtream.quality import QualityTier
@@ -73,8 +74,37 @@ class LineupRow:
         return QualityTier.parse(self.best_tier).is_hd
 
 
+_SECRET_KEYS = frozenset({"username", "user", "password", "pass", "pwd", "token", "auth", "key"})
+
+
+def safe_logo(url: str | None, usernames: frozenset[str] = frozenset()) -> str | None:
+    """``url`` if it is a plain http(s) image address, else ``None``.
+
+    Some providers' ``stream_icon`` URLs embed the account's credentials (in
+    the user info, a ``username=``/``password=`` query or ``/user/pass/``
+    path segments): such a URL is never published or shown.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    if parts.username or parts.password:
+        return None
+    if any(key.lower() in _SECRET_KEYS for key, _value in parse_qsl(parts.query)):
+        return None
+    pieces = {unquote(p) for p in parts.path.split("/") if p}
+    pieces |= {unquote(v) for _k, v in parse_qsl(parts.query)}
+    if any(name and name in pieces for name in usernames):
+        return None
+    return url.strip()
+
+
 def lineup(db: Database) -> list[LineupRow]:
-    """The published channels in GuideNumber order."""
+    """The published channels in GuideNumber order.
+
+    A channel's logo is its guide's ``<icon>``, else the first of its provider
+    streams' icons that :func:`safe_logo` lets through."""
     with db.session() as session:
         rows = session.execute(
             select(
@@ -84,6 +114,7 @@ def lineup(db: Database) -> list[LineupRow]:
                 XmltvChannel.xmltv_id,
                 XmltvChannel.icon,
                 XtreamChannel.qualities,
+                XtreamChannel.icon,
             )
             .join(ChannelMapping, ChannelMapping.xmltv_channel_id == XmltvChannel.id)
             .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
@@ -91,22 +122,26 @@ def lineup(db: Database) -> list[LineupRow]:
             .where(published_channel())
             # Only streamable streams count towards stream_count, tier and group.
             .where(streamable_account())
+            .order_by(ChannelMapping.stream_priority)
         ).all()
+        usernames = frozenset(session.scalars(select(Account.username)))
     by_channel: dict[int, dict[str, Any]] = {}
-    for channel_id, number, name, xmltv_id, icon, qualities in rows:
+    for channel_id, number, name, xmltv_id, icon, qualities, stream_icon in rows:
         entry = by_channel.setdefault(
             channel_id,
             {
                 "number": number,
                 "name": name,
                 "xmltv_id": xmltv_id,
-                "icon": icon,
+                "icon": safe_logo(icon),
                 "tier": QualityTier.SD,
                 "count": 0,
                 "group": "",
             },
         )
         entry["count"] += 1
+        if entry["icon"] is None:
+            entry["icon"] = safe_logo(stream_icon, usernames)
         quality = qualities or {}
         entry["tier"] = max(entry["tier"], QualityTier.parse(quality.get("tier")))
         if not entry["group"] and quality.get("category"):
@@ -243,6 +278,47 @@ def guide_programmes(
     for row in rows:
         if row.channel_id not in covered:
             yield from placeholder_programmes(row, datetime.now(UTC))
+
+
+def merged_window(
+    session: Any, channel_ids: list[int], since: datetime, until: datetime
+) -> dict[int, list[Placed]]:
+    """The merged programmes of some channels that overlap ``[since, until)``, by
+    channel (for the admin pages: a few columns, each with the source it came from)."""
+    ranks = source_ranks(session)
+    offsets = channel_offsets(session, channel_ids)
+    widest = timedelta(
+        minutes=2
+        * max(
+            [abs(r.offset_minutes) for r in ranks.values()] + [abs(o) for o in offsets.values()],
+            default=0,
+        )
+    )
+    rows: dict[int, list[Any]] = {}
+    for start in range(0, len(channel_ids), 900):
+        for row in session.execute(
+            select(
+                Programme.xmltv_channel_id,
+                Programme.source_id,
+                Programme.start,
+                Programme.stop,
+                Programme.title,
+                Programme.sub_title,
+            )
+            .where(Programme.xmltv_channel_id.in_(channel_ids[start : start + 900]))
+            .where(func.coalesce(Programme.stop, Programme.start) >= since - widest)
+            .where(Programme.start < until + widest)
+            .order_by(Programme.xmltv_channel_id, Programme.start)
+        ):
+            rows.setdefault(row.xmltv_channel_id, []).append(row)
+    found: dict[int, list[Placed]] = {}
+    for channel_id, mine in rows.items():
+        found[channel_id] = [
+            p
+            for p in merge(mine, ranks, offsets.get(channel_id, 0))
+            if (p.stop or p.start) > since and p.start < until
+        ]
+    return found
 
 
 PLACEHOLDER_HOURS = 2

@@ -440,6 +440,8 @@ class ChannelSession:
                 "kind": str(command.kind),
                 "reason": details.get("reason"),
                 "to": details.get("to_stream"),
+                "from": details.get("from_stream"),
+                "gap_ms": details.get("gap_ms"),
             }
         )
         self._events.record(
