@@ -125,9 +125,11 @@ def refresh(
 @app.command("remove")
 @one_line_errors
 def remove(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
-    """Remove a guide source with its channels and programmes."""
+    """Remove a guide source with its programmes, and its channels no other guide lists."""
     if not yes:
-        typer.confirm(f"Remove guide source {name!r} and its channels?", abort=True)
+        typer.confirm(
+            f"Remove guide source {name!r} (and its channels no other guide lists)?", abort=True
+        )
     with open_runtime() as runtime:
         runtime.epg.remove(name)
     console.print(f"guide source {name!r} removed", highlight=False)

@@ -267,7 +267,22 @@ def guide_programmes(
             .execution_options(yield_per=2000)
         )
         for channel_id, group in groupby(session.execute(stmt), key=lambda r: r.xmltv_channel_id):
-            for placed in merge(group, ranks, offsets.get(channel_id, 0)):
+            mine = list(group)
+            source = mine[0].source_id
+            rank = ranks.get(source) if source is not None else None
+            if (
+                not offsets.get(channel_id)
+                and (rank is None or (rank.is_active and not rank.offset_minutes))
+                and all(r.source_id == source for r in mine)
+            ):
+                # One source, no shift (the common case): the rows as they are.
+                for record in mine:
+                    if widest and (record.stop or record.start) < since:
+                        continue
+                    covered.add(channel_id)
+                    yield programme_out(ids[channel_id], record)
+                continue
+            for placed in merge(mine, ranks, offsets.get(channel_id, 0)):
                 if (placed.stop or placed.start) < since:
                     continue
                 covered.add(channel_id)
