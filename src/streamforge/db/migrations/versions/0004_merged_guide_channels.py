@@ -1,7 +1,7 @@
 """one guide channel per XMLTV id; source priority and time offsets
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0005 (written against 0001; 0005 reached main first, so it follows 0005)
 
 A channel listed by several guide sources was one ``xmltv_channels`` row per
 source; now it is one row per XMLTV id, and ``guide_channel_sources`` links it
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -63,6 +63,7 @@ def _merge_duplicates(bind: Any) -> None:
             )
         ).all()
     )
+    has_devices = sa.inspect(bind).has_table("channel_devices")
     groups: dict[str, list[Any]] = defaultdict(list)
     for row in channels:
         groups[row[1]].append(row)
@@ -98,6 +99,16 @@ def _merge_duplicates(bind: Any) -> None:
                 ),
                 {**ids, "top": int(top), "no": False},
             )
+            if has_devices:
+                # A device assignment of the duplicate moves over unless the keeper has one.
+                bind.execute(
+                    sa.text(
+                        "UPDATE channel_devices SET xmltv_channel_id = :k "
+                        "WHERE xmltv_channel_id = :d AND NOT EXISTS "
+                        "(SELECT 1 FROM channel_devices WHERE xmltv_channel_id = :k)"
+                    ),
+                    ids,
+                )
             for table in ("programmes", "guide_channel_sources"):
                 bind.execute(
                     sa.text(
