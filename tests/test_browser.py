@@ -14,12 +14,15 @@ import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 import uvicorn
+from sqlalchemy import select
 
+from streamforge.db.models import XtreamChannel
 from streamforge.demo import DemoControls
 from streamforge.mockprovider import MockProvider
 from streamforge.runtime import Runtime
@@ -135,6 +138,34 @@ async def sync_account(page: Page, name: str) -> None:
     )
 
 
+def _guide_xml() -> str:
+    """A second guide for the demo's four channels, with an hour of programmes."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    ids = ("bbcone.uk", "bbctwo.uk", "espn.us", "daserste.de")
+    channels = "".join(f'<channel id="{i}"><display-name>{i}</display-name></channel>' for i in ids)
+    programmes = "".join(
+        f'<programme start="{now + timedelta(hours=h):%Y%m%d%H%M%S} +0000" '
+        f'stop="{now + timedelta(hours=h + 1):%Y%m%d%H%M%S} +0000" channel="{i}">'
+        f"<title>From the file guide {h}</title></programme>"
+        for i in ids
+        for h in range(-1, 30)
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?><tv>{channels}{programmes}</tv>'
+
+
+SECOND_GUIDE = _guide_xml()
+
+
+def set_icons(runtime: Runtime, plain: str) -> None:
+    """Icons as a provider's ``stream_icon`` gives them (written where a sync stores them)."""
+    with runtime.db.session() as session:
+        for stream in session.scalars(select(XtreamChannel)):
+            if "BBC One" in stream.name or "BBC ONE" in stream.name:
+                stream.icon = plain
+            elif "ESPN" in stream.name:
+                stream.icon = "http://127.0.0.1:9/live/alpha/alpha-secret/espn.png"
+
+
 async def test_newcomer_walkthrough(
     browser: Browser, served: tuple[str, Runtime], mock_provider: MockProvider
 ) -> None:
@@ -158,14 +189,41 @@ async def test_newcomer_walkthrough(
     await sync_account(page, "alpha")
     await sync_account(page, "beta")
     await shot(page, "accounts")
+    # Provider logos: one plain (served by StreamForge itself, so it loads), one whose URL
+    # carries the account's credentials (it must never reach a page or the M3U).
+    await runtime.db.write(set_icons, runtime, f"{base}/ui/static/favicon.svg")
 
     # A guide from alpha's own xmltv.php; adding it imports and matches.
     await page.goto("/ui/guides")
     form = page.locator("#guide-form")
+    await expect(form.locator('label[data-kind="url"]')).to_be_hidden()
+    await expect(form.locator('label[data-kind="file"]')).to_be_hidden()
+    await form.get_by_label("A URL").check()
+    await expect(form.locator('label[data-kind="url"]')).to_be_visible()
+    await expect(form.locator('label[data-kind="from_account"]')).to_be_hidden()
+    for radio in await form.locator('input[type="radio"]').all():
+        box = await radio.bounding_box()
+        text = await radio.locator("xpath=..").bounding_box()
+        assert box is not None
+        assert text is not None
+        # the radio sits on its label's line, vertically centred with the text
+        assert abs((box["y"] + box["height"] / 2) - (text["y"] + text["height"] / 2)) < 4
+        assert box["x"] - text["x"] < 4
+    await shot(page, "guides-add-url")
+    await form.get_by_label("A provider account's own guide").check()
     await form.get_by_label("Name", exact=True).fill("alpha-guide")
     await form.locator('select[name="from_account"]').select_option("alpha")
     await form.get_by_role("button", name="Add, import and match").click()
     await expect(page.locator('tr[data-source="alpha-guide"] td').nth(3)).to_have_text("4")
+    # A second guide (a file) for the same channels: no new channels, merged by priority.
+    second = Path(runtime.settings.data_dir) / "second-guide.xml"
+    second.write_text(SECOND_GUIDE)
+    await form.get_by_label("Name", exact=True).fill("file-guide")
+    await form.get_by_label("A file on this machine").check()
+    await form.get_by_label("File path").fill(str(second))
+    await form.get_by_role("button", name="Add, import and match").click()
+    await expect(page.locator('tr[data-source="file-guide"] td').nth(3)).to_have_text("4")
+    assert len(runtime.channels.all()) == 4
     await shot(page, "guides")
 
     # Channels matched with backups.
@@ -176,6 +234,13 @@ async def test_newcomer_walkthrough(
     await expect(table.locator("tbody tr").first.locator("ol li")).to_have_count(
         len(runtime.channels.get("bbcone.uk").mappings)
     )
+    bbc_row = table.locator("tbody tr", has_text="BBC One").first
+    await expect(bbc_row.locator("img.logo")).to_have_attribute(
+        "src", f"{base}/ui/static/favicon.svg"
+    )
+    assert await bbc_row.locator("img.logo").evaluate("img => img.naturalWidth > 0")
+    assert "alpha-secret" not in await page.content()
+    await expect(bbc_row.get_by_role("button", name="Disable BBC One")).to_be_visible()
     await shot(page, "channels")
 
     # Reorder BBC One's streams: move the first one down.
@@ -187,6 +252,13 @@ async def test_newcomer_walkthrough(
     await page.locator("#mappings li").first.locator('[data-action="map-down"]').click()
     expected = [before[1], before[0], *before[2:]]
     await expect(page.locator("#mappings li").first).to_have_attribute("data-xid", str(expected[0]))
+    await expect(page.get_by_role("button", name="Disable", exact=True)).to_be_visible()
+    await expect(page.locator("#mappings .breaker-text").first).to_have_text("healthy")
+    await expect(page.locator("#guide-sources tbody tr")).to_have_count(2)
+    # alpha-guide (priority 0) has every slot; the file guide (priority 1) is a standby
+    await expect(page.locator("#guide-sources tbody tr").nth(1)).to_contain_text("file-guide")
+    await expect(page.locator("#programmes li").first).to_contain_text("alpha-guide")
+    await expect(page.locator("h1 img.logo")).to_be_visible()
     await shot(page, "channel")
     token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {token}"}) as http:
@@ -196,6 +268,14 @@ async def test_newcomer_walkthrough(
         async with http.get(f"{base}/lineup.json") as answer:
             lineup = await answer.json()
         assert any(row["GuideName"] == "BBC One" for row in lineup)
+        async with http.get(f"{base}/playlist.m3u") as answer:
+            playlist = await answer.text()
+        assert f'tvg-logo="{base}/ui/static/favicon.svg"' in playlist
+        assert "alpha-secret" not in playlist
+        async with http.get(f"{base}/favicon.ico") as answer:
+            assert answer.status == 200
+            assert answer.content_type == "image/x-icon"
+            assert (await answer.read())[:4] == b"\x00\x00\x01\x00"
 
         # Play BBC One, then break the playing stream from the demo panel.
         number = bbc.guide_number
@@ -216,11 +296,21 @@ async def test_newcomer_walkthrough(
             await expect(page.locator("#demo-result")).to_contain_text(playing)
             await expect(card.locator(".failovers")).to_have_text("1")
             await expect(card.locator(".mark.k-failover")).to_have_count(1)
+            title = await card.locator(".mark.k-failover").get_attribute("title")
+            assert title is not None
+            assert "failover after" in title
+            assert "gap" in title
+            assert await card.locator(".axis span").count() >= 2
             await expect(card.locator(".stream")).not_to_have_text(playing)
             await expect(page.locator("#live-events")).to_contain_text("failover from")
             received = len(client.data)
             await client.wait_bytes(received + 188 * 500)
+            await card.locator(".mark.k-failover").hover()
             await shot(page, "live")
+            dash = await context.new_page()
+            await dash.goto("/ui/")
+            await expect(dash.locator("#live-h + ul")).to_contain_text("1 client, 1 failover")
+            await dash.close()
             await panel.get_by_role("button", name="Recover all").click()
             await expect(page.locator("#demo-result")).to_contain_text("Recovered streams")
         finally:
@@ -242,13 +332,42 @@ async def test_newcomer_walkthrough(
     await expect(copy).to_have_text("Copied!")
     assert await page.evaluate("navigator.clipboard.readText()") == plex_url
     await shot(page, "setup")
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= 1280
+    assert await page.locator('link[rel="icon"]').count() >= 1
+
+    # The TV guide: now and next on a time axis, searchable.
+    await page.get_by_role("link", name="TV guide").click()
+    await expect(page.locator("#guide .epg-row[data-guide]")).to_have_count(4)
+    assert await page.locator("#guide .tick").count() >= 6
+    bbc_line = page.locator(f'#guide .epg-row[data-guide="{number}"]')
+    await expect(bbc_line).to_contain_text("Now:")
+    await expect(bbc_line.locator(".prog.on")).to_have_count(1)
+    await shot(page, "guide")
+    await page.get_by_label("Search").fill("ESPN")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("#guide .epg-row[data-guide]")).to_have_count(1)
+    await expect(page.locator("#guide")).to_contain_text("ESPN")
 
     # The remaining pages, and the dashboard on a phone.
     await page.goto("/ui/settings")
     await expect(page.locator("#set-recovery_period")).to_have_value("300.0")
+    await expect(page.get_by_label("Stall timeout (s)")).to_have_value("3.0")
+    await expect(page.locator("#settings-form")).not_to_contain_text("stall_timeout")
     await shot(page, "settings")
     await page.goto("/ui/")
     await expect(page.locator("#count-backups")).not_to_have_text("0")
+    times = await page.locator("#dash-events li[data-time]").evaluate_all(
+        "items => items.map(li => li.dataset.time)"
+    )
+    assert len(times) >= 5
+    assert times == sorted(times, reverse=True)
+    problems = await page.locator("#problems li").all_inner_texts()
+    assert len(problems) == len(set(problems))
+    table_box = await page.locator("#dash-accounts").bounding_box()
+    card_box = await page.locator("#acc-h").locator("xpath=..").bounding_box()
+    assert table_box is not None
+    assert card_box is not None
+    assert table_box["x"] + table_box["width"] <= card_box["x"] + card_box["width"]
     await shot(page, "dashboard")
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.reload()

@@ -118,3 +118,87 @@ def test_database_newer_than_code_refuses(tmp_path: Path) -> None:
             )
     finally:
         db.dispose()
+
+
+def _seed_duplicates(db: Database) -> None:
+    """At 0001: one channel listed by two guides, numbered and mapped in the second."""
+    with db.engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO accounts (id, name, server_url, username, password_encrypted, "
+                "priority, is_active, status, is_trial, max_connections, active_cons, "
+                "allowed_output_formats, created_at) VALUES (1, 'a', 'http://p', 'u', x'00', "
+                "0, 1, 'Active', 0, 1, 0, '[]', '2026-01-01 00:00:00')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO xtream_channels "
+                "(id, account_id, stream_id, name, qualities, added_at) "
+                "VALUES (1, 1, 7, 'BBC One', '{}', '2026-01-01 00:00:00')"
+            )
+        )
+        for sid in (1, 2):
+            c.execute(
+                text(
+                    "INSERT INTO xmltv_sources (id, name, kind, is_active, last_report, "
+                    f"created_at) VALUES ({sid}, 'g{sid}', 'file', 1, '{{}}', "
+                    "'2026-01-01 00:00:00')"
+                )
+            )
+        c.execute(
+            text(
+                "INSERT INTO xmltv_channels (id, source_id, xmltv_id, display_name, display_names, "
+                "is_enabled, guide_number) VALUES (10, 1, 'bbc1.uk', 'BBC One', '[\"BBC One\"]', "
+                "0, NULL), (11, 2, 'bbc1.uk', 'BBC 1', '[\"BBC 1\"]', 1, '101')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO channel_mappings (xmltv_channel_id, xtream_channel_id, "
+                "match_confidence, is_manual, is_primary, stream_priority) "
+                "VALUES (11, 1, 1.0, 1, 1, 0)"
+            )
+        )
+        for cid in (10, 11):
+            c.execute(
+                text(
+                    "INSERT INTO programmes (xmltv_channel_id, start, title, categories, "
+                    "episode_num, rating, previously_shown, is_new, extra) VALUES "
+                    f"({cid}, '2026-01-01 10:00:00', 'Show {cid}', '[]', '[]', '[]', 0, 0, '{{}}')"
+                )
+            )
+
+
+def test_0004_merges_duplicate_guide_channels(tmp_path: Path) -> None:
+    from alembic import command
+
+    from streamforge.db.migrate import alembic_config
+    from streamforge.db.models import GuideChannelSource, Programme
+
+    db = Database(f"sqlite:///{tmp_path / 'sf.db'}")
+    try:
+        command.upgrade(alembic_config(db.engine), "0001")
+        _seed_duplicates(db)
+        upgrade(db.engine)
+        with db.session() as s:
+            (channel,) = s.scalars(select(XmltvChannel)).all()
+            assert (channel.id, channel.guide_number, channel.is_enabled) == (11, "101", True)
+            assert channel.time_offset_minutes == 0
+            (mapping,) = s.scalars(select(ChannelMapping)).all()
+            assert mapping.xmltv_channel_id == 11
+            links = {
+                (link.source_id, link.xmltv_channel_id)
+                for link in s.scalars(select(GuideChannelSource))
+            }
+            assert links == {(1, 11), (2, 11)}
+            programmes = {
+                (p.title, p.source_id, p.xmltv_channel_id) for p in s.scalars(select(Programme))
+            }
+            assert programmes == {("Show 10", 1, 11), ("Show 11", 2, 11)}
+            assert [src.priority for src in s.scalars(select(XmltvSource))] == [0, 0]
+        # one channel per XMLTV id from now on
+        with pytest.raises(IntegrityError), db.session() as s:
+            s.add(XmltvChannel(source_id=1, xmltv_id="bbc1.uk", display_name="again"))
+    finally:
+        db.dispose()

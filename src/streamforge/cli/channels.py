@@ -172,6 +172,20 @@ def channel_health(
     )
 
 
+@channel_app.command("offset", context_settings={"ignore_unknown_options": True})
+@one_line_errors
+def channel_offset(
+    ref: str = typer.Argument(..., help=REF_HELP),
+    minutes: int = typer.Argument(..., help="Minutes added to its programme times (e.g. 30)."),
+) -> None:
+    """Shift this channel's programme times in the guide (on top of its sources' offsets)."""
+    with open_runtime() as runtime:
+        view = runtime.channels.set_time_offset(ref, minutes)
+    console.print(
+        f"{view.name} guide times shifted by {view.time_offset_minutes:+d} min", highlight=False
+    )
+
+
 @map_app.command("add")
 @one_line_errors
 def map_add(

@@ -26,10 +26,13 @@ def add(
         None, "--from-account", help="Use this account's own xmltv.php."
     ),
     refresh: bool = typer.Option(True, help="Import it right away."),
+    priority: int = typer.Option(
+        0, "--priority", help="Lower is preferred where several guides list a channel."
+    ),
 ) -> None:
     """Add a guide source (gzip, xz or plain XMLTV, detected from the content)."""
     with open_runtime() as runtime:
-        runtime.epg.add(name, url=url, file=file, from_account=from_account)
+        runtime.epg.add(name, url=url, file=file, from_account=from_account, priority=priority)
         console.print(f"guide source {name!r} added", highlight=False)
         if refresh:
             _refresh(runtime, [name])
@@ -44,10 +47,22 @@ def list_sources(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     if as_json:
         console.print_json(json.dumps([v.as_dict() for v in views]))
         return
-    table = Table("name", "kind", "where", "channels", "last refresh", "programmes", "error")
+    table = Table(
+        "name",
+        "priority",
+        "offset",
+        "kind",
+        "where",
+        "channels",
+        "last refresh",
+        "programmes",
+        "error",
+    )
     for v in views:
         table.add_row(
             v.name,
+            str(v.priority),
+            f"{v.time_offset_minutes:+d} min" if v.time_offset_minutes else "",
             v.kind,
             v.account or v.location or "",
             str(v.channel_count),
@@ -110,9 +125,38 @@ def refresh(
 @app.command("remove")
 @one_line_errors
 def remove(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
-    """Remove a guide source with its channels and programmes."""
+    """Remove a guide source with its programmes, and its channels no other guide lists."""
     if not yes:
-        typer.confirm(f"Remove guide source {name!r} and its channels?", abort=True)
+        typer.confirm(
+            f"Remove guide source {name!r} (and its channels no other guide lists)?", abort=True
+        )
     with open_runtime() as runtime:
         runtime.epg.remove(name)
     console.print(f"guide source {name!r} removed", highlight=False)
+
+
+@app.command("priority")
+@one_line_errors
+def priority(
+    name: str = typer.Argument(..., help="The guide source."),
+    value: int = typer.Argument(..., help="Lower is preferred (0 is the default)."),
+) -> None:
+    """Set which guide wins where several list the same channel (lower is preferred)."""
+    with open_runtime() as runtime:
+        view = runtime.epg.set_priority(name, value)
+    console.print(f"guide source {view.name!r} has priority {view.priority}", highlight=False)
+
+
+@app.command("offset", context_settings={"ignore_unknown_options": True})
+@one_line_errors
+def offset(
+    name: str = typer.Argument(..., help="The guide source."),
+    minutes: int = typer.Argument(..., help="Minutes added to its programme times (e.g. -60)."),
+) -> None:
+    """Shift a guide source's programme times (for feeds in the wrong time zone)."""
+    with open_runtime() as runtime:
+        view = runtime.epg.set_offset(name, minutes)
+    console.print(
+        f"guide source {view.name!r} times shifted by {view.time_offset_minutes:+d} min",
+        highlight=False,
+    )

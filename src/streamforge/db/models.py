@@ -146,13 +146,28 @@ class XmltvSource(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     last_report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Lower is preferred: for each time slot a channel's programmes come from
+    #: the best source that has any (see :mod:`streamforge.outputs.catalog`).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Minutes added to every programme time of this source (for wrong feeds).
+    time_offset_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class XmltvChannel(Base):
-    """A guide channel. Enabled with a GuideNumber, it is what Plex sees."""
+    """A guide channel. Enabled with a GuideNumber, it is what Plex sees.
+
+    One row per XMLTV channel id, whichever guide sources list it: the sources
+    that do are its :class:`GuideChannelSource` links. ``source_id`` is its
+    best-priority source (whose names, icon and LCN it shows); removing that
+    source moves it to the next one (:mod:`streamforge.epg.store`), and a
+    channel no source lists any more is removed.
+    """
 
     __tablename__ = "xmltv_channels"
-    __table_args__ = (UniqueConstraint("source_id", "xmltv_id"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "xmltv_id"),
+        Index("uq_xmltv_channels_xmltv_id", "xmltv_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(
@@ -165,6 +180,26 @@ class XmltvChannel(Base):
     lcn: Mapped[str | None] = mapped_column(String(20), default=None)
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     guide_number: Mapped[str | None] = mapped_column(String(20), unique=True, default=None)
+    #: Minutes added to this channel's programme times (on top of its sources' offsets).
+    time_offset_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class GuideChannelSource(Base):
+    """A guide source listing a guide channel, with what that source says of it."""
+
+    __tablename__ = "guide_channel_sources"
+    __table_args__ = (UniqueConstraint("xmltv_channel_id", "source_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    xmltv_channel_id: Mapped[int] = mapped_column(
+        ForeignKey("xmltv_channels.id", ondelete="CASCADE"), index=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("xmltv_sources.id", ondelete="CASCADE"), index=True
+    )
+    display_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    icon: Mapped[str | None] = mapped_column(String(1000), default=None)
+    lcn: Mapped[str | None] = mapped_column(String(20), default=None)
 
 
 class Programme(Base):
@@ -174,6 +209,10 @@ class Programme(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     xmltv_channel_id: Mapped[int] = mapped_column(
         ForeignKey("xmltv_channels.id", ondelete="CASCADE")
+    )
+    #: The guide source this programme came from (rows before 0004: filled by it).
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("xmltv_sources.id", ondelete="CASCADE"), default=None, index=True
     )
     start: Mapped[datetime] = mapped_column()
     stop: Mapped[datetime | None] = mapped_column(default=None)

@@ -21,9 +21,16 @@ from sqlalchemy import func, select
 
 from streamforge.cpu_pool import CpuPool
 from streamforge.db.engine import Database
-from streamforge.db.models import Account, XmltvChannel, XmltvSource
+from streamforge.db.models import Account, GuideChannelSource, XmltvSource
 from streamforge.epg.compression import ProgressCallback
-from streamforge.epg.store import StagedGuide, stage_guide, stage_guide_in_process
+from streamforge.epg.merge import check_offset
+from streamforge.epg.store import (
+    StagedGuide,
+    refresh_channels,
+    remove_source,
+    stage_guide,
+    stage_guide_in_process,
+)
 from streamforge.epg.xmltv_parse import ImportReport, ImportWindow
 from streamforge.errors import (
     ConfigError,
@@ -53,6 +60,8 @@ class SourceView:
     last_error: str | None
     last_report: dict[str, Any]
     channel_count: int
+    priority: int = 0
+    time_offset_minutes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +77,8 @@ class SourceView:
             "last_error": self.last_error,
             "last_report": self.last_report,
             "channel_count": self.channel_count,
+            "priority": self.priority,
+            "time_offset_minutes": self.time_offset_minutes,
         }
 
 
@@ -94,7 +105,9 @@ class EpgService:
         with self._db.session() as session:
             counts = dict(
                 session.execute(
-                    select(XmltvChannel.source_id, func.count()).group_by(XmltvChannel.source_id)
+                    select(GuideChannelSource.source_id, func.count()).group_by(
+                        GuideChannelSource.source_id
+                    )
                 ).all()
             )
             accounts = dict(session.execute(select(Account.id, Account.name)).all())
@@ -110,8 +123,12 @@ class EpgService:
                     last_error=s.last_error,
                     last_report=dict(s.last_report or {}),
                     channel_count=int(counts.get(s.id, 0)),
+                    priority=s.priority,
+                    time_offset_minutes=s.time_offset_minutes,
                 )
-                for s in session.scalars(select(XmltvSource).order_by(XmltvSource.name))
+                for s in session.scalars(
+                    select(XmltvSource).order_by(XmltvSource.priority, XmltvSource.name)
+                )
             ]
 
     def get(self, name: str) -> SourceView:
@@ -128,7 +145,10 @@ class EpgService:
         url: str | None = None,
         file: str | None = None,
         from_account: str | None = None,
+        priority: int = 0,
     ) -> SourceView:
+        """Add a source. ``priority``: lower is preferred when several guides list
+        the same channel (see :mod:`streamforge.epg.store`)."""
         name = name.strip()
         if not name:
             raise ConfigError("a guide source needs a name")
@@ -153,7 +173,15 @@ class EpgService:
         with self._db.session() as session:
             if session.scalar(select(XmltvSource.id).where(XmltvSource.name == name)):
                 raise ConflictError(f"a guide source named {name!r} already exists")
-            session.add(XmltvSource(name=name, kind=kind, location=location, account_id=account_id))
+            session.add(
+                XmltvSource(
+                    name=name,
+                    kind=kind,
+                    location=location,
+                    account_id=account_id,
+                    priority=int(priority),
+                )
+            )
         self._events.record("info", "epg", f"guide source {name!r} added", {"source": name})
         return self.get(name)
 
@@ -162,8 +190,45 @@ class EpgService:
             source = session.scalar(select(XmltvSource).where(XmltvSource.name == name))
             if source is None:
                 raise NotFoundError(f"no guide source named {name!r}")
-            session.delete(source)
+            remove_source(session, source)
         self._events.record("warning", "epg", f"guide source {name!r} removed", {"source": name})
+
+    def set_priority(self, name: str, priority: int) -> SourceView:
+        """Lower is preferred; the channels' names and the merged guide follow at once."""
+        with self._db.session() as session:
+            source = self._source(session, name)
+            source.priority = int(priority)
+            session.flush()
+            refresh_channels(session)
+        self._events.record(
+            "info",
+            "epg",
+            f"guide source {name!r} priority set to {priority}",
+            {"source": name, "priority": priority},
+        )
+        return self.get(name)
+
+    def set_offset(self, name: str, minutes: int) -> SourceView:
+        """Shift every programme time of this source by ``minutes`` in the output."""
+        minutes = check_offset(minutes)
+        with self._db.session() as session:
+            self._source(session, name).time_offset_minutes = minutes
+        self._events.record(
+            "info",
+            "epg",
+            f"guide source {name!r} time offset set to {minutes:+d} min",
+            {"source": name, "time_offset_minutes": minutes},
+        )
+        return self.get(name)
+
+    @staticmethod
+    def _source(session: Any, name: str) -> XmltvSource:
+        source: XmltvSource | None = session.scalar(
+            select(XmltvSource).where(XmltvSource.name == name)
+        )
+        if source is None:
+            raise NotFoundError(f"no guide source named {name!r} (see `streamforge epg list`)")
+        return source
 
     async def refresh(self, name: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
         """Download (if needed) and import one source. Raises on failure; the stored
@@ -262,7 +327,9 @@ class EpgService:
                 return
         except HttpFailure as exc:
             failure = exc
-        raise GuideError(f"guide download from {host} failed: {failure.detail}")
+        if failure.host in failure.detail:
+            raise GuideError(f"guide download failed: {failure.detail}")
+        raise GuideError(f"guide download from {failure.host} failed: {failure.detail}")
 
 
 def _swap_and_close(staged: StagedGuide, db: Database, source_id: int) -> None:

@@ -7,6 +7,22 @@ guide in with one transaction: channels are upserted by XMLTV id (so their
 ids, GuideNumbers, enabled flags and mappings survive a refresh), channels the
 guide no longer lists are removed, and the source's programmes are replaced.
 
+**Several guides, one channel.** A guide channel is one ``xmltv_channels`` row
+per XMLTV id, whichever sources list it. Each source that lists it has a
+:class:`~streamforge.db.models.GuideChannelSource` link holding what that
+source says of it (names, icon, LCN), and its programmes are stored per source
+(``programmes.source_id``). The channel row shows its best source's data
+(lowest ``priority``, then oldest source; :func:`refresh_channels`): names
+(then the other sources' extra names), the first icon and LCN by priority.
+A second guide for the same channels therefore adds links and programmes, no
+channels; a source that stops listing a channel (or is removed,
+:func:`remove_source`) drops only its link and programmes — the channel, its
+GuideNumber and mappings stay as long as some source lists it.
+
+Programmes are merged **at output time**, not here
+(:mod:`streamforge.epg.merge`): every source's programmes are kept, so a change
+of priority or time offset takes effect at once without a re-import.
+
 What a programme row holds is :mod:`streamforge.epg.programme_rows`; this
 module only moves those rows in bulk.
 """
@@ -17,16 +33,17 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 
 from streamforge.cpu_pool import CpuPool
 from streamforge.db.engine import Database
-from streamforge.db.models import Programme, XmltvChannel
+from streamforge.db.models import GuideChannelSource, Programme, XmltvChannel, XmltvSource
 from streamforge.epg import parse_worker
 from streamforge.epg.compression import ProgressCallback
 from streamforge.epg.parse_worker import Spool as _Spool
@@ -45,7 +62,7 @@ PROGRAMMES: Table = Programme.__table__  # type: ignore[assignment]
 
 def _insert_sql(dialect: Dialect) -> str:
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    columns = ("xmltv_channel_id", *VALUE_COLUMNS)
+    columns = ("xmltv_channel_id", "source_id", *VALUE_COLUMNS)
     # Built only from the table's own name and column constants, never from input.
     return (
         f"INSERT INTO {PROGRAMMES.name} ({', '.join(columns)}) "  # noqa: S608
@@ -165,38 +182,143 @@ def import_guide(
     return report
 
 
+def refresh_channels(session: Session, channel_ids: Iterable[int] | None = None) -> int:
+    """Bring channels (all when ``channel_ids`` is None) in line with their links:
+    the best source's names, icon and LCN; channels no source lists are removed.
+    Returns how many were removed."""
+    wanted = None if channel_ids is None else set(channel_ids)
+    stmt = (
+        select(
+            GuideChannelSource.xmltv_channel_id,
+            GuideChannelSource.source_id,
+            GuideChannelSource.display_names,
+            GuideChannelSource.icon,
+            GuideChannelSource.lcn,
+        )
+        .join(XmltvSource, XmltvSource.id == GuideChannelSource.source_id)
+        .order_by(GuideChannelSource.xmltv_channel_id, XmltvSource.priority, XmltvSource.id)
+    )
+    links: dict[int, list[Any]] = {}
+    for row in session.execute(stmt):
+        if wanted is None or row[0] in wanted:
+            links.setdefault(row[0], []).append(row)
+    if wanted is None:
+        channels = list(session.scalars(select(XmltvChannel)))
+    else:
+        ordered = sorted(wanted)
+        channels = []
+        for start in range(0, len(ordered), 900):
+            channels.extend(
+                session.scalars(
+                    select(XmltvChannel).where(XmltvChannel.id.in_(ordered[start : start + 900]))
+                )
+            )
+    removed = 0
+    for channel in channels:
+        mine = links.get(channel.id)
+        if not mine:
+            session.delete(channel)
+            removed += 1
+            continue
+        names: list[str] = []
+        for link in mine:
+            names.extend(n for n in link[2] or [] if n not in names)
+        names = names or [channel.xmltv_id]
+        best = mine[0]
+        if channel.source_id != best[1]:
+            channel.source_id = best[1]
+        if channel.display_names != names or channel.display_name != names[0][:500]:
+            channel.display_name = names[0][:500]
+            channel.display_names = names
+        icon = next((link[3] for link in mine if link[3]), None)
+        lcn = next((link[4] for link in mine if link[4]), None)
+        if channel.icon != icon:
+            channel.icon = icon
+        if channel.lcn != lcn:
+            channel.lcn = lcn
+    session.flush()
+    return removed
+
+
+def remove_source(session: Session, source: XmltvSource) -> None:
+    """Delete a guide source; its channels that other sources list stay (moved to
+    their next best source), the others go with it."""
+    listed = list(
+        session.scalars(
+            select(GuideChannelSource.xmltv_channel_id).where(
+                GuideChannelSource.source_id == source.id
+            )
+        )
+    )
+    others: dict[int, int] = {}
+    for channel_id, other in session.execute(
+        select(GuideChannelSource.xmltv_channel_id, GuideChannelSource.source_id)
+        .join(XmltvSource, XmltvSource.id == GuideChannelSource.source_id)
+        .where(GuideChannelSource.source_id != source.id)
+        .order_by(XmltvSource.priority.desc(), XmltvSource.id.desc())
+    ):
+        others[channel_id] = other  # the last one written is the best
+    for channel in session.scalars(select(XmltvChannel).where(XmltvChannel.source_id == source.id)):
+        if channel.id in others:
+            channel.source_id = others[channel.id]
+    session.flush()
+    session.delete(source)
+    session.flush()
+    session.expire_all()
+    refresh_channels(session, listed)
+
+
 def _swap(
     db: Database, source_id: int, channels: dict[str, GuideChannelRecord], spool: _Spool
 ) -> None:
     with db.session() as session:
-        stored = {
-            row.xmltv_id: row
-            for row in session.scalars(
-                select(XmltvChannel).where(XmltvChannel.source_id == source_id)
+        links = {
+            link.xmltv_channel_id: link
+            for link in session.scalars(
+                select(GuideChannelSource).where(GuideChannelSource.source_id == source_id)
             )
         }
+        wanted = list(channels)
+        existing: dict[str, XmltvChannel] = {}
+        for start in range(0, len(wanted), 900):
+            for row in session.scalars(
+                select(XmltvChannel).where(XmltvChannel.xmltv_id.in_(wanted[start : start + 900]))
+            ):
+                existing[row.xmltv_id] = row
+        for xmltv_id, record in channels.items():
+            if xmltv_id not in existing:
+                names = record.names or [xmltv_id]
+                row = XmltvChannel(
+                    source_id=source_id,
+                    xmltv_id=xmltv_id,
+                    display_name=names[0][:500],
+                    display_names=names,
+                    icon=record.icon,
+                    lcn=record.lcn,
+                )
+                session.add(row)
+                existing[xmltv_id] = row
+        session.flush()
         ids: dict[str, int] = {}
         for xmltv_id, record in channels.items():
-            names = record.names or [xmltv_id]
-            row = stored.pop(xmltv_id, None)
-            if row is None:
-                row = XmltvChannel(source_id=source_id, xmltv_id=xmltv_id)
-                session.add(row)
-            row.display_name = names[0][:500]
-            row.display_names = names
-            row.icon = record.icon
-            row.lcn = record.lcn
-        session.flush()
-        for row in session.scalars(select(XmltvChannel).where(XmltvChannel.source_id == source_id)):
-            ids[row.xmltv_id] = row.id
-        for gone in stored.values():
+            channel_id = existing[xmltv_id].id
+            ids[xmltv_id] = channel_id
+            link = links.pop(channel_id, None)
+            if link is None:
+                link = GuideChannelSource(xmltv_channel_id=channel_id, source_id=source_id)
+                session.add(link)
+            link.display_names = record.names or [xmltv_id]
+            link.icon = record.icon
+            link.lcn = record.lcn
+        for gone in links.values():
             session.delete(gone)
         session.flush()
-        known = list(ids.values())
-        for start in range(0, len(known), 900):
-            session.execute(
-                delete(Programme).where(Programme.xmltv_channel_id.in_(known[start : start + 900]))
-            )
+        # Channels whose best source is this one that it no longer lists move on.
+        affected = set(ids.values()) | set(links)
+        for row in session.scalars(select(XmltvChannel).where(XmltvChannel.source_id == source_id)):
+            affected.add(row.id)
+        refresh_channels(session, affected)
+        session.execute(delete(Programme).where(Programme.source_id == source_id))
         connection = session.connection()
         dialect = connection.dialect
         sql = _insert_sql(dialect)
@@ -209,6 +331,7 @@ def _swap(
             rows = [
                 (
                     ids[channel],
+                    source_id,
                     as_db(v[0]),
                     as_db(v[1]),
                     *v[2:9],

@@ -28,6 +28,7 @@ from streamforge.db.models import (
     utcnow,
 )
 from streamforge.db.rules import account_may_stream, published_channel, streamable_account
+from streamforge.epg.merge import check_offset
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
 from streamforge.outputs.catalog import guide_number_key
@@ -71,6 +72,7 @@ class ChannelView:
     icon: str | None
     stream_count: int
     mappings: list[MappingView]
+    time_offset_minutes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "mappings"}
@@ -137,6 +139,7 @@ class ChannelService:
             icon=channel.icon,
             stream_count=len(mappings),
             mappings=mappings,
+            time_offset_minutes=channel.time_offset_minutes,
         )
 
     def get(self, ref: str) -> ChannelView:
@@ -187,6 +190,7 @@ class ChannelService:
                     icon=c.icon,
                     stream_count=int(n),
                     mappings=[],
+                    time_offset_minutes=c.time_offset_minutes,
                 )
                 for c, n in rows
             ]
@@ -303,6 +307,17 @@ class ChannelService:
     def judgement_for_channel(self, channel_id: int) -> ChannelJudgement:
         with self._db.session() as session:
             return _judgement(session.get(ChannelHealth, channel_id))
+
+    def set_time_offset(self, ref: str, minutes: int) -> ChannelView:
+        """Shift this channel's programme times by ``minutes`` in the guide output
+        (on top of its guide sources' offsets)."""
+        minutes = check_offset(minutes)
+        with self._db.session() as session:
+            channel = self._resolve(session, ref)
+            channel.time_offset_minutes = minutes
+            view = self._view(session, channel)
+        self._log(view, f"time offset of {view.name!r} set to {minutes:+d} min")
+        return view
 
     # -- mappings -------------------------------------------------------------
     def _stream(self, session: Session, xtream_channel_id: int) -> XtreamChannel:

@@ -16,7 +16,10 @@ guide has no programmes gets two-hour placeholder blocks titled with the
 channel's name.
 
 Programmes are streamed from the database in batches (``yield_per``) so a
-week-long guide for thousands of channels never sits in memory.
+week-long guide for thousands of channels never sits in memory. A channel
+listed by several guide sources gets its programmes merged by source priority,
+with the sources' and the channel's time offsets applied
+(:mod:`streamforge.epg.merge`); only one channel's rows are held at a time.
 """
 
 from __future__ import annotations
@@ -24,13 +27,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
-from streamforge.db.models import Account, ChannelMapping, Programme, XmltvChannel, XtreamChannel
+from streamforge.db.models import (
+    Account,
+    ChannelMapping,
+    Programme,
+    XmltvChannel,
+    XmltvSource,
+    XtreamChannel,
+)
 from streamforge.db.rules import published_channel, streamable_account
+from streamforge.epg.merge import Placed, SourceRank, merge
 from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
 from streamforge.outputs import xmltv_writer as xw
 from streamforge.xtream.quality import QualityTier
@@ -61,8 +74,37 @@ class LineupRow:
         return QualityTier.parse(self.best_tier).is_hd
 
 
+_SECRET_KEYS = frozenset({"username", "user", "password", "pass", "pwd", "token", "auth", "key"})
+
+
+def safe_logo(url: str | None, usernames: frozenset[str] = frozenset()) -> str | None:
+    """``url`` if it is a plain http(s) image address, else ``None``.
+
+    Some providers' ``stream_icon`` URLs embed the account's credentials (in
+    the user info, a ``username=``/``password=`` query or ``/user/pass/``
+    path segments): such a URL is never published or shown.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    if parts.username or parts.password:
+        return None
+    if any(key.lower() in _SECRET_KEYS for key, _value in parse_qsl(parts.query)):
+        return None
+    pieces = {unquote(p) for p in parts.path.split("/") if p}
+    pieces |= {unquote(v) for _k, v in parse_qsl(parts.query)}
+    if any(name and name in pieces for name in usernames):
+        return None
+    return url.strip()
+
+
 def lineup(db: Database) -> list[LineupRow]:
-    """The published channels in GuideNumber order."""
+    """The published channels in GuideNumber order.
+
+    A channel's logo is its guide's ``<icon>``, else the first of its provider
+    streams' icons that :func:`safe_logo` lets through."""
     with db.session() as session:
         rows = session.execute(
             select(
@@ -72,6 +114,7 @@ def lineup(db: Database) -> list[LineupRow]:
                 XmltvChannel.xmltv_id,
                 XmltvChannel.icon,
                 XtreamChannel.qualities,
+                XtreamChannel.icon,
             )
             .join(ChannelMapping, ChannelMapping.xmltv_channel_id == XmltvChannel.id)
             .join(XtreamChannel, XtreamChannel.id == ChannelMapping.xtream_channel_id)
@@ -79,22 +122,26 @@ def lineup(db: Database) -> list[LineupRow]:
             .where(published_channel())
             # Only streamable streams count towards stream_count, tier and group.
             .where(streamable_account())
+            .order_by(ChannelMapping.stream_priority)
         ).all()
+        usernames = frozenset(session.scalars(select(Account.username)))
     by_channel: dict[int, dict[str, Any]] = {}
-    for channel_id, number, name, xmltv_id, icon, qualities in rows:
+    for channel_id, number, name, xmltv_id, icon, qualities, stream_icon in rows:
         entry = by_channel.setdefault(
             channel_id,
             {
                 "number": number,
                 "name": name,
                 "xmltv_id": xmltv_id,
-                "icon": icon,
+                "icon": safe_logo(icon),
                 "tier": QualityTier.SD,
                 "count": 0,
                 "group": "",
             },
         )
         entry["count"] += 1
+        if entry["icon"] is None:
+            entry["icon"] = safe_logo(stream_icon, usernames)
         quality = qualities or {}
         entry["tier"] = max(entry["tier"], QualityTier.parse(quality.get("tier")))
         if not entry["group"] and quality.get("category"):
@@ -163,31 +210,130 @@ def guide_channels(db: Database, rows: list[LineupRow]) -> Iterator[xw.ChannelOu
         yield channel_out(row, names.get(row.channel_id, []))
 
 
+def source_ranks(session: Any) -> dict[int, SourceRank]:
+    """Every guide source's priority, time offset and state, for :func:`merge`."""
+    return {
+        sid: SourceRank(priority=prio, offset_minutes=offset, is_active=active)
+        for sid, prio, offset, active in session.execute(
+            select(
+                XmltvSource.id,
+                XmltvSource.priority,
+                XmltvSource.time_offset_minutes,
+                XmltvSource.is_active,
+            )
+        )
+    }
+
+
+def channel_offsets(session: Any, ids: list[int]) -> dict[int, int]:
+    """The channels' own time offsets (only the ones that are set)."""
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 900):
+        for cid, offset in session.execute(
+            select(XmltvChannel.id, XmltvChannel.time_offset_minutes)
+            .where(XmltvChannel.id.in_(ids[start : start + 900]))
+            .where(XmltvChannel.time_offset_minutes != 0)
+        ):
+            found[cid] = int(offset)
+    return found
+
+
 def guide_programmes(
     db: Database, rows: list[LineupRow], *, since: datetime | None = None
 ) -> Iterator[xw.ProgrammeOut]:
-    """Programmes of the lineup's channels, by channel then start time; then
-    placeholders for the channels that have none."""
+    """Programmes of the lineup's channels, by channel then start time, merged from
+    their guide sources; then placeholders for the channels that have none."""
     ids = {row.channel_id: row.epg_id for row in rows}
     if not ids:
         return
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     covered: set[int] = set()
     with db.session() as session:
+        ranks = source_ranks(session)
+        offsets = channel_offsets(session, list(ids))
+        widest = max(
+            [abs(r.offset_minutes) for r in ranks.values()] + [abs(o) for o in offsets.values()],
+            default=0,
+        )
         # Plain columns, not ORM objects: no identity map, no per-row bookkeeping.
         stmt = (
-            select(*PROGRAMME_COLUMNS)
+            select(*PROGRAMME_COLUMNS, Programme.source_id)
             .where(Programme.xmltv_channel_id.in_(list(ids)))
-            .where(func.coalesce(Programme.stop, Programme.start) >= since)
+            .where(
+                func.coalesce(Programme.stop, Programme.start)
+                >= since - timedelta(minutes=2 * widest)
+            )
             .order_by(Programme.xmltv_channel_id, Programme.start)
             .execution_options(yield_per=2000)
         )
-        for record in session.execute(stmt):
-            covered.add(record.xmltv_channel_id)
-            yield programme_out(ids[record.xmltv_channel_id], record)
+        for channel_id, group in groupby(session.execute(stmt), key=lambda r: r.xmltv_channel_id):
+            mine = list(group)
+            source = mine[0].source_id
+            rank = ranks.get(source) if source is not None else None
+            if (
+                not offsets.get(channel_id)
+                and (rank is None or (rank.is_active and not rank.offset_minutes))
+                and all(r.source_id == source for r in mine)
+            ):
+                # One source, no shift (the common case): the rows as they are.
+                for record in mine:
+                    if widest and (record.stop or record.start) < since:
+                        continue
+                    covered.add(channel_id)
+                    yield programme_out(ids[channel_id], record)
+                continue
+            for placed in merge(mine, ranks, offsets.get(channel_id, 0)):
+                if (placed.stop or placed.start) < since:
+                    continue
+                covered.add(channel_id)
+                out = programme_out(ids[channel_id], placed.row)
+                if placed.start != out.start or placed.stop != out.stop:
+                    out = replace(out, start=placed.start, stop=placed.stop)
+                yield out
     for row in rows:
         if row.channel_id not in covered:
             yield from placeholder_programmes(row, datetime.now(UTC))
+
+
+def merged_window(
+    session: Any, channel_ids: list[int], since: datetime, until: datetime
+) -> dict[int, list[Placed]]:
+    """The merged programmes of some channels that overlap ``[since, until)``, by
+    channel (for the admin pages: a few columns, each with the source it came from)."""
+    ranks = source_ranks(session)
+    offsets = channel_offsets(session, channel_ids)
+    widest = timedelta(
+        minutes=2
+        * max(
+            [abs(r.offset_minutes) for r in ranks.values()] + [abs(o) for o in offsets.values()],
+            default=0,
+        )
+    )
+    rows: dict[int, list[Any]] = {}
+    for start in range(0, len(channel_ids), 900):
+        for row in session.execute(
+            select(
+                Programme.xmltv_channel_id,
+                Programme.source_id,
+                Programme.start,
+                Programme.stop,
+                Programme.title,
+                Programme.sub_title,
+            )
+            .where(Programme.xmltv_channel_id.in_(channel_ids[start : start + 900]))
+            .where(func.coalesce(Programme.stop, Programme.start) >= since - widest)
+            .where(Programme.start < until + widest)
+            .order_by(Programme.xmltv_channel_id, Programme.start)
+        ):
+            rows.setdefault(row.xmltv_channel_id, []).append(row)
+    found: dict[int, list[Placed]] = {}
+    for channel_id, mine in rows.items():
+        found[channel_id] = [
+            p
+            for p in merge(mine, ranks, offsets.get(channel_id, 0))
+            if (p.stop or p.start) > since and p.start < until
+        ]
+    return found
 
 
 PLACEHOLDER_HOURS = 2

@@ -7,7 +7,8 @@ at once, constant memory) and writes a copy on the side; later requests for
 the same *version* are served from that file. The version is a digest of
 everything the output depends on: the published lineup (ids, numbers, names,
 icons), the programme table's size and newest row, when each guide source was last
-imported, and — because channels
+imported, each source's priority and time offset and each channel's time
+offset (they change the merge), and — because channels
 without guide data get placeholder blocks aligned to two hours — the current
 two-hour slot. Anything that changes the output changes the version, so a
 stale guide is never served.
@@ -33,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
-from streamforge.db.models import Programme, XmltvSource
+from streamforge.db.models import Programme, XmltvChannel, XmltvSource
 from streamforge.outputs.catalog import (
     PLACEHOLDER_HOURS,
     LineupRow,
@@ -56,10 +57,21 @@ def guide_version(db: Database, rows: list[LineupRow], now: datetime | None = No
             select(func.count(Programme.id), func.max(Programme.id))
         ).one()
         refreshed = session.execute(
-            select(XmltvSource.id, XmltvSource.last_refreshed_at).order_by(XmltvSource.id)
+            select(
+                XmltvSource.id,
+                XmltvSource.last_refreshed_at,
+                XmltvSource.priority,
+                XmltvSource.time_offset_minutes,
+                XmltvSource.is_active,
+            ).order_by(XmltvSource.id)
+        ).all()
+        shifted = session.execute(
+            select(XmltvChannel.id, XmltvChannel.time_offset_minutes)
+            .where(XmltvChannel.time_offset_minutes != 0)
+            .order_by(XmltvChannel.id)
         ).all()
     slot = now.strftime("%Y%m%d") + f"-{now.hour // PLACEHOLDER_HOURS}"
-    digest.update(f"{count}|{newest}|{slot}|{refreshed}".encode())
+    digest.update(f"{count}|{newest}|{slot}|{refreshed}|{shifted}".encode())
     return digest.hexdigest()[:24]
 
 

@@ -570,6 +570,8 @@ class ChannelSession:
                 "to": details.get("to_stream"),
                 "detail": details.get("detail"),
                 "measured_s": details.get("measured_s"),
+                "from": details.get("from_stream"),
+                "gap_ms": details.get("gap_ms"),
             }
         )
         if command.kind in {LogKind.FAILOVER, LogKind.UPGRADE}:

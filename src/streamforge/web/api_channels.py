@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)], tags
 class ChannelPatch(BaseModel):
     is_enabled: bool | None = None
     guide_number: str | None = None
+    time_offset_minutes: int | None = None
 
 
 class HealthPatch(BaseModel):
@@ -65,7 +66,10 @@ async def get_channel(ref: str, runtime: Runtime = Depends(get_runtime)) -> dict
     return await runtime.views.channel(ref, breakers=breakers)
 
 
-@router.patch("/channels/{ref}", summary="Enable/disable a channel or set its GuideNumber")
+@router.patch(
+    "/channels/{ref}",
+    summary="Enable/disable a channel, set its GuideNumber or its guide time offset (minutes)",
+)
 async def patch_channel(
     ref: str, body: ChannelPatch, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
@@ -77,9 +81,14 @@ async def patch_channel(
             view = channels.set_number(f"#{view.id}", body.guide_number)
         if body.is_enabled is not None:
             view = channels.set_enabled(f"#{view.id}", body.is_enabled)
+        if body.time_offset_minutes is not None:
+            view = channels.set_time_offset(f"#{view.id}", body.time_offset_minutes)
         return channels.get(f"#{view.id}").as_dict()
 
-    return await runtime.db.write(change)
+    result = await runtime.db.write(change)
+    if body.time_offset_minutes is not None:
+        await runtime.catalog.render_guide()
+    return result
 
 
 @router.get("/channels/{ref}/health", summary="The channel's media judgement")

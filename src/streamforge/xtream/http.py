@@ -256,10 +256,22 @@ def _secs(limit: float | None) -> str:
     return "the total time limit" if limit is None else f"{limit:g} s"
 
 
+def _os_reason(exc: OSError | None, redact: Callable[[str], str]) -> str:
+    """``connection refused``: the OS's words for an error number, never a class name
+    (asyncio's own text for a refused connect is "Connect call failed ('host', port)")."""
+    if exc is None:
+        return "the connection failed"
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return redact(exc.strerror).lower() if exc.strerror else "the connection failed"
+
+
 def _describe(
-    exc: BaseException, *, answering: bool, redact: Callable[[str], str]
+    exc: BaseException, *, answering: bool, redact: Callable[[str], str], host: str = "the server"
 ) -> tuple[FailureKind, str]:
-    """Kind and fact-only detail of a connection-level error (never its ``str()``).
+    """Kind and fact-only detail of a connection-level error (never its ``str()``,
+    never an exception class name: "could not connect to 127.0.0.1:8080:
+    connection refused").
 
     OS error strings are redacted before they are lower-cased, so that a
     credential echoed in one is still recognised.
@@ -272,8 +284,8 @@ def _describe(
             "TLS handshake failed; try http:// or check the certificate",
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = redact(exc.os_error.strerror or type(exc.os_error).__name__)
-        return FailureKind.UNREACHABLE, f"{reason.lower()}; check the server URL and port"
+        reason = _os_reason(exc.os_error, redact)
+        return FailureKind.UNREACHABLE, f"could not connect to {host}: {reason}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         if answering:
             return FailureKind.READ_ERROR, "the server closed the connection"
@@ -284,13 +296,13 @@ def _describe(
     if isinstance(exc, aiohttp.ClientPayloadError):
         return FailureKind.TRUNCATED, "the answer was cut off part-way"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return FailureKind.INVALID_RESPONSE, f"invalid HTTP answer ({type(exc).__name__})"
+        return FailureKind.INVALID_RESPONSE, "the answer is not valid HTTP"
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.RedirectClientError)):
         return FailureKind.BAD_REDIRECT, "redirected to an unusable URL"
     if isinstance(exc, OSError):  # aiohttp.ClientOSError and plain socket errors
-        reason = redact(exc.strerror).lower() if exc.strerror else type(exc).__name__
+        reason = redact(exc.strerror).lower() if exc.strerror else _os_reason(exc, redact)
     else:
-        reason = f"connection failed ({type(exc).__name__})"
+        reason = "the connection failed"
     return (FailureKind.READ_ERROR if answering else FailureKind.UNREACHABLE), reason
 
 
@@ -356,7 +368,12 @@ class _Exchange:
             kind = FailureKind.HEADER_TIMEOUT
             detail = f"no response headers within {_secs(t.headers)}"
         else:
-            kind, detail = _describe(exc, answering=answering, redact=self.redact)
+            kind, detail = _describe(
+                exc,
+                answering=answering,
+                redact=self.redact,
+                host=self.redact(_host_label(self._url)),
+            )
         return self.failure(kind, detail, cause=type(exc).__name__)
 
 

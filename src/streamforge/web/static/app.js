@@ -138,9 +138,8 @@ function report(r) {
 
 async function guideAdd(form) {
   const d = formData(form), out = $("#guide-form-result"), bar = $("progress", form);
-  const body = { name: d.name };
-  if (d.kind === "from_account") body.from_account = d.from_account;
-  else body[d.kind] = d.location;
+  const body = { name: d.name, priority: parseInt(d.priority || "0", 10) };
+  body[d.kind] = d[d.kind];
   bar.hidden = false; say(out, "Adding and importing…");
   try {
     const r = await api("POST", "/api/v1/epg", body);
@@ -163,7 +162,35 @@ async function guideRefresh(button) {
   finally { bar.hidden = true; button.disabled = false; }
 }
 
+function guideKind(form) {
+  const kind = formData(form).kind;
+  for (const label of form.querySelectorAll("label[data-kind]")) {
+    label.hidden = label.dataset.kind !== kind;
+    for (const input of label.querySelectorAll("input, select")) input.required = !label.hidden;
+  }
+}
+
+async function guideSourceSave(form) {
+  const d = formData(form), out = $("output", form);
+  try {
+    const r = await api("PATCH", `/api/v1/epg/${enc(form.dataset.source)}`, {
+      priority: parseInt(d.priority || "0", 10),
+      time_offset_minutes: parseInt(d.time_offset_minutes || "0", 10),
+    });
+    say(out, `saved: priority ${r.priority}, offset ${r.time_offset_minutes} min`, true);
+  } catch (e) { say(out, e.message, false); }
+}
+
 /* -- channels ------------------------------------------------------------ */
+async function channelOffset(form) {
+  const out = $("output", form);
+  try {
+    const r = await api("PATCH", `/api/v1/channels/${channelRef(form.dataset.channel)}`,
+      { time_offset_minutes: parseInt(formData(form).time_offset_minutes || "0", 10) });
+    say(out, `saved: guide times shifted by ${r.time_offset_minutes} min`, true);
+  } catch (e) { say(out, e.message, false); }
+}
+
 async function channelToggle(button) {
   const enabled = button.dataset.enabled === "true";
   try {
@@ -287,6 +314,8 @@ const clicks = {
 const submits = {
   "account-add": accountAdd, "account-edit": accountEdit, "guide-add": guideAdd,
   "channel-number": channelNumber, "channel-health": channelHealth, "settings-save": settingsSave, "demo-fault": demoFault,
+  "channel-number": channelNumber, "settings-save": settingsSave, "demo-fault": demoFault,
+  "guide-source-save": guideSourceSave, "channel-offset": channelOffset,
 };
 
 document.addEventListener("click", (ev) => {
@@ -299,7 +328,9 @@ document.addEventListener("submit", (ev) => {
 });
 document.addEventListener("change", (ev) => {
   if (ev.target.matches("input[data-action='account-priority']")) accountPriority(ev.target);
+  if (ev.target.matches("input[data-action='guide-kind']")) guideKind(ev.target.form);
 });
+for (const form of document.querySelectorAll("#guide-form")) guideKind(form);
 
 /* -- live page ----------------------------------------------------------- */
 function el(tag, attrs = {}, text) {
@@ -318,11 +349,13 @@ function drawTimeline(s) {
   }
   const caption = el("figcaption");
   for (const m of s.picture.marks) {
-    const what = `${m.t} s ${m.kind}${m.reason ? ` (${m.reason})` : ""}${m.to ? ` → ${m.to}` : ""}`;
-    bar.append(el("span", { class: `mark k-${m.kind}`, style: `left: ${m.pct}%`, title: what }));
-    caption.append(el("span", { class: `chip k-${m.kind}` }, what), " ");
+    bar.append(el("span", { class: `mark k-${m.kind}`, style: `left: ${m.pct}%`, title: m.title,
+      tabindex: "0", "aria-label": m.title }));
+    caption.append(el("span", { class: `chip k-${m.kind}`, title: m.title }, m.title), " ");
   }
-  fig.append(bar, caption);
+  const axis = el("div", { class: "axis", "aria-label": "time since the session started" });
+  for (const t of s.picture.ticks || []) axis.append(el("span", { style: `left: ${t.pct}%` }, t.label));
+  fig.append(bar, axis, caption);
   return fig;
 }
 
@@ -335,7 +368,11 @@ function drawSessions(sessions) {
   }
   for (const s of sessions) {
     const card = el("article", { class: "card session", "data-guide": s.guide_number });
-    card.append(el("h3", {}, `${s.guide_number} ${s.channel}`));
+    const title = el("h3", { class: "title-logo" });
+    const logo = (JSON.parse(box.dataset.logos || "{}"))[s.guide_number];
+    if (logo) title.append(el("img", { class: "logo small", src: logo, alt: "", referrerpolicy: "no-referrer" }));
+    title.append(`${s.guide_number} ${s.channel}`);
+    card.append(title);
     const facts = el("p", { class: "facts" });
     const stream = el("span", {}, "Stream ");
     stream.append(el("strong", { class: "stream" }, s.stream || "—"), ` (${s.account || "—"})`);

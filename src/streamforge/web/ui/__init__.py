@@ -20,6 +20,7 @@ logout are plain forms with a CSRF field.
 Modules: :mod:`~.common` (templates, the page guard, rendering),
 :mod:`~.login`, :mod:`~.dashboard`, :mod:`~.pages` (accounts, guides,
 channels, events, setup), :mod:`~.devices` (the tuner devices),
+:mod:`~.guide` (the TV guide page and the favicon),
 :mod:`~.live` (the Live page, its timeline picture
 and the server-sent event stream), :mod:`~.settings`, :mod:`~.demo_panel`
 and :mod:`~.sessions` (the cookie, CSRF tokens and login rate limiting).
@@ -29,7 +30,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from streamforge.web.ui import dashboard, demo_panel, devices, live, login, pages, settings
+from streamforge.web.ui import (
+    dashboard,
+    demo_panel,
+    devices,
+    guide,
+    live,
+    login,
+    pages,
+    settings,
+)
 from streamforge.web.ui.common import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +47,7 @@ router.include_router(login.router)
 router.include_router(dashboard.router)
 router.include_router(pages.router)
 router.include_router(devices.router)
+router.include_router(guide.router)
 router.include_router(live.router)
 router.include_router(settings.router)
 router.include_router(demo_panel.router)

@@ -16,6 +16,11 @@ from streamforge.web.ui.sessions import UiSession
 router = APIRouter(include_in_schema=False)
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 client``, ``2 clients``, ``0 failovers`` (``words`` for irregular plurals)."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 @router.get("/ui/", response_class=HTMLResponse)
 async def dashboard(
     request: Request,
@@ -27,5 +32,10 @@ async def dashboard(
         breakers=breakers_by_stream(runtime.streams.breaker_states()),
     )
     return await render(
-        request, "dashboard", session, sessions=sessions_with_pictures(runtime), **data
+        request,
+        "dashboard",
+        session,
+        sessions=sessions_with_pictures(runtime),
+        plural=plural,
+        **data,
     )

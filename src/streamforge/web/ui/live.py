@@ -66,12 +66,69 @@ def timeline_picture(status: Mapping[str, Any]) -> dict[str, Any]:
             "kind": e.get("kind"),
             "reason": e.get("reason"),
             "to": e.get("to"),
+            "gap_ms": e.get("gap_ms"),
             "pct": round(100 * float(e["t"]) / span, 2),
+            "title": mark_title(e),
         }
         for e in entries
         if e.get("kind") not in QUIET_KINDS
     ]
-    return {"segments": [s for s in segments if s["width"] > 0], "marks": marks, "span": span}
+    return {
+        "segments": [s for s in segments if s["width"] > 0],
+        "marks": marks,
+        "span": span,
+        "ticks": axis_ticks(span),
+    }
+
+
+#: Steps of the time axis, in seconds: the first that gives at most six ticks.
+_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+
+
+def clock(seconds: float) -> str:
+    """Seconds since the session started as ``m:ss`` (``h:mm:ss`` past an hour)."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def axis_ticks(span: float) -> list[dict[str, Any]]:
+    """Labelled ticks under the timeline: time since the session started."""
+    step = next((s for s in _TICK_STEPS if span / s <= 6), _TICK_STEPS[-1])
+    ticks = []
+    t = 0.0
+    while t <= span + 1e-9:
+        ticks.append({"t": t, "label": clock(t), "pct": round(100 * t / span, 2)})
+        t += step
+    return ticks
+
+
+def mark_title(entry: Mapping[str, Any]) -> str:
+    """What a mark says on hover: when, what, why, and what the viewers saw."""
+    kind = str(entry.get("kind") or "")
+    words = {
+        "failover": "failover",
+        "upgrade": "switched back to a better stream",
+        "upgrade_failed": "a better stream was tried and failed",
+        "breaker_open": "stream set aside (circuit breaker)",
+        "exhausted": "no stream left to play",
+        "end": "session ended",
+    }.get(kind, kind.replace("_", " "))
+    text = f"{clock(float(entry.get('t') or 0.0))} {words}"
+    reason = entry.get("reason")
+    if reason:
+        text += f" after {str(reason).replace('_', ' ')}"
+    if entry.get("from") and entry.get("to"):
+        text += f": {entry['from']} → {entry['to']}"
+    elif entry.get("to"):
+        text += f" → {entry['to']}"
+    gap = entry.get("gap_ms")
+    if isinstance(gap, int | float):
+        text += f"; viewers saw a {gap:.0f} ms gap" if gap > 0 else "; no gap for viewers"
+    elif kind == "upgrade":
+        text += "; no gap for viewers"
+    return text
 
 
 def _segment(
@@ -112,6 +169,7 @@ async def live_page(
         events=await runtime.views.events(category="stream", limit=20),
         fault_kinds=demo and demo.kinds,
         recovery_period=runtime.settings.recovery_period,
+        logos=await runtime.views.logos(),
     )
 
 
