@@ -235,7 +235,11 @@ async def test_two_clients_share_one_upstream_and_nothing_leaks(
 async def test_full_account_is_all_tuners_in_use(
     tmp_path: Path, mock_provider: MockProvider
 ) -> None:
-    async with stack(tmp_path, mock_provider) as s, aiohttp.ClientSession() as http:
+    # Without the handover: the second tune comes from the same address (loopback).
+    async with (
+        stack(tmp_path, mock_provider, tune_handover=False) as s,
+        aiohttp.ClientSession() as http,
+    ):
         one = s.order("bbcone.uk", [SECOND_BACKUP])
         two = s.order("espn.us", [("beta", 202)])
         client = StreamClient(http, f"{s.base_url}/auto/v{one}")

@@ -361,12 +361,13 @@ def test_account_with_its_slot_used_by_another_session_is_skipped() -> None:
         [
             (Start(0.0), ["open 1 B/play", "wake 8"]),
             (UpstreamOpened(1, 0.1), []),
-            (data(1, 0.2), ["switch 1", "log warning failover", "wake 60.2"]),
+            (data(1, 0.2), ["switch 1", "log info tune", "wake 60.2"]),
         ]
     )
-    details = s.last_log("failover")
-    assert details["failures"] == []
+    details = s.last_log("tune")
+    assert details["to_stream"] == "B"
     assert details["skipped"][0]["reason"] == "account_limit"
+    assert s.policy.failovers == 0, "an account-full skip at tune time is not a failover"
     assert slots.snapshot() == {1: 1, 2: 1}
 
 
@@ -416,7 +417,8 @@ def test_breaker_opens_after_repeated_failures_and_half_opens_later() -> None:
     third.transcript([(Start(4.0), ["open 1 B/play", "wake 12"])])
     third.send(UpstreamOpened(1, 4.1))
     third.send(data(1, 4.2))
-    assert third.last_log("failover")["skipped"][0]["reason"] == "breaker_open"
+    assert third.last_log("tune")["skipped"][0]["reason"] == "breaker_open"
+    assert third.policy.failovers == 0
 
     # Cool-down over: one session gets the trial, a concurrent one is still denied.
     trial = session()
@@ -656,7 +658,8 @@ def test_an_upgrade_waits_for_a_connection_held_by_another_channel() -> None:
         [
             (Start(0.0), ["open 1 B/play", "wake 8"]),
             (UpstreamOpened(1, 0.1), []),
-            (data(1, 0.2), ["switch 1", "log warning failover", "wake 60.2"]),
+            # A's account is full at tune time: a tune detail, not a failover.
+            (data(1, 0.2), ["switch 1", "log info tune", "wake 60.2"]),
             (Tick(60.2), ["log info upgrade_waiting", "wake 62.2"]),
             (Tick(62.2), ["wake 64.2"]),  # said once per wait, looked at again every 2 s
         ]

@@ -30,7 +30,10 @@ user can act on, and none ever contains a provider password.
     │   ├── PlaylistError         streaming/hls.py: not a usable HLS playlist (also a ValueError)
     │   ├── FailoverProtocolError streaming/protocol.py: the driver fed the policy an illegal event
     │   ├── SlotError             streaming/slots.py: a slot lease released twice or never issued
-    │   └── TuneError             streaming/manager.py: a tune answered 404/503 (HDHomeRun code)
+    │   ├── TuneError             streaming/manager.py: a tune answered 404/503 (HDHomeRun code)
+    │   ├── NoSession             streaming/manager.py: manual control of a channel not playing
+    │   ├── SwitchRejected        streaming/session.py: the policy cannot make this manual switch
+    │   └── StreamNotFound        streaming/session.py: a stream reference names no stream here
     ├── MediaError                MPEG-TS content cannot be parsed or spliced
     │   ├── PsiError              ts/psi.py: a malformed PAT/PMT section (also a ValueError)
     │   └── SpliceError           ts/splicer.py: an upstream cannot be spliced into the session

@@ -229,6 +229,18 @@ class Settings(BaseSettings):
         description="Seconds a channel's upstream stays open after its last client leaves "
         "(for quick channel zapping); 0 closes at once.",
     )
+    outage_hold: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="Seconds a channel whose streams all failed keeps its viewers on a "
+        "'temporarily unavailable' slate while retrying; 0 ends the stream at once.",
+    )
+    tune_handover: bool = Field(
+        default=True,
+        description="When a channel's connections are all held by sessions whose only "
+        "client is the address now tuning another channel, hand them over (channel change).",
+    )
     client_buffer_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=188 * 64,

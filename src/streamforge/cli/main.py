@@ -13,7 +13,7 @@ import os
 import typer
 
 from streamforge import __version__
-from streamforge.cli import accounts, channels, demo, devices, epg, setup
+from streamforge.cli import accounts, channels, demo, devices, epg, session, setup
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
 from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
@@ -40,6 +40,7 @@ app.add_typer(channels.channel_app, name="channel")
 app.add_typer(channels.map_app, name="map")
 app.add_typer(devices.app, name="device")
 app.add_typer(mock_cli.app, name="mock-provider")
+app.add_typer(session.app, name="session")
 app.command("match")(channels.match)
 app.command("plex-urls")(setup.plex_urls)
 app.command("sessions")(setup.sessions)

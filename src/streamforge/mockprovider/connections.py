@@ -280,7 +280,10 @@ class ConnectionRegistry:
             (
                 c
                 for c in self._open.values()
-                if c.account == conn.account and c.streaming and c.kill_reason is None
+                if c.account == conn.account
+                and c.streaming
+                and c.kill_reason is None
+                and not c.client_gone()  # its socket is closed; the handler has yet to notice
             ),
             key=lambda c: (c.started, c.conn_id),
         )

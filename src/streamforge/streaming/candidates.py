@@ -74,9 +74,15 @@ class ProviderStream:
                 f"got {self.max_connections}"
             )
 
+    @property
+    def ref(self) -> str:
+        """How a user names the stream: ``account/provider stream id`` (e.g. ``alpha/102``)."""
+        return f"{self.account_name}/{self.stream_id}"
+
     def describe(self) -> dict[str, Any]:
         """The stream as event-log details (names and ids, never a credential)."""
         return {
+            "ref": self.ref,
             "stream": self.name,
             "xtream_channel_id": self.xtream_channel_id,
             "stream_id": self.stream_id,

@@ -15,6 +15,24 @@ counts the samples beyond). Each session is judged by the settings'
 thresholds (:class:`~streamforge.streaming.health.judge.JudgeConfig`) and its
 channel's own :class:`~streamforge.streaming.health.judge.ChannelJudgement`
 from the :class:`~streamforge.streaming.source.ChannelSource`.
+
+Connection-aware tuning (zapping on accounts with one or two connections):
+a connection that is being released (its session ended, its socket still
+closing: *draining*, see :class:`~streamforge.streaming.slots.AccountSlots`)
+no longer holds a reservation, so the tune goes ahead and its upstream waits
+(at most :data:`~streamforge.streaming.session.CONNECT_WAIT_SECONDS`) for the
+old socket to close before connecting. When every account behind the channel
+is reserved, the tune makes room: lingering sessions (no client left) holding
+those accounts are ended at once, and with ``tune_handover`` on, sessions
+whose only client is the address now tuning (Plex changing channels) end and
+hand their connection over. Only then is the answer 805.
+
+Every refused tune of a known channel is an event (warning, category
+``stream``, kind ``tune_refused``, with the reason) and counts in
+``streamforge_tunes_refused_total{reason}`` — never in the failover counter.
+
+Manual control (:meth:`SessionManager.switch`, :meth:`SessionManager.unpin`)
+goes to every live session of the channel (one per quality cap).
 """
 
 from __future__ import annotations
@@ -44,6 +62,7 @@ from streamforge.streaming.media_clock import DEFAULT_MAX_LEAD
 from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.protocol import PolicyConfig
 from streamforge.streaming.session import ChannelRef, ChannelSession
+from streamforge.streaming.slate import SlateFormat, SlateLibrary, slate_runner
 from streamforge.streaming.slots import AccountSlots
 from streamforge.streaming.source import ChannelSource
 from streamforge.streaming.upstream import UpstreamConfig
@@ -56,6 +75,12 @@ ALL_TUNERS_IN_USE = "805"
 TUNE_FAILED = "806"
 NO_VIDEO_DATA = "807"
 
+#: ``reason`` of a refused tune (event details and the metric's label).
+REFUSED_ALL_IN_USE = "all_connections_in_use"
+REFUSED_ALL_FAILED = "every_stream_failed"
+REFUSED_NO_VIDEO = "no_video"
+REFUSED_NO_STREAM = "no_stream"
+
 
 class TuneError(StreamingError):
     """A tune cannot be served: the HTTP ``status`` and HDHomeRun error ``code`` to answer."""
@@ -64,6 +89,10 @@ class TuneError(StreamingError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class NoSession(StreamingError):
+    """Manual control of a channel that is not playing."""
 
 
 class SessionManager:
@@ -97,6 +126,8 @@ class SessionManager:
         self._sessions: dict[tuple[int, str], ChannelSession] = {}
         self._http: aiohttp.ClientSession | None = None
         self._starting: dict[tuple[int, str], asyncio.Lock] = {}
+        self.slates = SlateLibrary(settings.data_dir / "cache" / "slate")
+        self.slate_format = SlateFormat()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -119,28 +150,55 @@ class SessionManager:
         return list(self._sessions.values())
 
     async def tune(
-        self, guide_number: str, quality: str | None = None
+        self, guide_number: str, quality: str | None = None, client: str | None = None
     ) -> tuple[ChannelSession, FanoutReader]:
+        """Join or start the channel's session; ``client`` is the tuner's address."""
+        began = asyncio.get_running_loop().time()
         found = await asyncio.to_thread(self._channels.published, guide_number)
         if found is None:
             raise TuneError(f"no channel {guide_number}", 404)
         channel_id, name = found
         cap = parse_quality_cap(quality)
         key = (channel_id, cap.label if cap is not None else "")
+        channel = ChannelRef(channel_id, guide_number, name)
         lock = self._starting.setdefault(key, asyncio.Lock())
         async with lock:
             session = self._sessions.get(key)
             if session is None or session.ended.is_set():
-                session = await self._start(ChannelRef(channel_id, guide_number, name), key, cap)
-        reader = session.join()
+                session = await self._start(channel, key, cap, client)
+        reader = session.join(client)
         try:
             await self._await_first_data(session)
+        except TuneError as exc:
+            session.leave(reader)
+            self._refused(channel, exc, REFUSED_NO_VIDEO)
+            raise
         except BaseException:
             # Also on cancellation (the client hung up while tuning): leave, so
             # the upstream closes when nobody watches; then re-raise.
             session.leave(reader)
             raise
+        self.metrics.tune_seconds.observe(asyncio.get_running_loop().time() - began)
         return session, reader
+
+    def _refused(self, channel: ChannelRef, error: TuneError, reason: str) -> None:
+        """A refused tune: its event and metric (never a failover)."""
+        self.metrics.tunes_refused.labels(reason=reason).inc()
+        self._events.record(
+            "warning",
+            "stream",
+            f"{channel.guide_number} {channel.name}: tune refused ({error})",
+            {
+                "kind": "tune_refused",
+                "reason": reason,
+                "code": error.code,
+                "status": error.status,
+                "channel_id": channel.id,
+                "guide_number": channel.guide_number,
+                "channel_name": channel.name,
+            },
+            channel_id=channel.id,
+        )
 
     async def _await_first_data(self, session: ChannelSession) -> None:
         if session.first_data.is_set():
@@ -162,26 +220,40 @@ class SessionManager:
             self.metrics.tunes_rejected.labels(code=NO_VIDEO_DATA).inc()
             raise TuneError("no stream of this channel delivered video", 503, NO_VIDEO_DATA)
 
-    async def _start(self, channel: ChannelRef, key: tuple[int, str], cap: Any) -> ChannelSession:
+    def _refuse(self, channel: ChannelRef, error: TuneError, reason: str) -> TuneError:
+        self.metrics.tunes_rejected.labels(code=error.code).inc()
+        self._refused(channel, error, reason)
+        return error
+
+    async def _start(
+        self, channel: ChannelRef, key: tuple[int, str], cap: Any, client: str | None = None
+    ) -> ChannelSession:
         streams = apply_quality_cap(
             await asyncio.to_thread(self._channels.streams_for_channel, channel.id), cap
         )
         if not streams:
-            self.metrics.tunes_rejected.labels(code=TUNE_FAILED).inc()
-            raise TuneError(
-                f"channel {channel.guide_number} has no usable stream", 503, TUNE_FAILED
+            raise self._refuse(
+                channel,
+                TuneError(f"channel {channel.guide_number} has no usable stream", 503, TUNE_FAILED),
+                REFUSED_NO_STREAM,
             )
         now = asyncio.get_running_loop().time()
         if all(self.breakers.state(s.xtream_channel_id, now) is BreakerState.OPEN for s in streams):
-            self.metrics.tunes_rejected.labels(code=TUNE_FAILED).inc()
-            raise TuneError(
-                f"every stream of channel {channel.guide_number} failed recently; retry later",
-                503,
-                TUNE_FAILED,
+            raise self._refuse(
+                channel,
+                TuneError(
+                    f"every stream of channel {channel.guide_number} failed recently; retry later",
+                    503,
+                    TUNE_FAILED,
+                ),
+                REFUSED_ALL_FAILED,
             )
-        if all(self.slots.available(s.account_id, s.max_connections) <= 0 for s in streams):
-            self.metrics.tunes_rejected.labels(code=ALL_TUNERS_IN_USE).inc()
-            raise TuneError("all provider connections are in use", 503, ALL_TUNERS_IN_USE)
+        if not self._make_room(channel, streams, key, client):
+            raise self._refuse(
+                channel,
+                TuneError("all provider connections are in use", 503, ALL_TUNERS_IN_USE),
+                REFUSED_ALL_IN_USE,
+            )
         access = await asyncio.to_thread(
             self._accounts.stream_access, {s.account_id for s in streams}
         )
@@ -211,10 +283,111 @@ class SessionManager:
             judge=self.judge_config,
             judgement=judgement,
             executor=self._decoder_pool(),
+            run_slate=slate_runner(self.slates, self.slate_format),
         )
+        if self._settings.outage_hold > 0:
+            self.slates.prefetch(self.slate_format)
         self._sessions[key] = session
         session.start()
         return session
+
+    # -- connection-aware tuning -------------------------------------------------
+    def _has_room(self, streams: tuple[ProviderStream, ...]) -> bool:
+        return any(self.slots.available(s.account_id, s.max_connections) > 0 for s in streams)
+
+    def _make_room(
+        self,
+        channel: ChannelRef,
+        streams: tuple[ProviderStream, ...],
+        key: tuple[int, str],
+        client: str | None,
+    ) -> bool:
+        """True once an account behind ``streams`` has a free connection (see module doc)."""
+        now = asyncio.get_running_loop().time()
+        playable = (
+            tuple(
+                s
+                for s in streams
+                if self.breakers.state(s.xtream_channel_id, now) is not BreakerState.OPEN
+            )
+            or streams
+        )
+        if self._has_room(playable):
+            return True
+        accounts = {s.account_id for s in playable}
+        label = f"{channel.guide_number} {channel.name}"
+        self._end_lingering(accounts, key, label)
+        if self._settings.tune_handover and client is not None and not self._has_room(playable):
+            self._handover(playable, key, client, channel)
+        return self._has_room(playable)
+
+    def _holders(self, account_id: int) -> list[ChannelSession] | None:
+        """The sessions holding ``account_id``'s connections (None: a holder is no session)."""
+        holders: list[ChannelSession] = []
+        for lease in self.slots.leases(account_id):
+            holder = lease.holder
+            if not isinstance(holder, ChannelSession) or holder.ended.is_set():
+                return None
+            if holder not in holders:
+                holders.append(holder)
+        return holders
+
+    def _end_lingering(self, accounts: set[int], key: tuple[int, str], label: str) -> None:
+        """End sessions without clients (lingering) that hold a connection we need."""
+        for account in accounts:
+            for session in self._holders(account) or []:
+                if session.key != key and session.clients == 0:
+                    session.handover(label)
+
+    def _handover(
+        self,
+        streams: tuple[ProviderStream, ...],
+        key: tuple[int, str],
+        client: str,
+        channel: ChannelRef,
+    ) -> bool:
+        """End the sessions of the first stream whose account is held only by ``client``."""
+        for stream in streams:
+            holders = self._holders(stream.account_id)
+            if not holders:
+                continue
+            if all(s.key != key and s.client_addresses <= {client} for s in holders):
+                for session in holders:
+                    session.handover(f"{channel.guide_number} {channel.name}")
+                return True
+        return False
+
+    # -- manual control ------------------------------------------------------------
+    def _live(self, guide_number: str) -> list[ChannelSession]:
+        found = [
+            s
+            for s in self._sessions.values()
+            if s.channel.guide_number == guide_number and not s.ended.is_set()
+        ]
+        if not found:
+            raise NoSession(f"channel {guide_number} is not playing")
+        return found
+
+    def switch(self, guide_number: str, stream: str | None) -> list[dict[str, Any]]:
+        """Switch the channel's live session(s) to ``stream`` (pinned), or to the next one.
+
+        Raises :class:`NoSession`, :class:`~.session.StreamNotFound` or
+        :class:`~.session.SwitchRejected`.
+        """
+        sessions = self._live(guide_number)
+        if stream is not None:
+            for session in sessions:
+                session.stream_index(stream)  # every session knows it, or nothing happens
+        for session in sessions:
+            session.request_switch(stream)
+        return [session.status() for session in sessions]
+
+    def unpin(self, guide_number: str) -> list[dict[str, Any]]:
+        """Let the channel's live session(s) upgrade away from a pinned stream again."""
+        sessions = self._live(guide_number)
+        for session in sessions:
+            session.request_unpin()
+        return [session.status() for session in sessions]
 
     def _ended(self, session: ChannelSession) -> None:
         key = session.key
@@ -236,6 +409,7 @@ class SessionManager:
     async def close(self) -> None:
         for session in list(self._sessions.values()):
             await session.close()
+        await self.slates.close()
         if self._http is not None:
             await self._http.close()
         if self._decoders is not None:

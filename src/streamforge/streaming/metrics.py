@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _GAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 #: Seconds; fine at the low end, where the aims (20 ms p99, 100 ms max) are.
+_TUNE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0)
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -65,6 +66,19 @@ class StreamMetrics:
             "streamforge_event_loop_lag_seconds",
             "How much later than asked the event loop woke (see loop_monitor.py).",
             buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.tunes_refused = Counter(
+            "streamforge_tunes_refused",
+            "Tunes of a known channel that could not be served, by reason "
+            "(all_connections_in_use, every_stream_failed, no_video, no_stream).",
+            ["reason"],
+            registry=r,
+        )
+        self.tune_seconds = Histogram(
+            "streamforge_tune_seconds",
+            "From a tune request to its first bytes (served tunes only).",
+            buckets=_TUNE_BUCKETS,
             registry=r,
         )
         self.tunes_rejected = Counter(

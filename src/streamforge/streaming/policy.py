@@ -728,7 +728,7 @@ class FailoverPolicy:
             attempt_id, index, stream, purpose, lease, admission is Admission.TRIAL, now
         )
         self._attempts[attempt_id] = attempt
-        out.append(OpenUpstream(attempt_id, stream, purpose))
+        out.append(OpenUpstream(attempt_id, stream, purpose, lease))
         return attempt
 
     def _round_won(self, attempt: _Attempt, now: float, out: list[Command]) -> None:
@@ -750,6 +750,26 @@ class FailoverPolicy:
             return
         self._recovery_due = now + self.config.recovery_period if attempt.index > 0 else None
         if round_.phase == "tune" and round_.first_failed is None:
+            return
+        if round_.phase == "tune" and not round_.failures:
+            # Only skips (account full, breaker open): a tune detail, not a failover.
+            to = attempt.stream
+            out.append(
+                LogEvent(
+                    "info",
+                    LogKind.TUNE,
+                    f"{self._label()}tuned {to.name} ({to.account_name}); "
+                    f"{len(round_.skipped)} stream(s) before it skipped",
+                    {
+                        "channel": self.channel,
+                        "phase": round_.phase,
+                        "to_stream": to.name,
+                        "to_stream_id": to.xtream_channel_id,
+                        "to_account": to.account_name,
+                        "skipped": list(round_.skipped),
+                    },
+                )
+            )
             return
         self.failovers += 1
         from_stream = round_.origin if round_.origin is not None else round_.first_failed

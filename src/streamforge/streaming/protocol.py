@@ -9,7 +9,8 @@ module is everything the two say to each other, with no behaviour of either:
   :class:`Tick`, :class:`ClientsGone`), each stamped with ``now`` (monotonic seconds);
 * the **commands** the policy answers with (:class:`OpenUpstream`,
   :class:`CloseUpstream`, :class:`SwitchTo`, :class:`LogEvent`,
-  :class:`EndSession`, :class:`RequestWakeup`);
+  :class:`EndSession`, :class:`RequestWakeup`, and for the outage hold
+  :class:`HoldSlate`);
 * their enums (:class:`SessionState`, :class:`Purpose`, :class:`SwitchMode`,
   :class:`LogKind`, :class:`EndReason`) and the policy's timing,
   :class:`PolicyConfig`;
@@ -27,13 +28,14 @@ out the close.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from streamforge.errors import ConfigError, StreamingError
 from streamforge.streaming.candidates import ProviderStream
 from streamforge.streaming.reasons import FailureReason
+from streamforge.streaming.slots import SlotLease
 
 if TYPE_CHECKING:
     from streamforge.settings import Settings
@@ -86,6 +88,9 @@ class LogKind(StrEnum):
     BREAKER_CLOSE = "breaker_close"
     UPGRADE_WAITING = "upgrade_waiting"
     MANUAL = "manual"
+    TUNE = "tune"
+    """A tune that played a later stream because earlier ones were skipped
+    (account full, breaker open): a tune detail, not a failover."""
 
 
 class EndReason(StrEnum):
@@ -223,6 +228,10 @@ class OpenUpstream:
     attempt_id: int
     stream: ProviderStream
     purpose: Purpose
+    lease: SlotLease | None = field(default=None, compare=False)
+    """The account slot the attempt holds: the driver waits for its socket's turn
+    with it (:meth:`~streamforge.streaming.slots.AccountSlots.connect`) and
+    reports the socket's real close (:meth:`~streamforge.streaming.slots.AccountSlots.closed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +273,22 @@ class RequestWakeup:
     at: float
 
 
-Command = OpenUpstream | CloseUpstream | SwitchTo | LogEvent | EndSession | RequestWakeup
+@dataclass(frozen=True, slots=True)
+class HoldSlate:
+    """Outage hold: nothing playable is forwarded, so keep the response open with
+    the generated "temporarily unavailable" slate on the session's PIDs.
+
+    The driver stops forwarding from any attempt and plays the slate until the
+    next :class:`SwitchTo` (which cuts back to that attempt, break-before-make)
+    or :class:`EndSession`. It holds no account slot; repeating it while
+    holding is harmless."""
+
+    reason: str = ""
+
+
+Command = (
+    OpenUpstream | CloseUpstream | SwitchTo | LogEvent | EndSession | RequestWakeup | HoldSlate
+)
 
 
 # ------------------------------------------------------------ configuration

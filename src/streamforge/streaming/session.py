@@ -50,6 +50,29 @@ event log when the first byte after the switch is published, with
 first byte after) and ``detect_ms`` (from that last byte to the failure being
 detected) in its details; the judged duration of a media failure is its
 ``measured_s``.
+
+Connections: before an attempt connects, it awaits its turn on the shared
+:class:`~streamforge.streaming.slots.AccountSlots` with the lease of its
+``OpenUpstream`` (at most :data:`CONNECT_WAIT_SECONDS`: fewer than the
+account's ``max_connections`` sockets may be open), and the session reports
+the socket closed at the failure of the upstream (the reader has left its
+response, so the socket's close is already queued ahead of any new
+connection's first step) or when the cancelled upstream task has finished.
+Until then a released lease's socket is *draining* and still counts, so a new
+connection never overlaps the previous one at the provider — a failover or a
+tune to the same account simply starts once the old socket is gone.
+
+Outage hold (:class:`~streamforge.streaming.protocol.HoldSlate`): the session
+stops forwarding and plays the slate (:mod:`streamforge.streaming.slate`) as a
+synthetic upstream through the splicer, on the session's PIDs with continuous
+timestamps, until the next ``SwitchTo`` cuts back to a real attempt
+(break-before-make: its first keyframe resumes the output) or the session ends.
+
+Manual control: :meth:`ChannelSession.request_switch` and
+:meth:`ChannelSession.request_unpin` feed the user's
+:class:`~streamforge.streaming.protocol.ManualSwitch` and
+:class:`~streamforge.streaming.protocol.Unpin` to the policy; a policy that
+does not take them (or refuses the stream) answers :class:`SwitchRejected`.
 """
 
 from __future__ import annotations
@@ -63,7 +86,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from streamforge.errors import CredentialError
+from streamforge.errors import CredentialError, StreamingError
 from streamforge.events import EventLog
 from streamforge.streaming.breaker import CircuitBreakers
 from streamforge.streaming.candidates import ProviderStream
@@ -82,9 +105,12 @@ from streamforge.streaming.protocol import (
     Command,
     EndSession,
     Event,
+    FailoverProtocolError,
+    HoldSlate,
     LogEvent,
     LogKind,
     MediaHealthy,
+    ManualSwitch,
     OpenUpstream,
     PolicyConfig,
     Purpose,
@@ -94,12 +120,14 @@ from streamforge.streaming.protocol import (
     SwitchMode,
     SwitchTo,
     Tick,
+    Unpin,
     UpstreamData,
     UpstreamFailed,
     UpstreamOpened,
 )
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure
-from streamforge.streaming.slots import AccountSlots
+from streamforge.streaming.slate import SLATE_STREAM
+from streamforge.streaming.slots import AccountSlots, SlotLease
 from streamforge.streaming.upstream import UpstreamConfig, UpstreamReader
 from streamforge.tasks import TaskOwner
 from streamforge.ts.splicer import SpliceError, TsSplicer
@@ -117,6 +145,14 @@ UrlFor = Callable[[ProviderStream], tuple[str, str | None]]
 UpstreamRunner = Callable[
     [ProviderStream, Callable[[], None], Callable[[bytes], None]], Awaitable[None]
 ]
+
+
+class SwitchRejected(StreamingError):
+    """A manual switch or unpin the session (its policy) cannot carry out now."""
+
+
+class StreamNotFound(StreamingError):
+    """A stream reference names none of the channel's streams."""
 
 
 class Timer(Protocol):
@@ -162,6 +198,9 @@ def reader_runner(
     return run
 
 
+#: How long an attempt waits for the account's previous connection to close.
+CONNECT_WAIT_SECONDS = 2.0
+
 _PRE_SWITCH_LIMIT = 4 * 1024 * 1024  # bytes kept from an attempt before it is switched to
 
 
@@ -177,6 +216,7 @@ class _Attempt:
     attempt_id: int
     stream: ProviderStream
     purpose: Purpose
+    lease: SlotLease | None = None
     task: asyncio.Task[None] | None = None
     pending: list[bytes] = field(default_factory=list)
     pending_bytes: int = 0
@@ -210,12 +250,14 @@ class ChannelSession:
         judge: JudgeConfig | None = None,
         judgement: ChannelJudgement | None = None,
         executor: Executor | None = None,
+        run_slate: UpstreamRunner | None = None,
     ) -> None:
         """Upstreams are read with ``http`` and ``url_for`` (and ``upstream_config``)
         unless ``run_upstream`` runs them; ``clock`` defaults to the running loop.
 
         ``judge`` switches the media judgement on (see the module doc), with the
-        channel's ``judgement``; content decoding runs on ``executor``."""
+        channel's ``judgement``; content decoding runs on ``executor``;
+        ``run_slate`` plays the outage slate (without it a hold shows nothing)."""
         self.channel = channel
         self.key = key
         if run_upstream is None:
@@ -223,6 +265,11 @@ class ChannelSession:
                 raise TypeError("ChannelSession needs http and url_for, or run_upstream")
             run_upstream = reader_runner(http, url_for, upstream_config or UpstreamConfig())
         self._run = run_upstream
+        self._slots = slots
+        self._run_slate = run_slate
+        self._slate_task: asyncio.Task[None] | None = None
+        self.holding = False
+        self._client_addresses: dict[FanoutReader, str | None] = {}
         self._events = events
         self._metrics = metrics
         self._linger = linger
@@ -272,12 +319,14 @@ class ChannelSession:
     def _now(self) -> float:
         return self._clock.time()
 
-    def join(self) -> FanoutReader:
+    def join(self, client: str | None = None) -> FanoutReader:
+        """A new client (``client`` is its address, for the tune handover)."""
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None
         reader = self.fanout.reader()
         self._readers.add(reader)
+        self._client_addresses[reader] = client
         self._metrics.clients.inc()
         return reader
 
@@ -285,6 +334,7 @@ class ChannelSession:
         if reader not in self._readers:
             return
         self._readers.discard(reader)
+        self._client_addresses.pop(reader, None)
         self._metrics.clients.dec()
         if self._readers or self.ended.is_set():
             return
@@ -328,6 +378,8 @@ class ChannelSession:
             self._schedule(command.at)
         elif isinstance(command, EndSession):
             self._end(str(command.reason))
+        elif isinstance(command, HoldSlate):
+            self._hold(command)
 
     def _schedule(self, at: float) -> None:
         if self._wakeup is not None:
@@ -341,7 +393,7 @@ class ChannelSession:
 
     # -- upstreams ------------------------------------------------------------
     def _open(self, command: OpenUpstream) -> None:
-        attempt = _Attempt(command.attempt_id, command.stream, command.purpose)
+        attempt = _Attempt(command.attempt_id, command.stream, command.purpose, command.lease)
         if self._judge is not None:
             attempt.judge = AttemptJudge(
                 self._judge, self.judgement, executor=self._executor, now=self._now()
@@ -352,6 +404,7 @@ class ChannelSession:
         attempt.task = self._tasks.spawn(
             self._run_upstream(attempt), name=f"upstream:{command.attempt_id}"
         )
+        attempt.task.add_done_callback(lambda _task: self._connection_closed(attempt))
         self.timeline.append(
             {
                 "t": self._now() - self.started_at,
@@ -365,20 +418,42 @@ class ChannelSession:
     async def _run_upstream(self, attempt: _Attempt) -> None:
         aid = attempt.attempt_id
         try:
+            await self._connect_turn(attempt)
             await self._run(
                 attempt.stream,
                 lambda: self._feed(UpstreamOpened(aid, self._now())),
                 lambda chunk: self._on_data(aid, chunk),
             )
         except UpstreamFailure as failure:
+            self._connection_closed(attempt)
             if aid in self._attempts:
                 self._failed(aid, failure.reason, failure.detail, failure.status)
         except SpliceError as exc:
+            self._connection_closed(attempt)
             if aid in self._attempts:
                 self._failed(aid, FailureReason.INVALID_CONTENT, str(exc), None)
         except (aiohttp.ClientError, OSError) as exc:
+            self._connection_closed(attempt)
             if aid in self._attempts:
                 self._failed(aid, FailureReason.READ_ERROR, type(exc).__name__, None)
+
+    async def _connect_turn(self, attempt: _Attempt) -> None:
+        """Wait (bounded) until the account's previous connection has closed."""
+        if attempt.lease is None:
+            return
+        try:
+            async with asyncio.timeout(CONNECT_WAIT_SECONDS):
+                await self._slots.connect(attempt.lease, attempt.stream.max_connections)
+        except TimeoutError:
+            raise UpstreamFailure(
+                FailureReason.ACCOUNT_LIMIT,
+                f"the account's previous connection did not close in {CONNECT_WAIT_SECONDS:g} s",
+            ) from None
+
+    def _connection_closed(self, attempt: _Attempt) -> None:
+        """The attempt's provider connection is closed: free its draining slot."""
+        if attempt.lease is not None:
+            self._slots.closed(attempt.lease)
 
     def _failed(self, aid: int, reason: FailureReason, detail: str, status: int | None) -> None:
         if aid == self._forwarding:
@@ -457,6 +532,7 @@ class ChannelSession:
                 self.splicer.push_candidate(chunk)
                 if self.splicer.candidate_ready:
                     self._commit_pending = False
+                    self._stop_slate()
                     self._publish(self.splicer.commit())
             else:
                 self._publish(self.splicer.push(chunk))
@@ -492,6 +568,8 @@ class ChannelSession:
         if attempt is None:
             return
         previous = self._forwarding
+        if mode is SwitchMode.BREAK_BEFORE_MAKE or self.splicer.candidate_ready:
+            self._stop_slate()
         self._forwarding = aid
         self.timeline.append(
             {
@@ -606,6 +684,7 @@ class ChannelSession:
     def _end(self, reason: str) -> None:
         if self.ended.is_set():
             return
+        self._stop_slate()
         if self._wakeup is not None:
             self._wakeup.cancel()
             self._wakeup = None
@@ -626,6 +705,7 @@ class ChannelSession:
     # -- for the API ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         playing = self.policy.playing
+        policy_status = self.policy.status()
         uptime = self._now() - self.started_at
         published = self.fanout.published_bytes
         return {
@@ -641,6 +721,9 @@ class ChannelSession:
             "bitrate_kbps": round(published * 8 / uptime / 1000, 1) if uptime > 0 else 0.0,
             "failovers": self.policy.failovers,
             "upgrades": self.policy.upgrades,
+            "holding": self.holding,
+            "pinned": policy_status.get("pinned"),
+            "upgrade_waiting": policy_status.get("upgrade_waiting"),
             "uptime_s": round(uptime, 1),
             "last_gap_ms": self.last_gap_ms,
             "last_viewer_gap_ms": self.last_viewer_gap_ms,
@@ -675,3 +758,102 @@ class ChannelSession:
     @property
     def is_playing(self) -> bool:
         return self.policy.state in {SessionState.PLAYING, SessionState.PROBING}
+
+    # -- the tune handover -----------------------------------------------------
+    @property
+    def client_addresses(self) -> frozenset[str | None]:
+        """The addresses of the clients reading now."""
+        return frozenset(self._client_addresses.values())
+
+    def handover(self, to_channel: str) -> None:
+        """End now: the connection is handed to the same client's tune of ``to_channel``."""
+        if self.ended.is_set():
+            return
+        self._events.record(
+            "info",
+            "stream",
+            f"{self.channel.guide_number} {self.channel.name}: connection handed over to "
+            f"channel {to_channel} (the same client tuned it)",
+            {
+                "kind": "handover",
+                "channel_id": self.channel.id,
+                "guide_number": self.channel.guide_number,
+                "channel_name": self.channel.name,
+                "to_channel": to_channel,
+            },
+            channel_id=self.channel.id,
+        )
+        self.timeline.append({"t": self._now() - self.started_at, "kind": "handover"})
+        self._feed(ClientsGone(self._now()))
+
+    # -- manual control ----------------------------------------------------------
+    def stream_index(self, ref: str) -> int:
+        """The index of the stream named by ``ref``: ``account/stream_id`` or a bare id."""
+        streams = self.policy.streams
+        exact = [i for i, s in enumerate(streams) if s.ref == ref]
+        if exact:
+            return exact[0]
+        bare = [i for i, s in enumerate(streams) if str(s.stream_id) == ref]
+        if len(bare) == 1:
+            return bare[0]
+        known = ", ".join(s.ref for s in streams)
+        if bare:
+            raise StreamNotFound(f"stream {ref!r} is ambiguous here; use one of {known}")
+        raise StreamNotFound(f"channel {self.channel.guide_number} has no stream {ref!r} ({known})")
+
+    def request_switch(self, stream: str | None) -> None:
+        """Switch to the stream ``stream`` names (pinned), or to the next one when None."""
+        index = self.stream_index(stream) if stream is not None else None
+        self._control(ManualSwitch(self._now(), stream_index=index))
+
+    def request_unpin(self) -> None:
+        """Let recovery upgrade away from a pinned stream again."""
+        self._control(Unpin(self._now()))
+
+    def _control(self, event: ManualSwitch | Unpin) -> None:
+        if self.ended.is_set():
+            raise SwitchRejected(f"channel {self.channel.guide_number}'s session has ended")
+        try:
+            self._feed(event)
+        except FailoverProtocolError as exc:
+            raise SwitchRejected(f"the failover policy refused it: {exc}") from None
+
+    # -- the outage hold -----------------------------------------------------------
+    def _hold(self, command: HoldSlate) -> None:
+        if self.holding or self.ended.is_set():
+            return
+        self.holding = True
+        if self._forwarding is not None:
+            self._forwarding = None
+            if self._commit_pending:
+                self._commit_pending = False
+                self.splicer.cancel()
+        if self._failed_at is None:
+            self._failed_at = self._now()
+        if self._spliced_once:
+            self.splicer.switch()
+        self._spliced_once = True
+        self.timeline.append(
+            {"t": self._now() - self.started_at, "kind": "hold", "reason": command.reason}
+        )
+        if self._run_slate is not None:
+            self._slate_task = self._tasks.spawn(self._play_slate(self._run_slate), name="slate")
+
+    async def _play_slate(self, run: UpstreamRunner) -> None:
+        try:
+            await run(SLATE_STREAM, lambda: None, self._on_slate_data)
+        except SpliceError as exc:
+            # The output pauses until a stream delivers again; the hold goes on.
+            log.warning("channel %s: the outage slate cannot be spliced: %s", self.channel, exc)
+
+    def _on_slate_data(self, chunk: bytes) -> None:
+        if self.holding and not self.ended.is_set():
+            self._publish(self.splicer.push(chunk))
+
+    def _stop_slate(self) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        task, self._slate_task = self._slate_task, None
+        if task is not None and not task.done():
+            task.cancel()

@@ -21,13 +21,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from streamforge.errors import ConfigError
 from streamforge.outputs.devices import current_plan
 from streamforge.runtime import Runtime
 from streamforge.streaming.fanout import FanoutReader
-from streamforge.streaming.manager import TuneError
-from streamforge.streaming.session import ChannelSession
+from streamforge.streaming.manager import NoSession, TuneError
+from streamforge.streaming.session import ChannelSession, StreamNotFound, SwitchRejected
 from streamforge.web.deps import get_runtime, require_admin
 
 router = APIRouter()
@@ -68,7 +69,9 @@ async def device_tune(
 async def _tune(guide_number: str, request: Request, runtime: Runtime) -> Response:
     try:
         session, reader = await runtime.streams.tune(
-            guide_number, request.query_params.get("quality")
+            guide_number,
+            request.query_params.get("quality"),
+            request.client.host if request.client is not None else None,
         )
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -97,3 +100,37 @@ async def sessions(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, An
 @api.get("/breakers", summary="Circuit breaker state per provider stream")
 async def breakers(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
     return runtime.streams.breaker_states()
+
+
+class SwitchRequest(BaseModel):
+    """``{"stream": "alpha/102"}`` (account/stream id, or a bare id) or ``{"next": true}``."""
+
+    stream: str | None = None
+    next: bool = False
+
+
+def _control_error(exc: Exception) -> JSONResponse:
+    status = 409 if isinstance(exc, SwitchRejected) else 404
+    return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+@api.post("/sessions/{guide_number}/switch", summary="Switch a live channel to a stream")
+async def switch(
+    guide_number: str, body: SwitchRequest, runtime: Runtime = Depends(get_runtime)
+) -> Any:
+    if (body.stream is None) == (not body.next):
+        return JSONResponse(
+            {"error": 'give either "stream" (e.g. "alpha/102") or "next": true'}, status_code=400
+        )
+    try:
+        return runtime.streams.switch(guide_number, body.stream if not body.next else None)
+    except (NoSession, StreamNotFound, SwitchRejected) as exc:
+        return _control_error(exc)
+
+
+@api.post("/sessions/{guide_number}/unpin", summary="Let a live channel upgrade again")
+async def unpin(guide_number: str, runtime: Runtime = Depends(get_runtime)) -> Any:
+    try:
+        return runtime.streams.unpin(guide_number)
+    except (NoSession, SwitchRejected) as exc:
+        return _control_error(exc)

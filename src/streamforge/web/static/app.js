@@ -309,13 +309,15 @@ const clicks = {
   "map-up": (b) => mapMove(b, -1), "map-down": (b) => mapMove(b, 1),
   "map-primary": (b) => mapCall(b, "POST", "primary"), "map-add": mapAdd,
   "map-remove": (b) => mapCall(b, "DELETE", "mappings"), "copy": copyText,
-  "demo-recover": demoRecover,
+  "demo-recover": demoRecover, "session-next": (b) => sessionNext(b),
+  "session-unpin": (b) => sessionUnpin(b),
 };
 const submits = {
   "account-add": accountAdd, "account-edit": accountEdit, "guide-add": guideAdd,
   "channel-number": channelNumber, "channel-health": channelHealth, "settings-save": settingsSave, "demo-fault": demoFault,
   "channel-number": channelNumber, "settings-save": settingsSave, "demo-fault": demoFault,
   "guide-source-save": guideSourceSave, "channel-offset": channelOffset,
+  "session-switch": (f) => sessionSwitch(f),
 };
 
 document.addEventListener("click", (ev) => {
@@ -381,10 +383,56 @@ function drawSessions(sessions) {
     facts.append(stream, el("span", {}, `Quality ${s.quality || "—"}`), el("span", {}, `Clients ${s.clients}`),
       el("span", {}, `${s.bitrate_kbps} kbit/s`), fo, el("span", {}, `Upgrades ${s.upgrades}`),
       el("span", {}, `State ${s.state}`));
-    card.append(facts, drawTimeline(s));
+    if (s.pinned) facts.append(el("span", { class: "badge pinned" }, "pinned"));
+    if (s.holding) facts.append(el("span", { class: "badge holding" }, "outage slate"));
+    if (s.upgrade_waiting) facts.append(el("span", { class: "waiting" },
+      `Waiting to return to ${s.upgrade_waiting.stream}: its connection is in use by another channel`));
+    card.append(facts, drawTimeline(s), sessionControls(s));
     box.append(card);
   }
 }
+
+/* One control form per channel, kept across redraws so a choice in progress survives. */
+const controls = new Map();
+function sessionControls(s) {
+  const refs = s.streams.map((st) => st.ref).join(" ");
+  const playing = (s.streams.find((st) => st.stream === s.stream && st.account === s.account) || {}).ref || "";
+  let form = controls.get(s.guide_number);
+  if (form && form.dataset.refs === refs) {
+    const select = $("select", form);
+    if (form.dataset.playing !== playing && document.activeElement !== select) select.value = playing;
+    form.dataset.playing = playing;
+    return form;
+  }
+  form = el("form", { class: "row wrap controls", "data-action": "session-switch",
+    "data-guide": s.guide_number, "data-refs": refs, "data-playing": playing,
+    "aria-label": `Control channel ${s.guide_number}` });
+  const label = el("label", {}, "Stream ");
+  const select = el("select", { name: "stream" });
+  for (const st of s.streams) {
+    const option = el("option", { value: st.ref }, `${st.stream} (${st.ref})`);
+    if (st.ref === playing) option.selected = true;
+    select.append(option);
+  }
+  label.append(select);
+  form.append(label, el("button", { type: "submit" }, "Switch and pin"),
+    el("button", { type: "button", "data-action": "session-next", "data-guide": s.guide_number }, "Switch to next stream"),
+    el("button", { type: "button", "data-action": "session-unpin", "data-guide": s.guide_number }, "Unpin"),
+    el("output", { class: "result", "aria-live": "polite" }));
+  controls.set(s.guide_number, form);
+  return form;
+}
+
+async function sessionControl(guide, action, body, out) {
+  try {
+    const [r] = await api("POST", `/api/v1/sessions/${enc(guide)}/${action}`, body);
+    say(out, r ? `Now ${r.stream || "—"} (${r.account || "—"})${r.pinned ? ", pinned" : ""}` : "done", true);
+  } catch (e) { say(out, e.message, false); }
+}
+const sessionSwitch = (form) =>
+  sessionControl(form.dataset.guide, "switch", { stream: formData(form).stream }, $("output", form));
+const sessionNext = (b) => sessionControl(b.dataset.guide, "switch", { next: true }, $("output", b.form));
+const sessionUnpin = (b) => sessionControl(b.dataset.guide, "unpin", undefined, $("output", b.form));
 
 function startLive() {
   const state = $("#live-state"), list = $("#live-events");
