@@ -54,6 +54,7 @@ from streamforge.streaming.protocol import (
     EndSession,
     Event,
     FailoverProtocolError,
+    HoldSlate,
     LogEvent,
     ManualSwitch,
     MediaHealthy,
@@ -130,6 +131,8 @@ def render(command: Command) -> str:
             return f"end {reason}"
         case RequestWakeup(at=at):
             return f"wake {at:g}"
+        case HoldSlate():
+            return "hold"
     raise AssertionError(command)
 
 
@@ -1308,3 +1311,61 @@ def _playing_a_sequential(s: Session) -> None:
             (data(1, 0.1), ["switch 1"]),
         ]
     )
+
+
+# --- outage hold ---
+
+
+def test_outage_hold_keeps_the_viewer_on_the_slate_and_cuts_back() -> None:
+    s = Session([A, B], config=replace(SEQUENTIAL, outage_limit=10.0, outage_hold=15.0))
+    _playing_a_sequential(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 5.0), ["close 1", "open 2 B/play", "wake 7"]),
+            # Nothing is left: hold on the slate, retry everything after 0.5 s.
+            (fail(2, R.INVALID_CONTENT, 5.2), ["close 2", "hold", "log warning hold", "wake 5.7"]),
+            (Tick(5.7), ["open 3 A/play", "wake 20.2"]),
+            (fail(3, R.CONNECTION_ERROR, 5.8), ["close 3", "open 4 B/play"]),
+            (fail(4, R.CONNECTION_ERROR, 5.9), ["close 4", "wake 6.9"]),  # backoff 1 s
+            (Tick(6.9), ["open 5 A/play", "wake 20.2"]),
+            (UpstreamOpened(5, 7.0), []),
+            (data(5, 7.1), ["switch 5", "log warning failover"]),
+        ]
+    )
+    details = s.last_log("failover")
+    assert details["phase"] == "hold"
+    assert details["gap_ms"] == 2100
+    assert details["held_s"] == 1.9
+    # The hold's own retries did not push A's breaker open.
+    failures = {b.key: b.consecutive_failures for b in s.breakers.snapshot(7.1)}
+    assert failures.get(A.xtream_channel_id, 0) == 0
+
+
+def test_outage_hold_ends_with_the_exhausted_event_when_it_runs_out() -> None:
+    s = Session([A], config=replace(SEQUENTIAL, outage_limit=10.0, outage_hold=3.0))
+    _playing_a_sequential(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 5.0), ["close 1", "hold", "log warning hold", "wake 5.5"]),
+            (Tick(5.5), ["open 2 A/play", "wake 8"]),
+            (Tick(8.0), ["close 2", "log error exhausted", "end exhausted"]),
+        ]
+    )
+    details = s.last_log("exhausted")
+    assert details["held_s"] == 3.0
+
+
+def test_outage_hold_shows_the_slate_once_the_failover_budget_is_missed() -> None:
+    s = Session([A, B], config=replace(SEQUENTIAL, outage_limit=10.0, outage_hold=15.0))
+    _playing_a_sequential(s)
+    s.transcript(
+        [
+            (fail(1, R.INVALID_CONTENT, 5.0), ["close 1", "open 2 B/play", "wake 7"]),
+            # B hangs: at the 2 s budget the viewers get the slate, the round goes on.
+            (Tick(7.0), ["hold", "log warning hold", "wake 22"]),
+            (UpstreamOpened(2, 8.0), []),
+            (data(2, 8.1), ["switch 2", "log warning failover", "wake 68.1"]),
+        ]
+    )
+    details = s.last_log("failover")
+    assert (details["phase"], details["held_s"], details["gap_ms"]) == ("failover", 1.1, 3100)

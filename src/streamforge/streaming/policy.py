@@ -45,8 +45,10 @@ checks every event against; a (state, event) pair without a row raises::
     CONNECTING  UpstreamFailed  the attempt failed          CONNECTING  close it, open the next one
     CONNECTING  UpstreamFailed  ... others in flight        CONNECTING  close it, wait or hedge
     CONNECTING  UpstreamFailed  ... none left / no time     ENDED       close, exhausted, EndSession
+    CONNECTING  UpstreamFailed  ... none left, hold on      CONNECTING  HoldSlate, retry later
     CONNECTING  UpstreamFailed  (a closed attempt)          CONNECTING  nothing (ignored)
     CONNECTING  Tick            at the round's time limit   ENDED       close, exhausted, EndSession
+    CONNECTING  Tick            ... hold on                 CONNECTING  HoldSlate, retry later
     CONNECTING  Tick            at the hedge delay          CONNECTING  open the next one alongside
     CONNECTING  Tick            a swap attempt's budget     CONNECTING  close it (hung), open next
     CONNECTING  Tick            before either               CONNECTING  nothing
@@ -58,6 +60,7 @@ checks every event against; a (state, event) pair without a row raises::
     PLAYING     MediaHealthy    any attempt                 PLAYING     nothing (ignored)
     PLAYING     UpstreamFailed  the playing stream failed   CONNECTING  close it, open the next one
     PLAYING     UpstreamFailed  ... none left               ENDED       close, exhausted, EndSession
+    PLAYING     UpstreamFailed  ... none left, hold on      CONNECTING  HoldSlate, retry later
     PLAYING     UpstreamFailed  (a closed attempt)          PLAYING     nothing (ignored)
     PLAYING     Tick            at the recovery period      PROBING     open a probe (PROBE)
     PLAYING     Tick            ... account full, ours      CONNECTING  close it, swap round
@@ -126,6 +129,14 @@ and end with a :class:`RequestWakeup` when the next deadline changed.
   candidate is left, or when its time limit runs out (``outage_limit`` for a
   failover, ``tune_budget`` for the tune): then the session is **exhausted**
   — an ``exhausted`` error event and :class:`EndSession`.
+* **Outage hold** (opt-in, ``outage_hold`` > 0, after something has played).
+  Instead of ending, an exhausted round emits :class:`HoldSlate` (the driver
+  plays the "temporarily unavailable" slate on the session's PIDs) and a
+  ``hold`` event, and retries every stream in new rounds after a backoff
+  (0.5 s doubling to 4 s; breakers and account limits apply, the retries'
+  own failures do not count against breakers). The first stream to deliver
+  is cut back to with a ``failover`` event whose gap is the whole outage;
+  when the hold time runs out the session is exhausted as above.
 * **Recovery** (PLAYING → PROBING). Playing anything but the top stream, the
   session waits ``recovery_period`` and then opens a probe of the best
   eligible stream above the current one (breaker admitting, a free slot on
@@ -184,6 +195,7 @@ from streamforge.streaming.protocol import (
     EndSession,
     Event,
     FailoverProtocolError,
+    HoldSlate,
     LogEvent,
     LogKind,
     ManualSwitch,
@@ -211,6 +223,9 @@ from streamforge.streaming.reasons import (
     safe_detail,
 )
 from streamforge.streaming.slots import AccountSlots, SlotLease
+
+_HOLD_RETRY_MAX = 4.0
+"""Longest backoff between two retry rounds while holding on the slate."""
 
 _WAIT_RETRY = 2.0
 """Seconds between looks at an account whose connections other channels hold,
@@ -257,6 +272,10 @@ class _Attempt:
     headers: bool = False
     valid_bytes: int = 0
     verdict: bool = False
+    judged: bool = True
+    """Whether a failure counts against the stream's breaker (not for the
+    backoff retries of an outage hold: the whole provider is down, and the
+    backoff already keeps the retries rare)."""
     healthy: bool = False
 
 
@@ -366,6 +385,8 @@ class FailoverPolicy:
         self._recovery_due: float | None = None
         self._last_wakeup: float | None = None
         self._pinned: int | None = None
+        self._hold_since: float | None = None
+        self._hold_retries = 0
         self._waiting_for: ProviderStream | None = None
         self.failovers = 0
         self.upgrades = 0
@@ -396,6 +417,8 @@ class FailoverPolicy:
                 due.append(round_.hedge_at)
             if round_.attempt_limit is not None:
                 due += [a.opened_at + round_.attempt_limit for a in round_.attempts]
+            if self._hold_due(round_):
+                due.append(round_.started + self.config.failover_budget)
             return min(due)
         if self._state is SessionState.PROBING:
             return self._probe_deadline
@@ -557,6 +580,8 @@ class FailoverPolicy:
             if now >= round_.deadline:
                 self._limit_reached(now, out)
                 return
+            if self._hold_due(round_) and now >= round_.started + self.config.failover_budget:
+                self._start_hold(round_, now, out)
             limit = round_.attempt_limit
             expired = [
                 a for a in round_.attempts if limit is not None and now >= a.opened_at + limit
@@ -727,6 +752,7 @@ class FailoverPolicy:
         attempt = _Attempt(
             attempt_id, index, stream, purpose, lease, admission is Admission.TRIAL, now
         )
+        attempt.judged = round_ is None or round_.phase != "hold"
         self._attempts[attempt_id] = attempt
         out.append(OpenUpstream(attempt_id, stream, purpose, lease))
         return attempt
@@ -745,6 +771,9 @@ class FailoverPolicy:
         self._playing_since = now
         self._state = SessionState.PLAYING
         self._waiting_for = None
+        held = self._hold_since
+        self._hold_since = None
+        self._hold_retries = 0
         if round_.phase in ("swap", "manual"):
             self._user_round_won(round_, attempt, now, out)
             return
@@ -796,6 +825,7 @@ class FailoverPolicy:
                     "reason": str(reason),
                     "detail": round_.detail,
                     "gap_ms": gap_ms,
+                    "held_s": round(now - held, 3) if held is not None else 0.0,
                     "within_budget": within_budget,
                     "hedges": round_.hedges,
                     "failures": list(round_.failures),
@@ -839,6 +869,9 @@ class FailoverPolicy:
     def _exhaust(self, now: float, budget_exceeded: bool, out: list[Command]) -> None:
         round_ = self._round
         assert round_ is not None
+        if self._may_hold(round_, now):
+            self._hold(round_, now, out)
+            return
         origin = round_.origin
         last = (round_.failures or round_.skipped or [{}])[-1]
         reason = str(round_.reason) if round_.reason is not None else last.get("reason")
@@ -865,12 +898,85 @@ class FailoverPolicy:
                     "detail": round_.detail,
                     "budget_exceeded": budget_exceeded,
                     "elapsed_ms": elapsed_ms,
+                    "held_s": (
+                        round(now - self._hold_since, 3) if self._hold_since is not None else 0.0
+                    ),
                     "failures": list(round_.failures),
                     "skipped": list(round_.skipped),
                 },
             )
         )
         self._end(EndReason.EXHAUSTED, out)
+
+    # ---------------------------------------------------------- outage hold
+
+    def _hold_due(self, round_: _Round) -> bool:
+        """Whether this round puts viewers on the slate once it misses the failover budget."""
+        return self.config.outage_hold > 0 and round_.phase != "tune" and self._hold_since is None
+
+    def _may_hold(self, round_: _Round, now: float) -> bool:
+        """Whether an exhausted round holds the viewer on the slate instead of ending.
+
+        Only once something has played (a tune that never got a picture answers
+        the tuner's error as before), and only until ``outage_hold`` has passed
+        since the hold began."""
+        if self.config.outage_hold <= 0 or round_.phase == "tune":
+            return False
+        return self._hold_since is None or now < self._hold_since + self.config.outage_hold
+
+    def _start_hold(self, round_: _Round, now: float, out: list[Command]) -> None:
+        """Put the viewers on the slate (once per outage) and give the round until the hold ends."""
+        if self._hold_since is not None:
+            return
+        self._hold_since = now
+        round_.deadline = max(round_.deadline, now + self.config.outage_hold)
+        out.append(HoldSlate(str(round_.reason or round_.first_reason or "")))
+        out.append(
+            LogEvent(
+                "warning",
+                LogKind.HOLD,
+                f"{self._label()}no stream delivered within the failover budget; holding "
+                f"viewers on the slate for up to {self.config.outage_hold:g} s while retrying",
+                {
+                    "channel": self.channel,
+                    "phase": round_.phase,
+                    "from_stream": round_.origin.name if round_.origin else None,
+                    "reason": str(round_.reason or round_.first_reason or ""),
+                    "hold_s": self.config.outage_hold,
+                    "failures": list(round_.failures),
+                    "skipped": list(round_.skipped),
+                },
+            )
+        )
+
+    def _hold(self, round_: _Round, now: float, out: list[Command]) -> None:
+        """Every stream failed: keep the response open on the slate, retry with backoff.
+
+        The retry is a new round over every stream (breakers and account
+        limits apply as always), opened after a backoff of 0.5 s doubling to at
+        most ``_HOLD_RETRY_MAX``; it may run until the hold ends. The first
+        stream to deliver is cut back to (break-before-make), with a failover
+        event whose gap is the whole outage.
+        """
+        self._start_hold(round_, now, out)
+        delay = min(_HOLD_RETRY_MAX, 0.5 * 2**self._hold_retries)
+        self._hold_retries += 1
+        assert self._hold_since is not None
+        hold_end = self._hold_since + self.config.outage_hold
+        retry = _Round(
+            "hold",
+            round_.started,
+            hold_end,
+            round_.origin,
+            round_.reason,
+            round_.detail,
+            deque(range(len(self.streams))),
+        )
+        retry.first_failed = round_.first_failed
+        retry.first_reason = round_.first_reason
+        retry.hedge_at = min(now + delay, hold_end)
+        self._round = retry
+        self._state = SessionState.CONNECTING
 
     # ------------------------------------------------------------- recovery
 
@@ -1123,7 +1229,7 @@ class FailoverPolicy:
         out.append(CloseUpstream(attempt.attempt_id))
         self._slots.release(attempt.lease)
         key = attempt.stream.xtream_channel_id
-        if failure is not None and counts_against_stream(failure):
+        if failure is not None and counts_against_stream(failure) and attempt.judged:
             attempt.verdict = True
             self._log_breaker(self._breakers.record_failure(key, now), out)
         elif attempt.trial and not attempt.verdict:

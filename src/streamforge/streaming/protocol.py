@@ -87,6 +87,8 @@ class LogKind(StrEnum):
     BREAKER_OPEN = "breaker_open"
     BREAKER_CLOSE = "breaker_close"
     UPGRADE_WAITING = "upgrade_waiting"
+    HOLD = "hold"
+    """Every stream failed: the viewer is held on the slate while they are retried."""
     MANUAL = "manual"
     TUNE = "tune"
     """A tune that played a later stream because earlier ones were skipped
@@ -313,6 +315,9 @@ class PolicyConfig:
     candidate is opened alongside it (a hedge)."""
     hedge_max: int = 3
     """At most this many attempts of one round in flight at once."""
+    outage_hold: float = 0.0
+    """Seconds to hold the viewer on the slate (:class:`HoldSlate`) while every
+    stream has failed, retrying them with backoff; 0 ends the response at once."""
     recovery_period: float = 60.0
     """Seconds on a lower-priority stream before probing a better one."""
     probe_timeout: float = 5.0
@@ -341,6 +346,8 @@ class PolicyConfig:
             )
         if self.probe_min_bytes < 1:
             raise ConfigError(f"probe_min_bytes must be at least 1, got {self.probe_min_bytes}")
+        if self.outage_hold < 0:
+            raise ConfigError(f"outage_hold must be 0 or more, got {self.outage_hold}")
         if self.hedge_max < 1:
             raise ConfigError(f"hedge_max must be at least 1, got {self.hedge_max}")
 
@@ -352,6 +359,7 @@ class PolicyConfig:
             tune_budget=max(_DEFAULT_TUNE_BUDGET, settings.failover_budget),
             outage_limit=settings.outage_limit,
             hedge_delay=settings.hedge_delay,
+            outage_hold=settings.outage_hold,
             recovery_period=settings.recovery_period,
             probe_timeout=settings.probe_timeout,
             probe_healthy_seconds=settings.probe_healthy_seconds,
@@ -399,8 +407,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_C, UpstreamFailed, "the attempt failed", _C, _NEXT),
     Transition(_C, UpstreamFailed, "... others in flight", _C, "close it, wait or hedge"),
     Transition(_C, UpstreamFailed, "... none left / no time", _E, _EXHAUST),
+    Transition(_C, UpstreamFailed, "... none left, hold on", _C, "HoldSlate, retry later"),
     Transition(_C, UpstreamFailed, _CLOSED, _C, _IGNORED),
     Transition(_C, Tick, "at the round's time limit", _E, _EXHAUST),
+    Transition(_C, Tick, "... hold on", _C, "HoldSlate, retry later"),
     Transition(_C, Tick, "at the hedge delay", _C, "open the next one alongside"),
     Transition(_C, Tick, "a swap attempt's budget", _C, "close it (hung), open next"),
     Transition(_C, Tick, "before either", _C, _NOTHING),
@@ -412,6 +422,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_PL, MediaHealthy, "any attempt", _PL, _IGNORED),
     Transition(_PL, UpstreamFailed, "the playing stream failed", _C, _NEXT),
     Transition(_PL, UpstreamFailed, "... none left", _E, _EXHAUST),
+    Transition(_PL, UpstreamFailed, "... none left, hold on", _C, "HoldSlate, retry later"),
     Transition(_PL, UpstreamFailed, _CLOSED, _PL, _IGNORED),
     Transition(_PL, Tick, "at the recovery period", _PR, "open a probe (PROBE)"),
     Transition(_PL, Tick, "... account full, ours", _C, "close it, swap round"),
