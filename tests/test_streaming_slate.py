@@ -165,9 +165,7 @@ async def test_hold_slate_between_two_streams_is_one_continuous_program(
             http=http,
             url_for=url_for,
             upstream_config=UpstreamConfig(header_timeout=20.0, stall_timeout=3.0),
-            policy_config=PolicyConfig(
-                outage_limit=15.0, outage_hold=15.0, recovery_period=600.0
-            ),
+            policy_config=PolicyConfig(outage_limit=15.0, outage_hold=15.0, recovery_period=600.0),
             slots=slots,
             breakers=CircuitBreakers(BreakerConfig()),
             events=runtime.events,

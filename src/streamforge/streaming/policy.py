@@ -929,7 +929,7 @@ class FailoverPolicy:
         if self._hold_since is not None:
             return
         self._hold_since = now
-        round_.deadline = max(round_.deadline, now + self.config.outage_hold)
+        round_.deadline = now + self.config.outage_hold  # the hold replaces the outage limit
         out.append(HoldSlate(str(round_.reason or round_.first_reason or "")))
         out.append(
             LogEvent(
