@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 from _common import add_account, build_runtime, machine_line
-
 from streamforge.mockprovider import Catalog, MockProviderThread
 
 COMMANDS: tuple[tuple[str, ...], ...] = (

@@ -53,13 +53,15 @@ def test_accounts_guide_channels_workflow(
         stdin="alpha-secret\n",
     )
     assert "added: ok: Active, 2 connection(s)" in out
-    bad = CliRunner().invoke(
-        app,
-        ["account", "add", "wrong", "--server", base, "--username", "alpha", "--password-stdin"],
-        input="nope\n",
-    )
-    assert bad.exit_code == 0
+    add_wrong = ["account", "add", "wrong", "--server", base, "--username", "alpha"]
+    bad = CliRunner().invoke(app, [*add_wrong, "--password-stdin"], input="nope\n")
+    assert bad.exit_code == 1
     assert "wrong username or password" in bad.output
+    assert "not saved" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    assert [a["name"] for a in json.loads(run("account", "list", "--json"))] == ["alpha"]
+    unchecked = run(*add_wrong, "--no-check", "--password-stdin", stdin="nope\n")
+    assert "account 'wrong' added" in unchecked
     failing = CliRunner().invoke(app, ["account", "test", "wrong"])
     assert failing.exit_code == 1
     assert "nope" not in failing.output

@@ -43,7 +43,7 @@ from streamforge.xtream.client import (
     XtreamClient,
     XtreamTimeouts,
 )
-from streamforge.xtream.http import redact_secrets
+from streamforge.xtream.http import REDACTED, redact_secrets
 from streamforge.xtream.models import (
     AccountInfo,
     AccountStatus,
@@ -824,20 +824,26 @@ def test_redact_removes_every_encoding(username: str, password: str, prefix: str
             username=username, password=password, action="get_live_streams"
         )
     )
-    for text in (
-        f"{prefix}{client.live_url(1)}",
-        f"{prefix} {query_url}",
-        f"{password}{prefix}{username}",
-        f"{quote_plus(password)}|{quote(username, safe='')}",
-    ):
-        redacted = client.redact(text)
-        assert password not in redacted
-        assert username not in redacted
-        assert redact_secrets(text, password, username) == redacted
+    live = client.redact(f"{prefix} {client.live_url(1)}")
+    assert live.endswith(" http://panel.example:8080/live/***/***/1.ts")
+    api = client.redact(f"{prefix} {query_url}")
+    query = yarl.URL(api.rsplit(" ", 1)[1]).query
+    assert (query["username"], query["password"]) == (REDACTED, REDACTED)
+    for text in (f"{prefix} {client.live_url(1)}", f"{prefix} {query_url}"):
+        assert redact_secrets(text, password, username) == client.redact(text)
+
+
+def test_redact_masks_credentials_not_words() -> None:
+    client = XtreamClient("http://panel.example:8080", "bad1", "wrong", label="'bad1'")
+    message = "wrong username or password for account 'bad1'"
+    assert client.redact(message) == message
+    assert client.redact(f"GET {client.live_url(3)}: wrong") == (
+        "GET http://panel.example:8080/live/***/***/3.ts: wrong"
+    )
 
 
 def test_redact_tolerates_unencodable_secrets() -> None:
-    assert redact_secrets("a\ud800b", "\ud800") == "a***b"
+    assert redact_secrets("http://p/live/\ud800/x/1.ts", "\ud800") == "http://p/live/***/***/1.ts"
     assert redact_secrets("nothing here", "", "zz") == "nothing here"
 
 

@@ -88,8 +88,44 @@ async def chunks(*parts: bytes | BaseException | asyncio.Event) -> AsyncIterator
 
 
 def test_redact_tolerates_unencodable_secrets() -> None:
-    assert redact_secrets("a\ud800b", "\ud800") == "a***b"
+    assert redact_secrets("http://p/x/\ud800/y", "\ud800") == "http://p/x/***/y"
+    assert redact_secrets("a\ud800b", "\ud800") == "a\ud800b"  # not a credential position
     assert redact_secrets("nothing here", "", "zz") == "nothing here"
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["wrong", "password", "or", "a", "for", "bad1", "account", "username", "1", "p", "x"],
+)
+def test_redaction_masks_credentials_not_words(password: str) -> None:
+    """A short or common-word password is masked where credentials go, never in prose."""
+    message = "wrong username or password for account 'bad1' (1 of 1), see /p/x"
+    assert redact_secrets(message, password, "bad1") == message
+    url = f"http://panel.example:8080/live/bad1/{password}/7.ts"
+    assert redact_secrets(f"GET {url} failed: wrong", password, "bad1") == (
+        "GET http://panel.example:8080/live/***/***/7.ts failed: wrong"
+    )
+    api = f"http://panel.example/player_api.php?username=bad1&password={password}&action=get"
+    assert redact_secrets(f"{api} wrong", password) == (
+        "http://panel.example/player_api.php?username=***&password=***&action=get wrong"
+    )
+    assert redact_secrets(f"sent password={password}, user", password) == (
+        "sent password=***, user"
+    )
+    assert redact_secrets(f'{{"password": "{password}"}} wrong', password) == (
+        '{"password": "***"} wrong'
+    )
+
+
+def test_redaction_of_urls_and_fields() -> None:
+    # User info, a secret anywhere in a path or query, and long secrets as whole tokens.
+    assert redact_secrets("http://bob:pw@p.example/x") == "http://***@p.example/x"
+    assert redact_secrets("http://p.example/a/pw/b?x=pw&y=1", "pw") == (
+        "http://p.example/a/***/b?x=***&y=1"
+    )
+    assert redact_secrets("token=abc", "nothing") == "token=***"
+    long = "s3cret-Passw0rd"
+    assert redact_secrets(f"echo {long}: {long}x", long) == f"echo ***: {long}x"
 
 
 def test_secrets_in_url() -> None:

@@ -6,9 +6,10 @@ The demo runs everything in one process and one event loop:
 
 1. a :class:`~streamforge.mockprovider.MockProvider` with ``Catalog.demo()``
    (accounts ``alpha`` and ``beta``) on 127.0.0.1 and a free port;
-2. a :class:`~streamforge.runtime.Runtime` on a demo data directory (a fresh
-   temporary one unless given), with a short recovery period so the upgrade
-   back to the primary is visible within seconds;
+2. a :class:`~streamforge.runtime.Runtime` on the demo data directory
+   (:func:`default_demo_dir`, under the user cache directory and reused across
+   runs, unless one is given; never the default data directory), with a short
+   recovery period so the upgrade back to the primary is visible within seconds;
 3. :func:`configure` does what a newcomer would do by hand: add both accounts,
    sync them, import alpha's guide (``xmltv.php``) and run matching, which maps
    each guide channel to its streams with backups;
@@ -18,7 +19,9 @@ The demo runs everything in one process and one event loop:
    in-process mock provider, so the failover appears on the timeline.
 
 The admin password is generated and printed together with the UI address and
-the Plex URLs (``STREAMFORGE_ADMIN_PASSWORD`` overrides it).
+the Plex URLs (``STREAMFORGE_ADMIN_PASSWORD`` overrides it), once the server
+accepts connections, with the command line that reads the demo's data
+(``STREAMFORGE_DATA_DIR=… streamforge events``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import platformdirs
 from fastapi import FastAPI
 
 from streamforge.errors import ConfigError, NotFoundError
@@ -159,15 +163,48 @@ def demo_settings(
     )
 
 
+def default_demo_dir() -> Path:
+    """Where the demo keeps its data unless told otherwise: ``demo`` in the user cache
+    directory (``~/.cache/streamforge/demo``), reused across runs so that the command
+    line can read it afterwards. Never the default data directory."""
+    return Path(platformdirs.user_cache_dir("streamforge")) / "demo"
+
+
 @contextlib.contextmanager
 def data_directory(chosen: Path | None) -> Iterator[Path]:
-    """``chosen``, or a fresh temporary directory removed afterwards."""
-    if chosen is not None:
-        chosen.mkdir(parents=True, exist_ok=True)
-        yield chosen
-        return
-    with tempfile.TemporaryDirectory(prefix="streamforge-demo-") as tmp:
-        yield Path(tmp)
+    """``chosen``, else :func:`default_demo_dir` (created if needed, kept afterwards)."""
+    directory = chosen if chosen is not None else default_demo_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory
+
+
+def cli_hint(data_dir: Path) -> str:
+    """The exact command line that shows the demo's events."""
+    return f"STREAMFORGE_DATA_DIR={shlex.quote(str(data_dir))} streamforge events"
+
+
+def _connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+async def accepting(host: str, port: int, served: asyncio.Future[None]) -> None:
+    """Return once a TCP connection to ``host:port`` succeeds (re-raising what ended
+    ``served`` if the server stopped first)."""
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection(_connect_host(host), port)
+        except OSError:
+            if not served.done():
+                await asyncio.sleep(0.02)
+                continue
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        served.result()
+        raise ConfigError(f"the demo server on port {port} stopped before it started")
 
 
 def demo_app(runtime: Runtime, provider: MockProvider) -> FastAPI:
@@ -204,19 +241,36 @@ async def run_demo(
             urls = setup_urls(runtime.settings)
             playable = await runtime.db.run(runtime.channels.all, enabled=True, mapped=True)
             first = next(iter(playable), None)
-            announce(
-                {
-                    "ui": f"{urls['base']}/ui/",
-                    "password": password,
-                    "urls": urls,
-                    "provider": provider.base_url,
-                    "data_dir": str(settings.data_dir),
-                    "watch": f"{urls['base']}/auto/v{first.guide_number}" if first else None,
-                    "setup": setup,
-                }
+            served = runtime.tasks.spawn(
+                serve_app(
+                    app,
+                    runtime,
+                    host=settings.host,
+                    port=settings.port,
+                    stop=stop,
+                    log_level="warning",
+                ),
+                name="demo-server",
             )
-            await serve_app(
-                app, runtime, host=settings.host, port=settings.port, stop=stop, log_level="warning"
-            )
+            try:
+                await accepting(settings.host, settings.port, served)
+                announce(
+                    {
+                        "ui": f"{urls['base']}/ui/",
+                        "password": password,
+                        "urls": urls,
+                        "provider": provider.base_url,
+                        "data_dir": str(settings.data_dir),
+                        "cli": cli_hint(settings.data_dir),
+                        "watch": f"{urls['base']}/auto/v{first.guide_number}" if first else None,
+                        "setup": setup,
+                    }
+                )
+                await served
+            finally:
+                if not served.done():
+                    served.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await served
         finally:
             await runtime.aclose()

@@ -5,13 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from streamforge.cli.common import console, err_console, fail, one_line_errors, open_runtime
-from streamforge.xtream.accounts import AccountView
+from streamforge.cli.common import (
+    console,
+    err_console,
+    fail,
+    one_line_errors,
+    open_database,
+    open_runtime,
+    prompt_secret,
+)
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from streamforge.xtream.accounts import AccountView
 
 app = typer.Typer(help="Xtream Codes provider accounts.", no_args_is_help=True)
 
@@ -33,7 +44,7 @@ def _password(stdin: bool, plain: str | None, *, required: bool) -> str | None:
         return env
     if not required:
         return None
-    return str(typer.prompt("Provider password", hide_input=True))
+    return prompt_secret("Provider password")
 
 
 def _print_view(view: AccountView) -> None:
@@ -55,9 +66,15 @@ def add(
     ),
     user_agent: str | None = typer.Option(None, help="User-Agent for this panel."),
     priority: int = typer.Option(0, help="Preference among accounts (lower is preferred)."),
-    no_test: bool = typer.Option(False, "--no-test", help="Store without contacting the panel."),
+    no_check: bool = typer.Option(
+        False,
+        "--no-check",
+        "--no-test",
+        help="Save without asking the panel (e.g. it is down right now).",
+    ),
 ) -> None:
-    """Add a provider account and test it (an unreachable panel is stored with a warning)."""
+    """Add a provider account once the panel accepts it (wrong password, dead port or
+    not an Xtream panel: nothing is saved; --no-check saves anyway)."""
     secret = _password(password_stdin, password, required=True)
     assert secret is not None
     with open_runtime() as runtime:
@@ -69,7 +86,8 @@ def add(
                 password=secret,
                 user_agent=user_agent,
                 priority=priority,
-                test=not no_test,
+                test=not no_check,
+                check=not no_check,
             )
         )
     if result.ok:
@@ -84,8 +102,17 @@ def add(
 @one_line_errors
 def list_accounts(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List accounts with their status and limits."""
-    with open_runtime() as runtime:
-        views = runtime.accounts.all()
+    from rich.table import Table
+
+    from streamforge.credentials import CredentialStore
+    from streamforge.events import EventLog
+    from streamforge.xtream.accounts import AccountService
+
+    with open_database() as (config, db):
+        # Listing opens no password: the keyring is not even probed.
+        credentials = CredentialStore(config.data_dir, use_keyring=False)
+        service = AccountService(db, credentials, EventLog(db), default_user_agent="")
+        views = service.all()
     if as_json:
         console.print_json(json.dumps([v.as_dict() for v in views]))
         return
@@ -190,6 +217,8 @@ def sync(
     all_accounts: bool = typer.Option(False, "--all", help="Sync every active account."),
 ) -> None:
     """Fetch the account's live channels (a failure keeps the previous list), then re-match."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     if not name and not all_accounts:
         raise fail("name an account or use --all", 2)
     with open_runtime() as runtime:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from streamforge.cli.common import console, one_line_errors, open_runtime
-from streamforge.matching.channels import ChannelView
+from streamforge.cli.common import console, one_line_errors, open_database, open_runtime
+
+if TYPE_CHECKING:
+    from streamforge.matching.channels import ChannelView
 
 channel_app = typer.Typer(help="Guide channels (what Plex sees).", no_args_is_help=True)
 map_app = typer.Typer(help="Provider streams behind a guide channel.", no_args_is_help=True)
@@ -17,6 +19,8 @@ REF_HELP = "GuideNumber, XMLTV id, or #id."
 
 
 def _print_channel(view: ChannelView) -> None:
+    from rich.table import Table
+
     state = "enabled" if view.is_enabled else "disabled"
     console.print(
         f"[bold]{view.guide_number or '—'}[/] {view.name}  ({view.xmltv_id}, #{view.id}, {state})",
@@ -45,8 +49,13 @@ def channel_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List guide channels with their GuideNumber and stream count."""
-    with open_runtime() as runtime:
-        views = runtime.channels.all(search=search, enabled=enabled, mapped=mapped)
+    from rich.table import Table
+
+    from streamforge.events import EventLog
+    from streamforge.matching.channels import ChannelService
+
+    with open_database() as (_config, db):
+        views = ChannelService(db, EventLog(db)).all(search=search, enabled=enabled, mapped=mapped)
     if as_json:
         console.print_json(json.dumps([v.as_dict() for v in views]))
         return
@@ -123,6 +132,8 @@ def channel_health(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show or change how the channel's media is judged (no option: show)."""
+    from rich.table import Table
+
     changes: dict[str, object] = {}
     if defaults:
         changes = {

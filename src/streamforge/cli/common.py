@@ -1,25 +1,42 @@
-"""Shared CLI plumbing: settings, the runtime, one-line errors."""
+"""Shared CLI plumbing: settings, the runtime, one-line errors.
+
+Start time matters at a prompt: importing this module (and every ``cli``
+module) pulls in typer and rich only. What a command needs — the runtime, the
+database, the services — is imported when the command runs:
+:func:`open_runtime` builds the whole runtime (commands that change things),
+:func:`open_database` only the database, for read-only commands that build
+the one service they read from.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from streamforge.errors import StreamForgeError
-from streamforge.runtime import Runtime
-from streamforge.settings import load_settings
+
+if TYPE_CHECKING:
+    from streamforge.db.engine import Database
+    from streamforge.runtime import Runtime
+    from streamforge.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 console = Console()
 err_console = Console(stderr=True)
+
+NO_TERMINAL_HINT = "no terminal to ask for the password: pipe it in with --password-stdin"
+_REVISION_RE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
+_QUOTED_RE = re.compile(r"[\"']([^\"']+)[\"']")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -40,14 +57,69 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def settings(**overrides: Any) -> Settings:
+    from streamforge.settings import load_settings
+
+    return load_settings(**overrides)
+
+
 @contextmanager
 def open_runtime(**overrides: Any) -> Iterator[Runtime]:
     """Build the runtime (migrating the database) and close it afterwards."""
-    runtime = Runtime.build(load_settings(**overrides))
+    from streamforge.runtime import Runtime
+
+    runtime = Runtime.build(settings(**overrides))
     try:
         yield runtime
     finally:
         runtime.close()
+
+
+def head_revisions(versions: Path) -> set[str]:
+    """The head revision ids of the migration scripts in ``versions``, read from their
+    ``revision`` / ``down_revision`` lines (no Alembic import: it costs a second)."""
+    known: set[str] = set()
+    parents: set[str] = set()
+    for script in versions.glob("*.py"):
+        for key, value in _REVISION_RE.findall(script.read_text(encoding="utf-8")):
+            ids = set(_QUOTED_RE.findall(value))
+            (known if key == "revision" else parents).update(ids)
+    return known - parents
+
+
+def _schema_is_current(db: Database) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    import streamforge.db
+
+    heads = head_revisions(Path(streamforge.db.__file__).parent / "migrations" / "versions")
+    try:
+        with db.engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+            stamped = {str(row[0]) for row in rows}
+    except SQLAlchemyError:
+        return False  # no such table yet, or unreadable: the full upgrade says why
+    return bool(heads) and stamped == heads
+
+
+@contextmanager
+def open_database(**overrides: Any) -> Iterator[tuple[Settings, Database]]:
+    """Settings and the database, migrated if it is not at the newest schema yet;
+    for read-only commands (cheaper than :func:`open_runtime`)."""
+    from streamforge.db.engine import Database
+
+    config = settings(**overrides)
+    config.ensure_data_dir()
+    db = Database(config.effective_database_url)
+    try:
+        if not _schema_is_current(db):
+            from streamforge.db.migrate import upgrade
+
+            upgrade(db.engine)
+        yield config, db
+    finally:
+        db.dispose()
 
 
 def read_secret(prompt: str, *, stdin: bool, env_value: str | None) -> str:
@@ -57,7 +129,14 @@ def read_secret(prompt: str, *, stdin: bool, env_value: str | None) -> str:
     elif env_value:
         value = env_value
     else:
-        value = typer.prompt(prompt, hide_input=True)
+        value = prompt_secret(prompt)
     if not value:
         raise fail("no password given")
     return value
+
+
+def prompt_secret(prompt: str) -> str:
+    """Ask for a secret on the terminal; without one, say how to pass it instead."""
+    if not sys.stdin.isatty():
+        raise fail(NO_TERMINAL_HINT)
+    return str(typer.prompt(prompt, hide_input=True))

@@ -14,7 +14,10 @@ from typing import Any
 import typer
 
 from streamforge.cli.common import console, one_line_errors
-from streamforge.demo import DEMO_RECOVERY_PERIOD, data_directory, demo_settings, run_demo
+
+#: Seconds on a backup before going back to the primary (short, to see it happen);
+#: :data:`streamforge.demo.DEMO_RECOVERY_PERIOD` (a test keeps the two equal).
+DEMO_RECOVERY_PERIOD = 20.0
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ def _announce(info: dict[str, Any]) -> None:
     console.print(f"  XMLTV guide:     {urls['xmltv']}", highlight=False, soft_wrap=True)
     console.print(f"  Mock provider:   {info['provider']}", highlight=False, soft_wrap=True)
     console.print(f"  Data directory:  {info['data_dir']}", highlight=False, soft_wrap=True)
+    console.print(f"  Command line:    {info['cli']}", highlight=False, soft_wrap=True)
     matching = info["setup"]["matching"]
     console.print(
         f"  Channels:        {matching['channels_with_streams']} with streams, "
@@ -58,7 +62,9 @@ def _announce(info: dict[str, Any]) -> None:
 @one_line_errors
 def demo(
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Keep the demo's data here (default: a fresh temporary dir)."
+        None,
+        "--data-dir",
+        help="Keep the demo's data here (default: ~/.cache/streamforge/demo, kept across runs).",
     ),
     host: str = typer.Option("127.0.0.1", help="Bind address (0.0.0.0 to reach it from Plex)."),
     port: int | None = typer.Option(None, help="HTTP port (default 5004)."),
@@ -67,6 +73,10 @@ def demo(
     ),
 ) -> None:
     """Run StreamForge against a built-in mock provider and watch failover happen."""
+    from streamforge.cli.main import serving_log
+    from streamforge.demo import data_directory, demo_settings, run_demo
+
+    serving_log()
     with data_directory(data_dir) as directory:
         settings = demo_settings(directory, host=host, port=port, recovery_period=recovery_period)
         try:

@@ -7,11 +7,8 @@ import json
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime
-from streamforge.outputs import devices as dev
-from streamforge.outputs.setup_urls import device_setup_urls
 
 app = typer.Typer(
     help="Virtual HDHomeRun devices: the lineup split for Plex's per-device channel cap.",
@@ -24,6 +21,8 @@ def _split_numbers(value: str | None) -> list[str]:
 
 
 def _print(rows: list[dict[str, Any]], as_json: bool, cap: int) -> None:
+    from rich.table import Table
+
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -38,6 +37,8 @@ def _print(rows: list[dict[str, Any]], as_json: bool, cap: int) -> None:
 
 
 def _rule(group: str | None, category: str | None, auto: bool) -> tuple[str, str | None]:
+    from streamforge.outputs import devices as dev
+
     chosen = [x for x in (group is not None, category is not None, auto) if x]
     if len(chosen) > 1:
         raise fail("give at most one of --group, --category, --auto", 2)
@@ -52,6 +53,8 @@ def _rule(group: str | None, category: str | None, auto: bool) -> tuple[str, str
 @one_line_errors
 def device_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every device with its DeviceID, what it takes, its channels and address."""
+    from streamforge.outputs.setup_urls import device_setup_urls
+
     with open_runtime() as runtime:
         rows = device_setup_urls(runtime.db, runtime.settings)
         cap = runtime.settings.channels_per_device
@@ -68,6 +71,9 @@ def device_add(
     channels: str | None = typer.Option(None, help="Hand-pick these GuideNumbers (1,2,5)."),
 ) -> None:
     """Add a device. Without --group/--category/--auto it takes only hand-picked channels."""
+    from streamforge.outputs import devices as dev
+    from streamforge.outputs.setup_urls import device_setup_urls
+
     rule, match = _rule(group, category, auto)
     with open_runtime() as runtime:
         device = dev.add_device(runtime.db, runtime.settings, name=name, rule=rule, match=match)
@@ -94,6 +100,9 @@ def device_assign(
     name: str | None = typer.Option(None, help="Rename the device ('' restores the default)."),
 ) -> None:
     """Put channels on a device, or change what it takes, or rename it."""
+    from streamforge.outputs import devices as dev
+    from streamforge.outputs.setup_urls import device_setup_urls
+
     with open_runtime() as runtime:
         if group is not None or category is not None or auto:
             rule, match = _rule(group, category, auto)
@@ -113,6 +122,9 @@ def device_release(
     channels: str = typer.Option(..., help="GuideNumbers to stop hand-picking (1,2,5)."),
 ) -> None:
     """Undo hand-picking: the channels follow the device rules again."""
+    from streamforge.outputs import devices as dev
+    from streamforge.outputs.setup_urls import device_setup_urls
+
     with open_runtime() as runtime:
         dev.release_channels(runtime.db, runtime.settings, _split_numbers(channels))
         rows = device_setup_urls(runtime.db, runtime.settings)
@@ -124,6 +136,9 @@ def device_release(
 @one_line_errors
 def device_remove(number: int = typer.Argument(..., help="The device number.")) -> None:
     """Remove a device (not device 1); its channels go where new channels go."""
+    from streamforge.outputs import devices as dev
+    from streamforge.outputs.setup_urls import device_setup_urls
+
     with open_runtime() as runtime:
         dev.remove_device(runtime.db, runtime.settings, number)
         rows = device_setup_urls(runtime.db, runtime.settings)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from streamforge.cli.common import console, fail, one_line_errors, open_runtime
+from streamforge.cli.common import console, err_console, fail, one_line_errors, open_runtime
 from streamforge.errors import StreamForgeError
-from streamforge.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from streamforge.runtime import Runtime
 
 app = typer.Typer(help="XMLTV guide sources.", no_args_is_help=True)
 
@@ -30,18 +33,25 @@ def add(
         0, "--priority", help="Lower is preferred where several guides list a channel."
     ),
 ) -> None:
-    """Add a guide source (gzip, xz or plain XMLTV, detected from the content)."""
+    """Add a guide source (gzip, xz or plain XMLTV, detected from the content) and import
+    it: a source that does not import is not kept (--no-refresh keeps it unchecked)."""
     with open_runtime() as runtime:
         runtime.epg.add(name, url=url, file=file, from_account=from_account, priority=priority)
+        if not refresh:
+            console.print(f"guide source {name!r} added", highlight=False)
+            return
+        if _refresh(runtime, [name]):
+            runtime.epg.remove(name)
+            raise fail(f"guide source {name!r} not saved")
         console.print(f"guide source {name!r} added", highlight=False)
-        if refresh:
-            _refresh(runtime, [name])
 
 
 @app.command("list")
 @one_line_errors
 def list_sources(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List guide sources."""
+    from rich.table import Table
+
     with open_runtime() as runtime:
         views = runtime.epg.all()
     if as_json:
@@ -74,6 +84,8 @@ def list_sources(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 
 
 def _refresh(runtime: Runtime, names: list[str]) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
     failures = 0
     for name in names:
         with Progress(
@@ -94,7 +106,9 @@ def _refresh(runtime: Runtime, names: list[str]) -> int:
             try:
                 summary = asyncio.run(runtime.catalog.refresh_guide(name, progress)).report
             except StreamForgeError as exc:
-                console.print(f"[bold red]error:[/] {name}: {exc}", highlight=False)
+                err_console.print(
+                    f"[bold red]error:[/] {name}: {exc}", highlight=False, soft_wrap=True
+                )
                 failures += 1
                 continue
         skipped = summary["skipped"]

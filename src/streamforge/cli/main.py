@@ -2,25 +2,80 @@
 
 Feature areas add their own sub-commands (accounts, guides, channels, the
 mock provider, …) from their own modules; this module only assembles them.
+
+Assembling the app imports typer, rich and the ``cli`` modules only (each
+command imports what it needs when it runs), so ``--version`` and ``--help``
+answer at once. ``mock-provider`` lives in :mod:`streamforge.mockprovider`,
+whose package pulls in PyAV and NumPy: it is listed by name and help text and
+loaded only when invoked (:class:`_RootGroup`).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+from types import MappingProxyType
 
 import typer
+from typer import _click
+from typer.core import TyperGroup
 
 from streamforge import __version__
 from streamforge.cli import accounts, channels, demo, devices, epg, session, setup
-from streamforge.cli.common import console, fail, one_line_errors, open_runtime, read_secret
-from streamforge.db.engine import Database
-from streamforge.db.migrate import upgrade
-from streamforge.events import LEVELS
-from streamforge.mockprovider import cli as mock_cli
-from streamforge.runtime import Runtime
-from streamforge.settings import load_settings
+from streamforge.cli.common import (
+    console,
+    fail,
+    one_line_errors,
+    open_database,
+    open_runtime,
+    read_secret,
+    settings,
+)
+
+LEVELS = ("debug", "info", "warning", "error")
+"""Event levels, lowest first (:data:`streamforge.events.LEVELS`; a test keeps them equal)."""
+
+#: Sub-command groups loaded on use: name -> (module, attribute, one-line help).
+LAZY_GROUPS = MappingProxyType(
+    {
+        "mock-provider": (
+            "streamforge.mockprovider.cli",
+            "app",
+            "A fault-injecting mock Xtream Codes panel serving real MPEG-TS.",
+        ),
+    }
+)
+
+
+def _load_group(name: str) -> _click.Command:
+    module, attribute, _help = LAZY_GROUPS[name]
+    command = typer.main.get_command(getattr(importlib.import_module(module), attribute))
+    command.name = name
+    return command
+
+
+class _RootGroup(TyperGroup):
+    """The root group: :data:`LAZY_GROUPS` are listed from their help text and
+    imported only when a command line names them."""
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *LAZY_GROUPS]
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        lazy = LAZY_GROUPS.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        return TyperGroup(name=cmd_name, help=lazy[2], short_help=lazy[2])
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        if args and args[0] in LAZY_GROUPS:
+            return args[0], _load_group(args[0]), args[1:]
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     name="streamforge",
@@ -29,6 +84,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_RootGroup,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 admin_app = typer.Typer(help="The admin password for the web UI and API.", no_args_is_help=True)
@@ -39,7 +95,6 @@ app.add_typer(epg.app, name="epg")
 app.add_typer(channels.channel_app, name="channel")
 app.add_typer(channels.map_app, name="map")
 app.add_typer(devices.app, name="device")
-app.add_typer(mock_cli.app, name="mock-provider")
 app.add_typer(session.app, name="session")
 app.command("match")(channels.match)
 app.command("plex-urls")(setup.plex_urls)
@@ -61,11 +116,13 @@ def root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
 ) -> None:
     """StreamForge command line."""
+    # Commands print their result; the process log (events, sync steps) is for
+    # -v. `serve` and `demo` log at INFO as servers do (see serving_log()).
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -75,10 +132,12 @@ def serve(
     port: int | None = typer.Option(None, help="HTTP port (default 5004)."),
 ) -> None:
     """Start StreamForge: tuner emulation, playlist, guide, streams, API and UI."""
+    from streamforge.runtime import Runtime
     from streamforge.server import run
 
-    settings = load_settings(host=host, port=port)
-    runtime = Runtime.build(settings)
+    serving_log()
+    config = settings(host=host, port=port)
+    runtime = Runtime.build(config)
     runtime.restore_saved_settings()
     generated = runtime.auth.ensure_password()
     if generated:
@@ -86,17 +145,20 @@ def serve(
             f"[bold]Admin password (shown once, only its hash is stored):[/] {generated}",
             highlight=False,
         )
-    console.print(f"StreamForge {__version__} listening on http://{settings.host}:{settings.port}")
-    run(runtime, host=settings.host, port=settings.port)
+    console.print(f"StreamForge {__version__} listening on http://{config.host}:{config.port}")
+    run(runtime, host=config.host, port=config.port)
 
 
 @db_app.command("upgrade")
 @one_line_errors
 def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
-    settings = load_settings()
-    settings.ensure_data_dir()
-    database = Database(settings.effective_database_url)
+    from streamforge.db.engine import Database
+    from streamforge.db.migrate import upgrade
+
+    config = settings()
+    config.ensure_data_dir()
+    database = Database(config.effective_database_url)
     try:
         revision = upgrade(database.engine)
     finally:
@@ -116,10 +178,10 @@ def events(
     """Show the event log."""
     if level is not None and level not in LEVELS:
         raise fail(f"--level: use one of {', '.join(LEVELS)}", 2)
-    with open_runtime() as runtime:
-        found = runtime.events.query(
-            level=level, category=category, channel_id=channel, limit=limit
-        )
+    from streamforge.events import EventLog
+
+    with open_database() as (_config, db):
+        found = EventLog(db).query(level=level, category=category, channel_id=channel, limit=limit)
     for event in found:
         if as_json:
             console.print_json(json.dumps(event.as_dict()))
@@ -152,6 +214,13 @@ def admin_set_password(
         except ValueError as exc:
             raise fail(str(exc)) from None
     console.print("admin password updated")
+
+
+def serving_log() -> None:
+    """Servers (``serve``, ``demo``) log at INFO at least, as they always have."""
+    root_logger = logging.getLogger()
+    if root_logger.getEffectiveLevel() > logging.INFO:
+        root_logger.setLevel(logging.INFO)
 
 
 def main() -> None:

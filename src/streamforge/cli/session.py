@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import typer
 
-from streamforge.cli.common import console, fail, one_line_errors
-from streamforge.settings import load_settings
+from streamforge.cli.common import console, fail, one_line_errors, prompt_secret, settings
 
 app = typer.Typer(help="Control a live channel session.", no_args_is_help=True)
 
@@ -21,9 +19,11 @@ UrlOption = typer.Option(None, help="StreamForge base URL (default: from setting
 
 
 def _post(url: str | None, path: str, body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    settings = load_settings()
-    base = (url or f"http://127.0.0.1:{settings.port}").rstrip("/")
-    password = settings.admin_password or typer.prompt("Admin password", hide_input=True)
+    import httpx
+
+    config = settings()
+    base = (url or f"http://127.0.0.1:{config.port}").rstrip("/")
+    password = config.admin_password or prompt_secret("Admin password")
     try:
         answer = httpx.post(f"{base}{path}", json=body, auth=("admin", password), timeout=10)
     except httpx.HTTPError as exc:

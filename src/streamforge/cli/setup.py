@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import typer
-from rich.table import Table
 
-from streamforge.cli.common import console, fail, one_line_errors, open_runtime
-from streamforge.outputs.setup_urls import device_setup_urls, setup_urls
-from streamforge.settings import load_settings
+from streamforge.cli.common import (
+    console,
+    fail,
+    one_line_errors,
+    open_runtime,
+    prompt_secret,
+    settings,
+)
 
 
 @one_line_errors
 def plex_urls(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What to type into Plex, Jellyfin/Emby and IPTV players — for every device."""
-    settings = load_settings()
-    urls = setup_urls(settings)
+    from streamforge.outputs.setup_urls import device_setup_urls, setup_urls
+
+    config = settings()
+    urls = setup_urls(config)
     with open_runtime() as runtime:
         devices = device_setup_urls(runtime.db, runtime.settings)
     if as_json:
@@ -32,7 +37,7 @@ def plex_urls(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
     if len(devices) > 1:
         console.print(
             f"\n[bold]{len(devices)} devices[/] (Plex takes about "
-            f"{settings.channels_per_device} channels per device): add each one to Plex",
+            f"{config.channels_per_device} channels per device): add each one to Plex",
             highlight=False,
         )
     for d in devices:
@@ -52,9 +57,12 @@ def sessions(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Live channel sessions of the running server."""
-    settings = load_settings()
-    base = url or f"http://127.0.0.1:{settings.port}"
-    password = settings.admin_password or typer.prompt("Admin password", hide_input=True)
+    import httpx
+    from rich.table import Table
+
+    config = settings()
+    base = url or f"http://127.0.0.1:{config.port}"
+    password = config.admin_password or prompt_secret("Admin password")
     try:
         answer = httpx.get(f"{base}/api/v1/sessions", auth=("admin", password), timeout=5)
     except httpx.HTTPError as exc:

@@ -5,6 +5,11 @@
   (``Active``, or ``Unknown`` before the first check).
   :func:`account_may_stream` is the Python form, :func:`streamable_account`
   the SQL form of the same rule; nothing else spells it out.
+* **Tuner account** — an account adds its ``max_connections`` to the tuner
+  count Plex sees when it is enabled and its panel has said ``Active``: an
+  account that never authenticated (``Unknown``, saved with ``--no-check``)
+  or failed (``AuthFailed``, ``Expired`` …) adds no tuners.
+  :func:`tuner_account` is its SQL form.
 * **Published channel** — a guide channel is published (in ``/lineup.json``,
   the M3U, the guide, and tunable at ``/auto/v{n}``) when it is enabled, has
   a GuideNumber and at least one provider stream mapped from a streamable
@@ -36,6 +41,15 @@ def account_may_stream(is_active: bool, status: str | None) -> bool:
 def streamable_account() -> Any:
     """The streamable-account rule as a SQL condition on :class:`Account`."""
     return and_(Account.is_active.is_(True), Account.status.in_(STREAMABLE_STATUSES))
+
+
+TUNER_STATUSES = frozenset({"Active"})
+"""Panel statuses whose accounts count as tuners (known good, not merely not failed)."""
+
+
+def tuner_account() -> Any:
+    """The tuner-account rule as a SQL condition on :class:`Account`."""
+    return and_(Account.is_active.is_(True), Account.status.in_(TUNER_STATUSES))
 
 
 def published_channel() -> Any:

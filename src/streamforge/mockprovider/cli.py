@@ -56,7 +56,21 @@ async def _run(provider: MockProvider) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with provider:
         typer.echo(f"READY {provider.base_url}")
+        for line in account_lines(provider.state.catalog):
+            typer.echo(line)
         await stop.wait()
+
+
+def account_lines(catalog: Catalog) -> list[str]:
+    """What a tester types into StreamForge: each account's username and password
+    (test-panel credentials, printed on purpose), state and connection limit."""
+    lines = [f"{len(catalog.accounts)} account(s):"]
+    for account in catalog.accounts:
+        lines.append(
+            f"  username {account.username}  password {account.password}  "
+            f"({account.effective_status().value}, {account.max_connections} connection(s))"
+        )
+    return lines
 
 
 @app.command()
@@ -70,10 +84,17 @@ def serve(
     cache_dir: Path | None = typer.Option(None, help="Where encoded test media is cached."),
     limit_mode: LimitMode | None = typer.Option(None, help="What happens past max_connections."),
     fault: list[str] = typer.Option([], help="Fault at start: ID:KIND[:key=value...]."),
-    verbose: bool = typer.Option(False, "-v", help="Log requests (passwords masked)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log each request (passwords masked)."
+    ),
 ) -> None:
-    """Run a mock panel until interrupted."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    """Run a mock panel until interrupted (prints its accounts; -v logs each request)."""
+    logging.basicConfig(level=logging.WARNING)
+    # Set on the panel's logger: the root logger may be configured already (by
+    # `streamforge`), when basicConfig does nothing.
+    logging.getLogger("streamforge.mockprovider").setLevel(
+        logging.INFO if verbose else logging.WARNING
+    )
     try:
         cfg = ProviderConfig.load(config) if config else ProviderConfig(Catalog.demo())
         catalog = cfg.catalog

@@ -2,8 +2,9 @@
 
 The DeviceID is generated once (valid libhdhomerun check digit) and kept in
 ``app_state`` so Plex recognises the same tuner across restarts. The tuner
-count is the sum of ``max_connections`` of the accounts that may stream,
-unless the ``tuner_count`` setting overrides it.
+count is the sum of ``max_connections`` of the tuner accounts (enabled and
+known good: :func:`~streamforge.db.rules.tuner_account`), unless the
+``tuner_count`` setting overrides it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from streamforge.db.engine import Database
 from streamforge.db.models import Account
-from streamforge.db.rules import streamable_account
+from streamforge.db.rules import tuner_account
 from streamforge.outputs.device_id import generate_device_id, is_valid_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.settings import Settings
@@ -49,7 +50,7 @@ def tuner_count(db: Database, settings: Settings) -> int:
         return settings.tuner_count
     with db.session() as session:
         total = session.scalar(
-            select(func.coalesce(func.sum(Account.max_connections), 0)).where(streamable_account())
+            select(func.coalesce(func.sum(Account.max_connections), 0)).where(tuner_account())
         )
     return max(int(total or 0), 1)
 

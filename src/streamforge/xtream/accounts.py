@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -34,8 +34,12 @@ from streamforge.errors import (
     ProviderError,
 )
 from streamforge.events import EventLog
-from streamforge.xtream.client import XtreamClient, XtreamTimeouts
-from streamforge.xtream.models import AccountInfo
+
+if TYPE_CHECKING:
+    # The client pulls in aiohttp: it is imported where a panel is contacted, so
+    # that reading accounts (``streamforge account list``) starts fast.
+    from streamforge.xtream.client import XtreamClient, XtreamTimeouts
+    from streamforge.xtream.models import AccountInfo
 
 
 def mask_username(username: str) -> str:
@@ -114,6 +118,10 @@ class StreamAccess:
         return "StreamAccess(<redacted>)"
 
 
+class AccountCheckFailed(ProviderError):
+    """A new account was not stored: the panel refused it or could not be asked."""
+
+
 @dataclass(frozen=True)
 class TestResult:
     ok: bool
@@ -159,7 +167,7 @@ class AccountService:
         self._credentials = credentials
         self._events = events
         self._default_user_agent = default_user_agent
-        self._timeouts = timeouts or XtreamTimeouts(connect=5.0, read=15.0, total=120.0)
+        self._timeouts = timeouts
 
     # -- reading ----------------------------------------------------------
     def all(self) -> list[AccountView]:
@@ -191,9 +199,16 @@ class AccountService:
             raise NotFoundError(f"no account named {name!r} (see `streamforge account list`)")
         return account  # type: ignore[no-any-return]
 
+    def _client_timeouts(self) -> XtreamTimeouts:
+        from streamforge.xtream.client import XtreamTimeouts
+
+        return self._timeouts or XtreamTimeouts(connect=5.0, read=15.0, total=120.0)
+
     def client(self, name: str) -> XtreamClient:
         """An API client for the account (its password is opened here and, for live
         URLs, in :meth:`stream_access`; nowhere else)."""
+        from streamforge.xtream.client import XtreamClient
+
         with self._db.session() as session:
             account = self._find(session, name)
             password = self._credentials.open(account.password_encrypted)
@@ -202,13 +217,15 @@ class AccountService:
                 account.username,
                 password,
                 user_agent=account.user_agent or self._default_user_agent,
-                timeouts=self._timeouts,
+                timeouts=self._client_timeouts(),
                 label=repr(account.name),
             )
 
     def stream_access(self, account_ids: set[int]) -> dict[int, StreamAccess | str]:
         """What the stream proxy needs to open live URLs, per account id; a
         credential that cannot be opened gives its error message instead."""
+        from streamforge.xtream.client import XtreamClient
+
         access: dict[int, StreamAccess | str] = {}
         with self._db.session() as session:
             for account in session.scalars(select(Account).where(Account.id.in_(account_ids))):
@@ -240,21 +257,66 @@ class AccountService:
         user_agent: str | None = None,
         priority: int = 0,
         test: bool = True,
+        check: bool = False,
     ) -> TestResult:
         """Store a new account, then test it. An unreachable server is stored anyway
-        (marked as failing) so the user can fix the network later."""
+        (marked as failing) so the user can fix the network later.
+
+        With ``check`` the panel is asked *first* and nothing is stored unless it
+        accepts the account: a wrong password, a dead port, a server that is not
+        an Xtream panel or an account that is not active raise
+        :class:`AccountCheckFailed` (what the command line and the UI's "Save
+        account" do; they offer to save without the check)."""
         name = name.strip()
         if not name:
             raise ConfigError("an account needs a name")
         if not username or not password:
             raise ConfigError("an account needs a username and a password")
         url = check_server_url(server_url)
+        if check:
+            await self._db.run(self._name_is_free, name)
+            info = await self._check_new(name, url, username, password, user_agent)
+            await self._db.write(self._insert, name, url, username, password, user_agent, priority)
+            self._events.record("info", "account", f"account {name!r} added", {"account": name})
+            await self._db.write(self._store_info, name, info, datetime.now(UTC))
+            return await self._checked(name, info)
         await self._db.write(self._insert, name, url, username, password, user_agent, priority)
         self._events.record("info", "account", f"account {name!r} added", {"account": name})
         if not test:
             view = await self._db.run(self.get, name)
             return TestResult(True, "added (not tested)", view)
         return await self.test(name)
+
+    def _name_is_free(self, name: str) -> None:
+        with self._db.session() as session:
+            if session.scalar(select(Account.id).where(Account.name == name)) is not None:
+                raise ConflictError(f"an account named {name!r} already exists")
+
+    async def _check_new(
+        self, name: str, url: str, username: str, password: str, user_agent: str | None
+    ) -> AccountInfo:
+        """The panel's answer for credentials not stored yet, or :class:`AccountCheckFailed`."""
+        from streamforge.xtream.client import XtreamClient
+
+        client = XtreamClient(
+            url,
+            username,
+            password,
+            user_agent=user_agent or self._default_user_agent,
+            timeouts=self._client_timeouts(),
+            label=repr(name),
+        )
+        try:
+            async with client:
+                info = await client.account_info()
+        except ProviderError as exc:
+            raise AccountCheckFailed(f"account {name!r} not saved: {exc}") from None
+        if not info.is_active:
+            when = f" since {info.exp_date:%Y-%m-%d}" if info.exp_date else ""
+            raise AccountCheckFailed(
+                f"account {name!r} not saved: the panel says it is {info.status.value}{when}"
+            )
+        return info
 
     def _insert(
         self,
@@ -297,6 +359,10 @@ class AccountService:
             )
             return TestResult(False, message, await self._db.run(self.get, name))
         await self._db.write(self._store_info, name, info, now)
+        return await self._checked(name, info)
+
+    async def _checked(self, name: str, info: AccountInfo) -> TestResult:
+        """Record the panel's answer (already stored) and say what it means."""
         self._events.record(
             "info",
             "account",
@@ -320,12 +386,14 @@ class AccountService:
         self, *, server_url: str, username: str, password: str, user_agent: str | None = None
     ) -> dict[str, Any]:
         """Test credentials without storing anything (the UI's "test before saving")."""
+        from streamforge.xtream.client import XtreamClient
+
         client = XtreamClient(
             check_server_url(server_url),
             username,
             password,
             user_agent=user_agent or self._default_user_agent,
-            timeouts=self._timeouts,
+            timeouts=self._client_timeouts(),
         )
         try:
             async with client:

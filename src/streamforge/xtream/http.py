@@ -56,6 +56,7 @@ import contextlib
 import enum
 import inspect
 import os
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,32 +79,93 @@ REDACTED = "***"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SECRET_PARAMS = frozenset({"username", "password", "pass", "passwd", "token"})
 _CREDENTIAL_PATHS = frozenset({"live", "movie", "series", "timeshift"})
-#: Values found in a URL shorter than this are not redacted (they would mangle every message).
+#: Values found in a URL shorter than this are not collected by :func:`secrets_in_url`
+#: (their URL positions are masked all the same).
 _MIN_URL_SECRET = 3
+#: A named secret is masked in the prose of a message only from this length on.
+_MIN_PROSE_SECRET = 8
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"<>]+")
+_FIELD_IN_TEXT = re.compile(
+    r"""((?<![\w])["']?(?:username|password|passwd|pass|token)["']?\s*[=:]\s*["']?)"""
+    r"""([^\s&"',;]+)(["']?)""",
+    re.IGNORECASE,
+)
 _WRITE_BATCH = 1 << 20
 
 
-def redact_secrets(text: str, *secrets: str) -> str:
-    """Replace every occurrence of each secret in ``text`` — raw or URL-encoded — with ``***``.
+def _forms(secret: str) -> set[str]:
+    """``secret`` raw and in the encodings it takes in a query string (``quote_plus``
+    and yarl's form) and in a path segment (``quote``)."""
+    forms = {secret}
+    with contextlib.suppress(UnicodeError, ValueError):  # unencodable secret: raw form only
+        forms.add(quote(secret, safe=""))
+        forms.add(quote_plus(secret, safe=""))
+        forms.add(URL.build(path="/", query={"v": secret}).raw_query_string[2:])
+        forms.add(URL.build(path="/" + secret).raw_path[1:])
+    forms.discard("")
+    return forms
 
-    The encodings covered are the ones a secret takes in a query string
-    (``quote_plus`` and yarl's form), in a path segment (``quote``) and raw.
-    Longer forms are replaced first so that a secret containing another one
-    is removed whole.
+
+def _wordlike(secret: str) -> bool:
+    """A secret that could be an ordinary word of a message (``wrong``, ``password``,
+    ``bad1``): it is masked where credentials go, never in the prose around them."""
+    return len(secret) < _MIN_PROSE_SECRET or secret.isalnum()
+
+
+def _redact_url(url: str, forms: set[str]) -> str:
+    """``url`` (as written in a message) with its credential positions masked: user
+    info, the two segments after ``/live/`` (``/movie/``, ``/series/``,
+    ``/timeshift/``), secret query values, and any segment or value that *is* one of
+    ``forms``."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = REDACTED + authority[authority.rindex("@") :]
+    path, question, query = tail.partition("?")
+    segments = path.split("/")
+    for index, segment in enumerate(segments[:-2]):
+        if segment.lower() in _CREDENTIAL_PATHS:
+            segments[index + 1] = segments[index + 2] = REDACTED
+            break
+    segments = [REDACTED if segment in forms else segment for segment in segments]
+    pairs = query.split("&") if question else []
+    for index, pair in enumerate(pairs):
+        key, eq, value = pair.partition("=")
+        if eq and (key.lower() in _SECRET_PARAMS or value in forms):
+            pairs[index] = f"{key}={REDACTED}"
+    return scheme + sep + authority + slash + "/".join(segments) + question + "&".join(pairs)
+
+
+def redact_secrets(text: str, *secrets: str) -> str:
+    """``text`` with credentials masked by ``***`` where credentials occur.
+
+    * In every URL of the text: user info, the ``/live/USER/PASS/`` path segments
+      (also ``/movie/``, ``/series/``, ``/timeshift/``), the values of the
+      ``username``, ``password``, ``pass``, ``passwd`` and ``token`` query
+      parameters, and any path segment or query value equal to one of ``secrets``
+      (raw or URL-encoded).
+    * Known fields: ``password=VALUE``, ``"password": "VALUE"`` (same names).
+    * Elsewhere, a secret is masked only as a whole token (not part of a longer
+      word), and only when it cannot be an ordinary word of the message: shorter
+      than 8 characters or letters and digits only, it is left alone, so that the
+      password ``wrong`` does not turn "wrong username or password" into
+      "*** username or password".
+
+    Nothing is ever replaced as a bare substring of other text.
     """
     forms: set[str] = set()
+    prose: set[str] = set()
     for secret in secrets:
         if not secret:
             continue
-        forms.add(secret)
-        with contextlib.suppress(UnicodeError, ValueError):  # unencodable secret: raw form only
-            forms.add(quote(secret, safe=""))
-            forms.add(quote_plus(secret, safe=""))
-            forms.add(URL.build(path="/", query={"v": secret}).raw_query_string[2:])
-            forms.add(URL.build(path="/" + secret).raw_path[1:])
-    for form in sorted(forms, key=len, reverse=True):
-        if form:
-            text = text.replace(form, REDACTED)
+        found = _forms(secret)
+        forms |= found
+        if not _wordlike(secret):
+            prose |= found
+    text = _URL_IN_TEXT.sub(lambda m: _redact_url(m.group(0), forms), text)
+    text = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+    for form in sorted(prose, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w*]){re.escape(form)}(?![\w*])", REDACTED, text)
     return text
 
 
