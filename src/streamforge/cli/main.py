@@ -37,6 +37,9 @@ from streamforge.cli.common import (
 LEVELS = ("debug", "info", "warning", "error")
 """Event levels, lowest first (:data:`streamforge.events.LEVELS`; a test keeps them equal)."""
 
+SERVER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+COMMAND_LOG_FORMAT = "%(levelname)s: %(message)s"
+
 #: Sub-command groups loaded on use: name -> (module, attribute, one-line help).
 LAZY_GROUPS = MappingProxyType(
     {
@@ -120,7 +123,7 @@ def root(
     # -v. `serve` and `demo` log at INFO as servers do (see serving_log()).
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=SERVER_LOG_FORMAT if verbose else COMMAND_LOG_FORMAT,
     )
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
 
@@ -217,10 +220,15 @@ def admin_set_password(
 
 
 def serving_log() -> None:
-    """Servers (``serve``, ``demo``) log at INFO at least, as they always have."""
+    """Servers (``serve``, ``demo``) log at INFO at least, with timestamps, as they
+    always have (other commands print warnings only, as one short line)."""
     root_logger = logging.getLogger()
     if root_logger.getEffectiveLevel() > logging.INFO:
         root_logger.setLevel(logging.INFO)
+    for handler in root_logger.handlers:
+        formatter = handler.formatter
+        if formatter is not None and formatter._fmt == COMMAND_LOG_FORMAT:
+            handler.setFormatter(logging.Formatter(SERVER_LOG_FORMAT))
 
 
 def main() -> None:

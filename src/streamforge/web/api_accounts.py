@@ -27,6 +27,8 @@ class AccountIn(BaseModel):
     user_agent: str | None = None
     priority: int = 0
     test: bool = True
+    check: bool = False
+    """Ask the panel first and store nothing unless it accepts the account (the UI does)."""
 
 
 class AccountPatch(BaseModel):
@@ -61,6 +63,7 @@ async def add_account(body: AccountIn, runtime: Runtime = Depends(get_runtime)) 
         user_agent=body.user_agent,
         priority=body.priority,
         test=body.test,
+        check=body.check,
     )
     return {"ok": result.ok, "message": result.message, "account": result.account.as_dict()}
 

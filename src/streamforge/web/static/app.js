@@ -67,14 +67,24 @@ async function accountProbe(button) {
 
 async function accountAdd(form) {
   const out = $("#account-form-result"), d = formData(form);
-  say(out, "Saving (testing first)…");
+  say(out, d.no_check ? "Saving…" : "Saving (testing first)…");
   try {
     const r = await api("POST", "/api/v1/accounts", {
       name: d.name, server_url: d.server_url, username: d.username, password: d.password,
-      priority: parseInt(d.priority || "0", 10), test: true });
-    say(out, `Saved ${r.account.name}: ${r.message}`, r.ok);
+      priority: parseInt(d.priority || "0", 10), test: !d.no_check, check: !d.no_check });
+    // The page reloads to list the account; the message is shown again after it.
+    sessionStorage.setItem("account-form-result",
+      JSON.stringify([`Saved ${r.account.name}: ${r.message}`, r.ok]));
     location.reload();
-  } catch (e) { say(out, `Not saved: ${e.message}`, false); }
+  } catch (e) { say(out, /not saved/i.test(e.message) ? e.message : `Not saved: ${e.message}`, false); }
+}
+
+function keptAccountMessage() {
+  const kept = sessionStorage.getItem("account-form-result"), out = $("#account-form-result");
+  if (!kept || !out) return;
+  sessionStorage.removeItem("account-form-result");
+  const [text, good] = JSON.parse(kept);
+  say(out, text, good);
 }
 
 async function accountEdit(form) {
@@ -333,6 +343,7 @@ document.addEventListener("change", (ev) => {
   if (ev.target.matches("input[data-action='guide-kind']")) guideKind(ev.target.form);
 });
 for (const form of document.querySelectorAll("#guide-form")) guideKind(form);
+keptAccountMessage();
 
 /* -- live page ----------------------------------------------------------- */
 function el(tag, attrs = {}, text) {
