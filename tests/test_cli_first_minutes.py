@@ -26,6 +26,7 @@ from streamforge.cli.common import head_revisions
 from streamforge.cli.main import LEVELS, app
 from streamforge.db import migrate
 from streamforge.demo import DEMO_RECOVERY_PERIOD, data_directory, demo_settings, run_demo
+from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.mockprovider import MediaLibrary, MockProviderThread
 from streamforge.outputs.identity import tuner_count
 from streamforge.runtime import Runtime
@@ -382,3 +383,91 @@ def test_mock_provider_serve_lists_accounts_and_logs_only_with_v(
     _lines, loud = _serve_mock(mock_media, "-v")
     assert "player_api.php" in loud
     assert "alpha-secret" not in loud
+
+
+# -- 9. one name per stream: account/provider stream id --------------------------------------
+
+
+@pytest.fixture
+def twins(runtime: Runtime, mock_provider_thread: MockProviderThread) -> Runtime:
+    """Two accounts on the same panel line: every provider stream id is on both."""
+    for name in ("one", "two"):
+        asyncio.run(
+            runtime.accounts.add(
+                name,
+                server_url=mock_provider_thread.base_url,
+                username="alpha",
+                password="alpha-secret",
+            )
+        )
+        assert asyncio.run(runtime.sync_jobs.run(name)) is not None
+    runtime.epg.add("guide", from_account="one")
+    asyncio.run(runtime.catalog.refresh_guide("guide"))
+    return runtime
+
+
+def test_stream_refs_resolve_and_ambiguity_is_explained(twins: Runtime) -> None:
+    channels = twins.channels
+    refs = [m.ref for m in channels.get("bbcone.uk").mappings]
+    assert sorted(refs) == ["one/101", "one/102", "one/106", "two/101", "two/102", "two/106"]
+    with pytest.raises(
+        ConflictError, match=r"stream 101 is on several accounts: .*one/101, two/101"
+    ):
+        channels.find_stream("101")
+    assert channels.find_stream("two/101")[1] == "two/101"
+    with pytest.raises(NotFoundError, match="no provider stream three/101"):
+        channels.find_stream("three/101")
+    with pytest.raises(ConfigError, match="not a stream reference"):
+        channels.find_stream("one/abc")
+    view = channels.set_primary("bbcone.uk", "two/106")
+    assert view.mappings[0].ref == "two/106"
+    assert view.mappings[0].as_dict()["ref"] == "two/106"
+    channels.map_remove("bbcone.uk", "one/101")
+    # A bare id is looked up among the channel's streams first: only two/101 is left.
+    assert channels.find_stream("101", channel="bbcone.uk")[1] == "two/101"
+    channels.map_remove("bbcone.uk", "101")
+    assert "two/101" not in [m.ref for m in channels.get("bbcone.uk").mappings]
+
+
+def test_api_accepts_stream_refs(twins: Runtime, admin: Any) -> None:
+    base = "/api/v1/channels/bbcone.uk"
+    primary = admin.post(f"{base}/primary/two%2F102")
+    assert primary.status_code == 200, primary.text
+    assert primary.json()["mappings"][0]["ref"] == "two/102"
+    removed = admin.delete(f"{base}/mappings/one%2F101")
+    assert "one/101" not in [m["ref"] for m in removed.json()["mappings"]]
+    order = [m["ref"] for m in removed.json()["mappings"]][::-1]
+    reordered = admin.put(f"{base}/order", json={"order": order})
+    assert [m["ref"] for m in reordered.json()["mappings"]] == order
+    added = admin.post(f"{base}/mappings", json={"stream": "one/101", "position": 0})
+    assert added.json()["mappings"][0]["ref"] == "one/101"
+    row = added.json()["mappings"][1]  # digits in a path: a row id of a listing, as before
+    by_row = admin.post(f"{base}/primary/{row['xtream_channel_id']}")
+    assert by_row.json()["mappings"][0]["ref"] == row["ref"]
+    conflict = admin.post(f"{base}/mappings", json={"stream": "101"})
+    assert conflict.status_code == 409
+    assert "one/101, two/101" in conflict.json()["error"]
+    neither = admin.post(f"{base}/mappings", json={"position": 0})
+    assert neither.status_code == 422
+    suggestions = admin.get(f"{base}/suggestions").json()
+    assert all("/" in s["ref"] for s in suggestions)
+
+
+def test_channel_show_and_map_commands_use_refs(
+    twins: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMFORGE_DATA_DIR", str(twins.settings.data_dir))
+    monkeypatch.setenv("STREAMFORGE_KEYRING", "false")
+    shown = invoke("channel", "show", "bbcone.uk")
+    assert shown.exit_code == 0, shown.output
+    assert "one/101" in shown.output and "two/106" in shown.output  # noqa: PT018
+    assert "stream id" not in shown.output
+    ambiguous = invoke("map", "primary", "bbcone.uk", "101")
+    assert ambiguous.exit_code == 1
+    assert ambiguous.output.strip() == (
+        "error: stream 101 is on several accounts: use one of one/101, two/101"
+    )
+    assert invoke("map", "primary", "bbcone.uk", "two/101").exit_code == 0
+    assert twins.channels.get("bbcone.uk").mappings[0].ref == "two/101"
+    helped = invoke("map", "primary", "--help")
+    assert "alpha/106" in helped.output

@@ -85,13 +85,25 @@ def test_accounts_guide_channels_workflow(
     run("channel", "disable", "42")
     assert json.loads(run("channel", "list", "--disabled", "--json"))[0]["guide_number"] == "42"
     run("channel", "enable", "42")
-    ids = [str(m.xtream_channel_id) for m in _mappings("42")]
+    ids = [m.ref for m in _mappings("42")]
+    assert sorted(ids) == ["alpha/101", "alpha/102", "alpha/106"]
+    for ref in ids:  # `channel show` labels streams as the user names them
+        assert ref in shown
     run("map", "reorder", "42", *ids[::-1])
     run("map", "primary", "42", ids[0])
-    run("map", "remove", "42", ids[1])
+    bare = ids[1].split("/")[1]  # the provider stream id alone: one account has it
+    run("map", "remove", "42", bare)
     after = _mappings("42")
-    assert [str(m.xtream_channel_id) for m in after] == [ids[0], ids[2]]
+    assert [m.ref for m in after] == [ids[0], ids[2]]
     assert all(m.is_manual for m in after)
+    run("map", "add", "42", ids[1], "--position", "1")
+    assert [m.ref for m in _mappings("42")] == ids
+    missing_stream = CliRunner().invoke(app, ["map", "primary", "42", "alpha/999"])
+    assert missing_stream.exit_code == 1
+    assert "no provider stream alpha/999" in missing_stream.output
+    unmapped = run("events", "--category", "mapping")
+    assert f"unmapped stream {ids[1]} from" in unmapped
+    assert f'"order": ["{ids[0]}", "{ids[2]}"]' in unmapped
     missing = CliRunner().invoke(app, ["channel", "show", "nope.nope"])
     assert missing.exit_code == 1
     assert "no guide channel" in missing.output

@@ -74,8 +74,10 @@ async def test_mid_stream_failover(
         await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1)
         events = [e for e in _stream_events(s.runtime) if e.get("reason") == reason]
         failover = events[0]
-        assert failover["from_stream"] == "UK: BBC One FHD"
-        assert failover["to_stream"] == "UK: BBC One HD"
+        assert failover["from_stream_name"] == "UK: BBC One FHD"
+        assert failover["to_stream_name"] == "UK: BBC One HD"
+        assert (failover["from_stream"], failover["to_stream"]) == ("alpha/101", "alpha/102")
+        assert (failover["from_stream_id"], failover["to_stream_id"]) == (101, 102)
         assert failover["from_account"] == "alpha"
         assert failover["guide_number"] == number
         assert isinstance(failover["gap_ms"], int)
@@ -110,7 +112,8 @@ async def test_tune_time_failover(
         assert client.status == 200
         await mock_provider.wait_for(lambda st: st.open_connections(stream_id=102) == 1)
         (event,) = [e for e in _stream_events(s.runtime) if e.get("reason") == reason]
-        assert event["to_stream"] == "UK: BBC One HD"
+        assert event["to_stream_name"] == "UK: BBC One HD"
+        assert event["to_stream"] == "alpha/102"
         assert event["phase"] == "tune"
         await client.stop()
         await mock_provider.wait_for(lambda st: not st.open, timeout=3)
@@ -131,7 +134,8 @@ async def test_account_level_failure_skips_the_accounts_other_streams(
         (event,) = [e for e in _stream_events(s.runtime) if e.get("to_stream")]
         assert event["reason"] == "credential_error"
         assert event["to_account"] == "beta"
-        assert [k["stream"] for k in event["skipped"]] == ["UK: BBC One HD"]
+        assert [k["stream_name"] for k in event["skipped"]] == ["UK: BBC One HD"]
+        assert [k["stream"] for k in event["skipped"]] == ["alpha/102"]
         await client.stop()
         await mock_provider.wait_for(lambda st: not st.open, timeout=3)
 

@@ -222,11 +222,15 @@ def test_tune_time_failover_walks_streams_in_priority_order() -> None:
     )
     details = s.last_log("failover")
     assert details["phase"] == "tune"
-    assert (details["from_stream"], details["to_stream"]) == ("A", "C")
+    assert (details["from_stream_name"], details["to_stream_name"]) == ("A", "C")
+    # Streams are named as users know them: account/provider stream id.
+    assert (details["from_stream"], details["to_stream"]) == ("acct1/1000", "acct3/1002")
+    assert (details["from_stream_id"], details["to_stream_id"]) == (1000, 1002)
     assert (details["from_account"], details["to_account"]) == ("acct1", "acct3")
     assert details["reason"] == "connection_error"
     assert details["gap_ms"] == 750
-    assert [f["stream"] for f in details["failures"]] == ["A", "B"]
+    assert [f["stream_name"] for f in details["failures"]] == ["A", "B"]
+    assert [f["stream"] for f in details["failures"]] == ["acct1/1000", "acct2/1001"]
     assert details["failures"][1]["detail"].startswith("HTTP 404")
     assert s.slots.snapshot() == {3: 1}
     assert s.policy.failovers == 1
@@ -246,7 +250,7 @@ def test_mid_stream_failure_moves_to_next_and_reports_the_gap() -> None:
     )
     details = s.last_log("failover")
     assert details["phase"] == "failover"
-    assert (details["from_stream"], details["to_stream"], details["reason"]) == (
+    assert (details["from_stream_name"], details["to_stream_name"], details["reason"]) == (
         "A",
         "B",
         "stall",
@@ -296,7 +300,7 @@ def test_transient_failure_retries_the_same_stream_last() -> None:
             (data(3, 50.3), ["switch 3", "log warning failover"]),
         ]
     )
-    assert s.last_log("failover")["to_stream"] == "A"
+    assert s.last_log("failover")["to_stream_name"] == "A"
 
 
 def test_non_transient_failure_of_the_only_stream_exhausts() -> None:
@@ -333,7 +337,8 @@ def test_account_level_failure_skips_that_accounts_other_streams() -> None:
     details = s.last_log("failover")
     assert details["skipped"] == [
         {
-            "stream": "A2",
+            "stream": "acct1/1001",
+            "stream_name": "A2",
             "xtream_channel_id": 11,
             "account": "acct1",
             "reason": "http_error",
@@ -500,7 +505,8 @@ def test_upgrade_after_recovery_period_switches_once_probe_delivers() -> None:
     assert s.policy.state is SessionState.PLAYING
     assert s.policy.playing == A
     details = s.last_log("upgrade")
-    assert (details["from_stream"], details["to_stream"]) == ("B", "A")
+    assert (details["from_stream_name"], details["to_stream_name"]) == ("B", "A")
+    assert (details["from_stream"], details["to_stream"]) == (B.ref, A.ref)
     assert details["probe_ms"] == 500
     assert s.slots.snapshot() == {1: 1}
     assert s.policy.upgrades == 1

@@ -419,7 +419,10 @@ async def test_failover_splices_the_backup_and_measures_the_gap(
 
     failover = h.last_logged("failover")
     assert failover.details["gap_ms"] == 250  # the policy's gap: failure to valid data
-    assert (failover.details["from_stream"], failover.details["to_stream"]) == ("A", "B")
+    assert (failover.details["from_stream_name"], failover.details["to_stream_name"]) == (
+        "A",
+        "B",
+    )
     assert failover.details["reason"] == "stall"
     assert h.session.last_gap_ms == 350.0  # the clients' gap: failure to published bytes
     assert h.session.status()["last_gap_ms"] == 350.0
@@ -482,7 +485,10 @@ async def test_upgrade_probe_is_make_before_break(harness: Callable[..., Harness
     assert video_frames(out, 0x300) == list(range(12, 36)) + list(range(47))
     assert h.session.last_gap_ms == 0.0  # the candidate was ready: nothing to wait for
     upgrade = h.last_logged("upgrade")
-    assert (upgrade.details["from_stream"], upgrade.details["to_stream"]) == ("B", "A")
+    assert (upgrade.details["from_stream_name"], upgrade.details["to_stream_name"]) == (
+        "B",
+        "A",
+    )
     assert h.session.status()["upgrades"] == 1
     opened = [c for c in h.commands if isinstance(c, OpenUpstream)]
     assert [o.purpose for o in opened] == [Purpose.PLAY, Purpose.PLAY, Purpose.PROBE]

@@ -16,6 +16,7 @@ channel_app = typer.Typer(help="Guide channels (what Plex sees).", no_args_is_he
 map_app = typer.Typer(help="Provider streams behind a guide channel.", no_args_is_help=True)
 
 REF_HELP = "GuideNumber, XMLTV id, or #id."
+STREAM_HELP = "ACCOUNT/STREAM_ID, e.g. alpha/106 (or the stream id alone where one account has it)."
 
 
 def _print_channel(view: ChannelView) -> None:
@@ -26,13 +27,12 @@ def _print_channel(view: ChannelView) -> None:
         f"[bold]{view.guide_number or '—'}[/] {view.name}  ({view.xmltv_id}, #{view.id}, {state})",
         highlight=False,
     )
-    table = Table("prio", "stream id", "stream", "account", "quality", "confidence", "how")
+    table = Table("prio", "stream", "name", "quality", "confidence", "how")
     for m in view.mappings:
         table.add_row(
             f"{m.stream_priority}{' *' if m.is_primary else ''}",
-            str(m.xtream_channel_id),
+            m.ref + ("" if m.account_active else " (account inactive)"),
             m.stream_name,
-            m.account + ("" if m.account_active else " (inactive)"),
             m.quality,
             f"{m.match_confidence:.2f}",
             "manual" if m.is_manual else "auto",
@@ -201,7 +201,7 @@ def channel_offset(
 @one_line_errors
 def map_add(
     ref: str = typer.Argument(..., help=REF_HELP),
-    stream: int = typer.Argument(..., help="Provider stream id (see `channel show`)."),
+    stream: str = typer.Argument(..., help=STREAM_HELP),
     position: int | None = typer.Option(None, help="Place in the order (0 = primary)."),
 ) -> None:
     """Map a provider stream to a channel (manual: matching never changes it)."""
@@ -213,7 +213,7 @@ def map_add(
 @one_line_errors
 def map_remove(
     ref: str = typer.Argument(..., help=REF_HELP),
-    stream: int = typer.Argument(..., help="Provider stream id."),
+    stream: str = typer.Argument(..., help=STREAM_HELP),
 ) -> None:
     """Remove a stream from a channel."""
     with open_runtime() as runtime:
@@ -224,7 +224,9 @@ def map_remove(
 @one_line_errors
 def map_reorder(
     ref: str = typer.Argument(..., help=REF_HELP),
-    streams: list[int] = typer.Argument(..., help="Every mapped stream id, best first."),
+    streams: list[str] = typer.Argument(
+        ..., help="Every mapped stream (alpha/106, or 106), best first (see `channel show`)."
+    ),
 ) -> None:
     """Set the failover order of a channel's streams."""
     with open_runtime() as runtime:
@@ -235,7 +237,7 @@ def map_reorder(
 @one_line_errors
 def map_primary(
     ref: str = typer.Argument(..., help=REF_HELP),
-    stream: int = typer.Argument(..., help="Provider stream id to play first."),
+    stream: str = typer.Argument(..., help=f"The stream to play first: {STREAM_HELP}"),
 ) -> None:
     """Make a stream the channel's primary."""
     with open_runtime() as runtime:

@@ -1,7 +1,12 @@
 """Guide channels and their mappings, as the user manages them.
 
 A guide channel is referred to by its GuideNumber, its XMLTV id, or ``#id``
-(the database id). Everything a user does to a mapping — add, remove,
+(the database id). A provider stream is referred to as users know it: by its
+account and the provider's stream id, ``alpha/106``
+(:func:`~streamforge.streaming.candidates.stream_ref`), or by the bare stream id
+where only one account has it (:meth:`ChannelService.find_stream`); the
+``xtream_channels`` row id is internal (the UI and the API still accept it as
+an ``int``). Everything a user does to a mapping — add, remove,
 reorder, set the primary — marks the channel's mappings manual
 (``is_manual=1``), so automatic matching never undoes it.
 
@@ -12,6 +17,7 @@ mapped stream of active, streamable accounts, by ``stream_priority`` then
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +38,20 @@ from streamforge.epg.merge import check_offset
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
 from streamforge.outputs.catalog import guide_number_key
-from streamforge.streaming.candidates import ProviderStream, QualityTier, order_streams
+from streamforge.streaming.candidates import (
+    ProviderStream,
+    QualityTier,
+    order_streams,
+    stream_ref,
+)
 from streamforge.streaming.health.judge import ChannelJudgement
 
 #: Bounds of a channel's own threshold (seconds), as for the settings.
 HEALTH_SECONDS_RANGE = (1.0, 600.0)
 _UNSET = object()
+
+StreamRef = str | int
+"""``"alpha/106"`` or ``"106"`` (what users type), or an ``xtream_channels`` row id."""
 
 
 def tier_of(qualities: dict[str, Any] | None) -> QualityTier:
@@ -58,8 +72,13 @@ class MappingView:
     match_confidence: float
     quality: str
 
+    @property
+    def ref(self) -> str:
+        """``account/stream_id``, how users name the stream."""
+        return stream_ref(self.account, self.stream_id)
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {"ref": self.ref, **self.__dict__}
 
 
 @dataclass(frozen=True)
@@ -320,11 +339,65 @@ class ChannelService:
         return view
 
     # -- mappings -------------------------------------------------------------
-    def _stream(self, session: Session, xtream_channel_id: int) -> XtreamChannel:
-        stream = session.get(XtreamChannel, xtream_channel_id)
-        if stream is None:
-            raise NotFoundError(f"no provider stream with id {xtream_channel_id}")
-        return stream
+    def _stream(
+        self, session: Session, ref: StreamRef, channel_id: int | None = None
+    ) -> XtreamChannel:
+        """The synced stream ``ref`` names (see :meth:`find_stream`)."""
+        if isinstance(ref, int):
+            stream = session.get(XtreamChannel, ref)
+            if stream is None:
+                raise NotFoundError(f"no provider stream with id {ref}")
+            return stream
+        text = ref.strip()
+        account, slash, number = text.rpartition("/")
+        if not number.isdigit() or (slash and not account):
+            raise ConfigError(
+                f"{ref!r} is not a stream reference: use ACCOUNT/STREAM_ID (e.g. alpha/106) "
+                "or the provider's stream id"
+            )
+        query = (
+            select(XtreamChannel, Account.name)
+            .join(Account, Account.id == XtreamChannel.account_id)
+            .where(XtreamChannel.stream_id == int(number))
+            .order_by(Account.name)
+        )
+        if slash:
+            query = query.where(Account.name == account)
+        found = session.execute(query).all()
+        if len(found) > 1 and channel_id is not None:
+            mapped = set(
+                session.scalars(
+                    select(ChannelMapping.xtream_channel_id).where(
+                        ChannelMapping.xmltv_channel_id == channel_id
+                    )
+                )
+            )
+            found = [row for row in found if row[0].id in mapped] or found
+        if not found:
+            where = f" on account {account!r}" if slash else ""
+            raise NotFoundError(
+                f"no provider stream {text}{where} "
+                "(see `streamforge channel show`, or sync the account)"
+            )
+        if len(found) > 1:
+            refs = ", ".join(stream_ref(name, int(number)) for _stream, name in found)
+            raise ConflictError(f"stream {number} is on several accounts: use one of {refs}")
+        chosen: XtreamChannel = found[0][0]
+        return chosen
+
+    def find_stream(self, ref: StreamRef, channel: str | None = None) -> tuple[int, str]:
+        """(row id, ``account/stream_id``) of the stream ``ref`` names.
+
+        ``"alpha/106"`` is account ``alpha``'s provider stream 106; a bare ``"106"``
+        is the one synced stream with that id — among those mapped to ``channel``
+        first, when several accounts carry it — else a :class:`ConflictError`
+        listing the references to choose from.
+        """
+        with self._db.session() as session:
+            channel_id = self._resolve(session, channel).id if channel is not None else None
+            stream = self._stream(session, ref, channel_id)
+            name = session.scalar(select(Account.name).where(Account.id == stream.account_id))
+            return stream.id, stream_ref(str(name), stream.stream_id)
 
     @staticmethod
     def _renumber(session: Session, channel_id: int, order: list[int]) -> None:
@@ -346,35 +419,34 @@ class ChannelService:
     def _current_order(self, session: Session, channel_id: int) -> list[int]:
         return [m.xtream_channel_id for m in self._mappings(session, channel_id)]
 
-    def map_add(self, ref: str, xtream_channel_id: int, position: int | None = None) -> ChannelView:
+    def map_add(self, ref: str, stream: StreamRef, position: int | None = None) -> ChannelView:
         with self._db.session() as session:
             channel = self._resolve(session, ref)
-            stream = self._stream(session, xtream_channel_id)
+            found = self._stream(session, stream)
             order = self._current_order(session, channel.id)
-            if stream.id in order:
-                raise ConflictError(
-                    f"{stream.name!r} is already mapped to {channel.display_name!r}"
-                )
+            if found.id in order:
+                raise ConflictError(f"{found.name!r} is already mapped to {channel.display_name!r}")
             session.add(
                 ChannelMapping(
                     xmltv_channel_id=channel.id,
-                    xtream_channel_id=stream.id,
+                    xtream_channel_id=found.id,
                     match_confidence=1.0,
                     is_manual=True,
                 )
             )
             session.flush()
-            order.insert(len(order) if position is None else max(position, 0), stream.id)
+            order.insert(len(order) if position is None else max(position, 0), found.id)
             self._renumber(session, channel.id, order)
             if channel.guide_number is None:
                 channel.guide_number = next_free_number(session, channel.lcn)
             view = self._view(session, channel)
-        self._log(view, f"mapped {stream.name!r} to {view.name!r}")
+        self._log(view, f"mapped {found.name!r} to {view.name!r}")
         return view
 
-    def map_remove(self, ref: str, xtream_channel_id: int) -> ChannelView:
+    def map_remove(self, ref: str, stream: StreamRef) -> ChannelView:
         with self._db.session() as session:
             channel = self._resolve(session, ref)
+            xtream_channel_id, label = self._mapped(session, channel.id, stream)
             mapping = session.scalar(
                 select(ChannelMapping).where(
                     ChannelMapping.xmltv_channel_id == channel.id,
@@ -382,42 +454,58 @@ class ChannelService:
                 )
             )
             if mapping is None:
-                raise NotFoundError(f"stream {xtream_channel_id} is not mapped to this channel")
+                raise NotFoundError(f"stream {label} is not mapped to this channel")
             session.delete(mapping)
             session.flush()
             order = self._current_order(session, channel.id)
             if order:
                 self._renumber(session, channel.id, order)
             view = self._view(session, channel)
-        self._log(view, f"unmapped stream {xtream_channel_id} from {view.name!r}")
+        self._log(view, f"unmapped stream {label} from {view.name!r}")
         return view
 
-    def reorder(self, ref: str, order: list[int]) -> ChannelView:
+    def reorder(self, ref: str, order: Sequence[StreamRef]) -> ChannelView:
         with self._db.session() as session:
             channel = self._resolve(session, ref)
-            self._renumber(session, channel.id, list(order))
+            ids = [self._mapped(session, channel.id, stream)[0] for stream in order]
+            self._renumber(session, channel.id, ids)
             view = self._view(session, channel)
         self._log(view, f"reordered the streams of {view.name!r}")
         return view
 
-    def set_primary(self, ref: str, xtream_channel_id: int) -> ChannelView:
+    def set_primary(self, ref: str, stream: StreamRef) -> ChannelView:
         with self._db.session() as session:
             channel = self._resolve(session, ref)
             order = self._current_order(session, channel.id)
+            xtream_channel_id, label = self._mapped(session, channel.id, stream)
             if xtream_channel_id not in order:
-                raise NotFoundError(f"stream {xtream_channel_id} is not mapped to this channel")
+                raise NotFoundError(f"stream {label} is not mapped to this channel")
             order.remove(xtream_channel_id)
             self._renumber(session, channel.id, [xtream_channel_id, *order])
             view = self._view(session, channel)
         self._log(view, f"set the primary stream of {view.name!r}")
         return view
 
+    def _mapped(self, session: Session, channel_id: int, stream: StreamRef) -> tuple[int, str]:
+        """(row id, label) of ``stream`` as a candidate among ``channel_id``'s mappings.
+
+        A row id that names no stream is kept as is (the caller says it is not mapped)."""
+        if isinstance(stream, int) and session.get(XtreamChannel, stream) is None:
+            return stream, str(stream)
+        found = self._stream(session, stream, channel_id)
+        name = session.scalar(select(Account.name).where(Account.id == found.account_id))
+        return found.id, stream_ref(str(name), found.stream_id)
+
     def _log(self, view: ChannelView, message: str) -> None:
         self._events.record(
             "info",
             "mapping",
             message,
-            {"channel": view.name, "order": [m.stream_name for m in view.mappings]},
+            {
+                "channel": view.name,
+                "order": [m.ref for m in view.mappings],
+                "order_names": [m.stream_name for m in view.mappings],
+            },
             channel_id=view.id,
         )
 

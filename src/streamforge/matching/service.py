@@ -41,6 +41,7 @@ from streamforge.events import EventLog
 from streamforge.matching import match_worker
 from streamforge.matching.match_worker import ChannelDecision, GuideRow, StreamRow
 from streamforge.matching.normalize import normalize_name
+from streamforge.streaming.candidates import stream_ref
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,13 @@ class MatchService:
             names = list(channel.display_names or [channel.display_name])
             mapped = select(ChannelMapping.xtream_channel_id)
             candidates = session.execute(
-                select(XtreamChannel.id, XtreamChannel.name, Account.name)
+                select(XtreamChannel.id, XtreamChannel.name, Account.name, XtreamChannel.stream_id)
                 .join(Account, Account.id == XtreamChannel.account_id)
                 .where(XtreamChannel.id.not_in(mapped))
             ).all()
         if not candidates:
             return []
-        keys = [normalize_name(name).key for _sid, name, _acc in candidates]
+        keys = [normalize_name(name).key for _sid, name, _acc, _stream_id in candidates]
         best: dict[int, float] = {}
         for name in names:
             query = normalize_name(name).key
@@ -197,6 +198,7 @@ class MatchService:
         return [
             {
                 "xtream_channel_id": candidates[i][0],
+                "ref": stream_ref(candidates[i][2], candidates[i][3]),
                 "stream_name": candidates[i][1],
                 "account": candidates[i][2],
                 "score": round(score, 3),

@@ -76,8 +76,9 @@ class ProviderStream:
 
     @property
     def ref(self) -> str:
-        """How a user names the stream: ``account/provider stream id`` (e.g. ``alpha/102``)."""
-        return f"{self.account_name}/{self.stream_id}"
+        """How a user names the stream: ``account/provider stream id`` (e.g. ``alpha/102``,
+        :func:`stream_ref`)."""
+        return stream_ref(self.account_name, self.stream_id)
 
     def describe(self) -> dict[str, Any]:
         """The stream as event-log details (names and ids, never a credential)."""
@@ -91,6 +92,13 @@ class ProviderStream:
             "priority": self.priority,
             "quality": self.quality.label,
         }
+
+
+def stream_ref(account_name: str, stream_id: int) -> str:
+    """How users name a provider stream everywhere (CLI, events, API, UI):
+    the account and the provider's stream id, e.g. ``alpha/106``. Internal row
+    ids (``xtream_channel_id``) never reach a user."""
+    return f"{account_name}/{stream_id}"
 
 
 def stream_order_key(stream: ProviderStream) -> tuple[int, int, int]:

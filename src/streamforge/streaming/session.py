@@ -410,6 +410,7 @@ class ChannelSession:
                 "t": self._now() - self.started_at,
                 "kind": "open",
                 "purpose": str(command.purpose),
+                "ref": command.stream.ref,
                 "stream": command.stream.name,
                 "account": command.stream.account_name,
             }
@@ -575,6 +576,7 @@ class ChannelSession:
             {
                 "t": self._now() - self.started_at,
                 "kind": "switch",
+                "ref": attempt.stream.ref,
                 "stream": attempt.stream.name,
                 "account": attempt.stream.account_name,
                 "purpose": str(attempt.purpose),
@@ -645,7 +647,8 @@ class ChannelSession:
                 "t": self._now() - self.started_at,
                 "kind": str(command.kind),
                 "reason": details.get("reason"),
-                "to": details.get("to_stream"),
+                "to": details.get("to_stream_name"),
+                "to_ref": details.get("to_stream"),
                 "detail": details.get("detail"),
                 "measured_s": details.get("measured_s"),
                 "from": details.get("from_stream"),
@@ -714,6 +717,7 @@ class ChannelSession:
             "channel": self.channel.name,
             "state": self.policy.state.value,
             "stream": playing.name if playing else None,
+            "stream_ref": playing.ref if playing else None,
             "account": playing.account_name if playing else None,
             "quality": playing.quality.label if playing else None,
             "clients": self.clients,

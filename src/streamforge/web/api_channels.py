@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt, model_validator
 
 from streamforge.admin_views import breakers_by_stream
+from streamforge.matching.channels import StreamRef
 from streamforge.outputs.setup_urls import setup_urls
 from streamforge.runtime import Runtime
 from streamforge.web.deps import get_runtime, require_admin
@@ -39,12 +40,33 @@ class HealthPatch(BaseModel):
 
 
 class MappingIn(BaseModel):
-    xtream_channel_id: int
+    """The stream to map: ``stream`` as users name it (``alpha/106``, or ``106`` where one
+    account has it), or the ``xtream_channel_id`` row id of a listing."""
+
+    stream: str | None = None
+    xtream_channel_id: int | None = None
     position: int | None = None
+
+    @model_validator(mode="after")
+    def _one_stream(self) -> MappingIn:
+        if (self.stream is None) == (self.xtream_channel_id is None):
+            raise ValueError("give either stream (e.g. alpha/106) or xtream_channel_id")
+        return self
+
+    @property
+    def target(self) -> StreamRef:
+        return self.stream if self.stream is not None else int(self.xtream_channel_id or 0)
 
 
 class OrderIn(BaseModel):
-    order: list[int]
+    """Every mapped stream once, best first: references (``"alpha/106"``) or row ids."""
+
+    order: list[StrictInt | str]
+
+
+def _path_stream(stream: str) -> StreamRef:
+    """A stream named in a URL path: ``alpha/106`` (a reference) or digits (a row id)."""
+    return int(stream) if stream.isdigit() else stream
 
 
 @router.get("/channels", summary="Guide channels (filter by search, enabled, mapped)")
@@ -116,17 +138,16 @@ async def patch_health(
 async def add_mapping(
     ref: str, body: MappingIn, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    view = await runtime.db.write(
-        runtime.channels.map_add, ref, body.xtream_channel_id, body.position
-    )
+    view = await runtime.db.write(runtime.channels.map_add, ref, body.target, body.position)
     return view.as_dict()
 
 
-@router.delete("/channels/{ref}/mappings/{xtream_channel_id}", summary="Unmap a stream")
+@router.delete("/channels/{ref}/mappings/{stream:path}", summary="Unmap a stream")
 async def remove_mapping(
-    ref: str, xtream_channel_id: int, runtime: Runtime = Depends(get_runtime)
+    ref: str, stream: str, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    return (await runtime.db.write(runtime.channels.map_remove, ref, xtream_channel_id)).as_dict()
+    target = _path_stream(stream)
+    return (await runtime.db.write(runtime.channels.map_remove, ref, target)).as_dict()
 
 
 @router.put("/channels/{ref}/order", summary="Set the failover order (every stream once)")
@@ -136,11 +157,12 @@ async def reorder(
     return (await runtime.db.write(runtime.channels.reorder, ref, body.order)).as_dict()
 
 
-@router.post("/channels/{ref}/primary/{xtream_channel_id}", summary="Make a stream primary")
+@router.post("/channels/{ref}/primary/{stream:path}", summary="Make a stream primary")
 async def set_primary(
-    ref: str, xtream_channel_id: int, runtime: Runtime = Depends(get_runtime)
+    ref: str, stream: str, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    return (await runtime.db.write(runtime.channels.set_primary, ref, xtream_channel_id)).as_dict()
+    target = _path_stream(stream)
+    return (await runtime.db.write(runtime.channels.set_primary, ref, target)).as_dict()
 
 
 @router.get("/channels/{ref}/suggestions", summary="Unmapped streams ranked by name score")

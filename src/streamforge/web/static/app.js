@@ -242,8 +242,8 @@ async function matchRun(button) {
 
 async function mapMove(button, delta) {
   const list = button.closest("ol"), item = button.closest("li");
-  const order = [...list.children].map((li) => parseInt(li.dataset.xid, 10));
-  const i = order.indexOf(parseInt(item.dataset.xid, 10)), j = i + delta;
+  const order = [...list.children].map((li) => li.dataset.ref);
+  const i = order.indexOf(item.dataset.ref), j = i + delta;
   if (j < 0 || j >= order.length) return;
   [order[i], order[j]] = [order[j], order[i]];
   try {
@@ -253,9 +253,9 @@ async function mapMove(button, delta) {
 }
 
 async function mapCall(button, method, suffix) {
-  const list = button.closest("ol"), xid = button.closest("li").dataset.xid;
+  const list = button.closest("ol"), ref = button.closest("li").dataset.ref;
   try {
-    await api(method, `/api/v1/channels/${channelRef(list.dataset.channel)}/${suffix}/${xid}`);
+    await api(method, `/api/v1/channels/${channelRef(list.dataset.channel)}/${suffix}/${ref}`);
     location.reload();
   } catch (e) { say(null, e.message, false); }
 }
@@ -263,7 +263,7 @@ async function mapCall(button, method, suffix) {
 async function mapAdd(button) {
   try {
     await api("POST", `/api/v1/channels/${channelRef(button.dataset.channel)}/mappings`,
-      { xtream_channel_id: parseInt(button.dataset.xid, 10) });
+      { stream: button.dataset.ref });
     location.reload();
   } catch (e) { say(null, e.message, false); }
 }
@@ -388,7 +388,7 @@ function drawSessions(sessions) {
     card.append(title);
     const facts = el("p", { class: "facts" });
     const stream = el("span", {}, "Stream ");
-    stream.append(el("strong", { class: "stream" }, s.stream || "—"), ` (${s.account || "—"})`);
+    stream.append(el("strong", { class: "stream" }, s.stream || "—"), ` (${s.stream_ref || s.account || "—"})`);
     const fo = el("span", {}, "Failovers ");
     fo.append(el("strong", { class: "failovers" }, String(s.failovers)));
     facts.append(stream, el("span", {}, `Quality ${s.quality || "—"}`), el("span", {}, `Clients ${s.clients}`),
