@@ -128,6 +128,22 @@ async def add_account(page: Page, name: str, provider: MockProvider) -> None:
     await expect(page.locator("#account-form-result")).to_contain_text("Works", timeout=WAIT_MS)
     await form.get_by_role("button", name="Save account").click()
     await expect(page.locator(f'tr[data-account="{name}"]')).to_be_visible(timeout=WAIT_MS)
+    # The page reloaded to list the account; the save's message is still on screen.
+    await expect(page.locator("#account-form-result")).to_contain_text(f"Saved {name}: ok")
+
+
+async def refused_account(page: Page, provider: MockProvider) -> None:
+    """A wrong password: nothing saved, and the reason stays on screen."""
+    form = page.locator("#account-form")
+    await form.get_by_label("Name", exact=True).fill("bad1")
+    await form.get_by_label("Server URL", exact=True).fill(provider.base_url)
+    await form.get_by_label("Username", exact=True).fill("alpha")
+    await form.get_by_label("Password", exact=True).fill("wrong")
+    await form.get_by_role("button", name="Save account").click()
+    await expect(page.locator("#account-form-result")).to_contain_text(
+        "account 'bad1' not saved: wrong username or password", timeout=WAIT_MS
+    )
+    await expect(page.locator('tr[data-account="bad1"]')).to_have_count(0)
 
 
 async def sync_account(page: Page, name: str) -> None:
@@ -186,6 +202,7 @@ async def test_newcomer_walkthrough(
     # Accounts: test, save, sync.
     await add_account(page, "alpha", mock_provider)
     await add_account(page, "beta", mock_provider)
+    await refused_account(page, mock_provider)
     await sync_account(page, "alpha")
     await sync_account(page, "beta")
     await shot(page, "accounts")
