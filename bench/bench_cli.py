@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import subprocess
@@ -41,6 +42,7 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
 
 def populate(data_dir: Path, streams: int, events: int) -> None:
     """Account ``bench`` synced from a synthetic panel, its guide imported and matched."""
+    logging.getLogger("streamforge").setLevel(logging.ERROR)  # the events, not figures
     with MockProviderThread(Catalog.synthetic(streams), host="127.0.0.1", port=0) as panel:
         runtime = build_runtime(data_dir)
         try:
