@@ -256,6 +256,12 @@ def test_no_terminal_says_use_password_stdin(cli_env: Path) -> None:
         assert len(lines) == 1, result.output
         assert "--password-stdin" in lines[0]
         assert "Aborted" not in result.output
+    for args in (["account", "remove", "a"], ["epg", "remove", "g"]):
+        refused = invoke(*args)
+        assert refused.exit_code == 1
+        assert refused.output.strip() == (
+            "error: no terminal to confirm on: add --yes to remove without asking"
+        )
     child = streamforge(
         *("account", "add", "a", "--server", "http://127.0.0.1:9", "--username", "u"),
         env={"STREAMFORGE_DATA_DIR": str(cli_env), "STREAMFORGE_KEYRING": "false"},

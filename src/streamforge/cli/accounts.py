@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from streamforge.cli.common import (
+    confirm,
     console,
     err_console,
     fail,
@@ -204,7 +205,7 @@ def remove(
 ) -> None:
     """Delete an account, its channels and their mappings."""
     if not yes:
-        typer.confirm(f"Remove account {name!r}, its channels and mappings?", abort=True)
+        confirm(f"Remove account {name!r}, its channels and mappings?")
     with open_runtime() as runtime:
         runtime.accounts.remove(name)
     console.print(f"account {name!r} removed", highlight=False)

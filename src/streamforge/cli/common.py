@@ -135,6 +135,13 @@ def read_secret(prompt: str, *, stdin: bool, env_value: str | None) -> str:
     return value
 
 
+def confirm(question: str) -> None:
+    """Ask before a removal; without a terminal to ask on, say to pass ``--yes``."""
+    if not sys.stdin.isatty():
+        raise fail("no terminal to confirm on: add --yes to remove without asking")
+    typer.confirm(question, abort=True)
+
+
 def prompt_secret(prompt: str) -> str:
     """Ask for a secret on the terminal; without one, say how to pass it instead."""
     if not sys.stdin.isatty():

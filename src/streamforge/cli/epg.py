@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from streamforge.cli.common import console, err_console, fail, one_line_errors, open_runtime
+from streamforge.cli.common import (
+    confirm,
+    console,
+    err_console,
+    fail,
+    one_line_errors,
+    open_runtime,
+)
 from streamforge.errors import StreamForgeError
 
 if TYPE_CHECKING:
@@ -141,9 +148,7 @@ def refresh(
 def remove(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Remove a guide source with its programmes, and its channels no other guide lists."""
     if not yes:
-        typer.confirm(
-            f"Remove guide source {name!r} (and its channels no other guide lists)?", abort=True
-        )
+        confirm(f"Remove guide source {name!r} (and its channels no other guide lists)?")
     with open_runtime() as runtime:
         runtime.epg.remove(name)
     console.print(f"guide source {name!r} removed", highlight=False)
