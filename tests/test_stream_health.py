@@ -143,7 +143,7 @@ async def _watch(
         await client.stop()
     (event,) = _of(s.runtime, name, "failover")
     assert event["reason"] == reason, (name, event)
-    assert event["to_stream"] == f"{name} HD"
+    assert event["to_stream_name"] == f"{name} HD"
     assert isinstance(event["viewer_gap_ms"], float), event
     assert isinstance(event["detect_ms"], float), event
     assert event["measured_s"] > 0, event

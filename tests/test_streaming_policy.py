@@ -627,7 +627,7 @@ def test_account_full_with_our_own_connection_swaps_back() -> None:
     )
     details = s.last_log("upgrade")
     assert details["mode"] == "swap"
-    assert (details["from_stream"], details["to_stream"]) == ("B", "A")
+    assert (details["from_stream_name"], details["to_stream_name"]) == ("B", "A")
     assert details["gap_ms"] == 200
     assert s.policy.upgrades == 1
     assert s.slots.snapshot() == {1: 1}
@@ -1165,13 +1165,14 @@ def test_a_hanging_backup_is_hedged_and_the_next_one_wins() -> None:
         ]
     )
     details = s.last_log("failover")
-    assert (details["from_stream"], details["to_stream"]) == ("A", "C")
+    assert (details["from_stream_name"], details["to_stream_name"]) == ("A", "C")
     assert details["gap_ms"] == 500
     assert details["within_budget"] is True
     assert details["hedges"] == 1
     assert details["failures"] == [
         {
-            "stream": "B",
+            "stream": B.ref,
+            "stream_name": "B",
             "xtream_channel_id": B.xtream_channel_id,
             "account": "acct2",
             "reason": "hung",
@@ -1196,7 +1197,7 @@ def test_a_better_candidate_that_delivers_first_wins_over_the_hedge() -> None:
         ]
     )
     details = s.last_log("failover")
-    assert details["to_stream"] == "B"
+    assert details["to_stream_name"] == "B"
     assert details["failures"] == []  # C was abandoned young: no verdict against it
     assert C.xtream_channel_id not in {b.key for b in s.breakers.snapshot(50.6)}
     assert s.slots.snapshot() == {2: 1}
@@ -1236,7 +1237,7 @@ def test_a_hedge_never_takes_a_connection_the_account_does_not_have() -> None:
             (data(4, 51.2), ["switch 4", "close 3", "log warning failover", "wake 111.2"]),
         ]
     )
-    assert s.last_log("failover")["to_stream"] == "B2"
+    assert s.last_log("failover")["to_stream_name"] == "B2"
     assert s.slots.snapshot() == {2: 1}
 
 
@@ -1276,7 +1277,12 @@ def test_a_manual_switch_is_seamless_pinned_and_not_upgraded_away() -> None:
         ]
     )
     details = s.last_log("manual")
-    assert (details["from_stream"], details["to_stream"], details["pinned"]) == ("A", "C", True)
+    assert (details["from_stream_name"], details["to_stream_name"], details["pinned"]) == (
+        "A",
+        "C",
+        True,
+    )
+    assert (details["from_stream"], details["to_stream"]) == (A.ref, C.ref)
     assert s.policy.pinned == C
     assert s.policy.status()["pinned"]["stream"] == "C"
     assert s.policy.failovers == 0
@@ -1297,7 +1303,8 @@ def test_a_manual_switch_to_a_dead_stream_falls_back_down_the_list() -> None:
         ]
     )
     details = s.last_log("manual")
-    assert (details["requested_stream"], details["to_stream"]) == ("B", "A")
+    assert (details["requested_stream_name"], details["to_stream_name"]) == ("B", "A")
+    assert details["requested_stream"] == B.ref
     assert details["pinned"] is False
     assert s.policy.pinned is None
 

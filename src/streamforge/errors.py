@@ -22,7 +22,8 @@ user can act on, and none ever contains a provider password.
     │   ├── ProviderAuthError     HTTP 200 with ``user_info.auth == 0``
     │   ├── AccountExpiredError   expired/disabled/banned account (object instead of list)
     │   ├── ProviderBadResponse   HTML, empty body, malformed JSON, wrong shape
-    │   └── HttpFailure           xtream/http.py: one provider exchange failed (a FailureKind)
+    │   ├── HttpFailure           xtream/http.py: one provider exchange failed (a FailureKind)
+    │   └── AccountCheckFailed    xtream/accounts.py: a new account refused, so not stored
     ├── GuideError                an XMLTV file is unsafe, malformed or unreadable
     │   └── XmltvTimeError        epg/xmltv_time.py: not an XMLTV date/time (also a ValueError)
     ├── StreamingError            a channel stream cannot be served as asked
