@@ -71,7 +71,7 @@ async def test_api_switch_is_seamless_pinned_and_not_upgraded_away_until_unpinne
     assert cc_errors(data) == 0
     manual = [e for e in _stream_events(s.runtime) if e["kind"] == "manual"]
     assert len(manual) == 1
-    assert manual[0]["to_stream"] == "UK: BBC One HD"
+    assert manual[0]["to_stream_name"] == "UK: BBC One HD"
 
 
 async def test_cli_switch_next_and_unpin(tmp_path: Path, mock_provider: MockProvider) -> None:

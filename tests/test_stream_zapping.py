@@ -173,7 +173,7 @@ async def test_an_account_full_skip_at_tune_time_is_a_tune_detail(
     assert not any(e["kind"] == "failover" for e in events)
     (tune,) = [e for e in events if e["kind"] == "tune"]
     assert tune["level"] == "info"
-    assert tune["to_stream"] == "UK: BBC One HD"
+    assert tune["to_stream_name"] == "UK: BBC One HD"
     assert [k["reason"] for k in tune["skipped"]] == ["account_limit"]  # type: ignore[attr-defined]
 
 

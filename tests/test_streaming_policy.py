@@ -373,7 +373,8 @@ def test_account_with_its_slot_used_by_another_session_is_skipped() -> None:
         ]
     )
     details = s.last_log("tune")
-    assert details["to_stream"] == "B"
+    assert details["to_stream_name"] == "B"
+    assert details["to_stream"] == B.ref
     assert details["skipped"][0]["reason"] == "account_limit"
     assert s.policy.failovers == 0, "an account-full skip at tune time is not a failover"
     assert slots.snapshot() == {1: 1, 2: 1}

@@ -793,8 +793,9 @@ class FailoverPolicy:
                     {
                         "channel": self.channel,
                         "phase": round_.phase,
-                        "to_stream": to.name,
-                        "to_stream_id": to.xtream_channel_id,
+                        "to_stream": to.ref,
+                        "to_stream_name": to.name,
+                        "to_stream_id": to.stream_id,
                         "to_account": to.account_name,
                         "skipped": list(round_.skipped),
                     },
