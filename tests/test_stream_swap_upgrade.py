@@ -34,11 +34,11 @@ async def test_a_backup_on_the_same_one_connection_account_swaps_back_to_the_pri
             return {str(e.details.get("kind")): e.details for e in events.query(category="stream")}
 
         await wait_until(lambda: "failover" in kinds(), within=10)
-        assert kinds()["failover"]["to_stream"] == "|DE| DAS ERSTE"
+        assert kinds()["failover"]["to_stream_name"] == "|DE| DAS ERSTE"
         await wait_until(lambda: "upgrade" in kinds(), within=15)
         upgrade = kinds()["upgrade"]
         assert upgrade["mode"] == "swap"
-        assert upgrade["to_stream"] == "|UK| BBC ONE SD"
+        assert upgrade["to_stream_name"] == "|UK| BBC ONE SD"
         assert float(upgrade["viewer_gap_ms"]) < 1500  # type: ignore[arg-type]
         before = len(client.data)
         await client.wait_bytes(before + 188 * 1000)
