@@ -47,6 +47,8 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         frozen=True,
+        # inf/nan are never a sane timeout or count (and JSON would store them as null).
+        allow_inf_nan=False,
     )
 
     # -- storage -------------------------------------------------------------
@@ -150,7 +152,7 @@ class Settings(BaseSettings):
     )
     stall_timeout: float = Field(
         default=3.0,
-        gt=0,
+        ge=0.1,
         le=60,
         description="Seconds without bytes before a stream without readable timestamps is "
         "stalled (the backstop; streams with a media clock are judged by the live lag limit).",
@@ -208,7 +210,10 @@ class Settings(BaseSettings):
         "is opened alongside it.",
     )
     recovery_period: float = Field(
-        default=60.0, gt=0, description="Seconds on a backup before probing the better stream."
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="Seconds on a backup before probing the better stream.",
     )
     probe_timeout: float = Field(
         default=5.0, gt=0, le=60, description="Seconds an upgrade probe has to deliver valid TS."
@@ -264,9 +269,18 @@ class Settings(BaseSettings):
     def _check_base_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError("must be an http(s) URL such as http://192.168.1.20:5004")
+        example = "must be an http(s) URL such as http://192.168.1.20:5004"
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError(f"{example} (no spaces or control characters)")
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{example} ({exc})") from None
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(example)
+        if port == 0:
+            raise ValueError(f"{example} (port 0)")
         return value.rstrip("/")
 
     @field_validator("database_url")
