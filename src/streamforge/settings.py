@@ -9,6 +9,7 @@ defaults of the seed story (60 s recovery period, 2 s failover budget).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -103,6 +104,12 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(
         default=None,
         description="Admin password for the API and UI; overrides the stored hash when set.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDRs of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (default: none, the headers "
+        "are ignored).",
     )
 
     # -- discovery -----------------------------------------------------------
@@ -283,6 +290,23 @@ class Settings(BaseSettings):
             raise ValueError(f"{example} (port 0)")
         return value.rstrip("/")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in _split_list(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return ",".join(_split_list(value))
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return tuple(
+            ipaddress.ip_network(i, strict=False) for i in _split_list(self.trusted_proxies)
+        )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
@@ -345,6 +369,10 @@ class Settings(BaseSettings):
                 f"STREAMFORGE_DATA_DIR: {self.data_dir} is not writable ({exc.strerror})"
             ) from exc
         return self.data_dir
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _describe(error: ValidationError) -> str:
