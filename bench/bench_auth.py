@@ -96,14 +96,13 @@ async def bad_clients(base: str, pid: int, clients: int, seconds: float) -> None
         httpx.AsyncClient(base_url=base, limits=limits) as attack,
         httpx.AsyncClient(base_url=base) as probe,
     ):
-        results = await asyncio.gather(
-            *(_attacker(attack, until, seen) for _ in range(clients)),
+        health, discover, *_ = await asyncio.gather(
             _timed(probe, "/healthz", until),
             _timed(probe, "/discover.json", until),
+            *(_attacker(attack, until, seen) for _ in range(clients)),
         )
     sampler.stop()
     await sampling
-    health, discover = results[-2], results[-1]
     print(f"  answers: {dict(sorted(seen.items()))}")
     print(
         f"  server RSS: before {mb(before)}, peak {mb(sampler.peak)}, "
@@ -123,10 +122,11 @@ async def _body(size: int) -> AsyncIterator[bytes]:
 
 async def big_body(base: str, pid: int, size_mb: int) -> None:
     size = size_mb * 1024 * 1024
-    for label, auth, announce in (
+    cases: list[tuple[str, httpx.BasicAuth | None, bool]] = [
         ("announced, no credentials", None, True),
-        ("streamed (chunked), valid credentials", ("admin", ADMIN_PASSWORD), False),
-    ):
+        ("streamed (chunked), valid credentials", httpx.BasicAuth("admin", ADMIN_PASSWORD), False),
+    ]
+    for label, auth, announce in cases:
         print(f"\n== one {size_mb} MB JSON body to /api/v1/accounts: {label}")
         before = rss_bytes(pid)
         sampler = RssSampler(pid)
@@ -138,7 +138,11 @@ async def big_body(base: str, pid: int, size_mb: int) -> None:
         async with httpx.AsyncClient(base_url=base) as http:
             try:
                 answer = await http.post(
-                    "/api/v1/accounts", content=_body(size), headers=headers, auth=auth, timeout=120
+                    "/api/v1/accounts",
+                    content=_body(size),
+                    headers=headers,
+                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    timeout=120,
                 )
                 outcome = f"{answer.status_code} {answer.text[:80]}"
             except httpx.TransportError as exc:
