@@ -96,11 +96,14 @@ async def bad_clients(base: str, pid: int, clients: int, seconds: float) -> None
         httpx.AsyncClient(base_url=base, limits=limits) as attack,
         httpx.AsyncClient(base_url=base) as probe,
     ):
-        health, discover, *_ = await asyncio.gather(
-            _timed(probe, "/healthz", until),
-            _timed(probe, "/discover.json", until),
-            *(_attacker(attack, until, seen) for _ in range(clients)),
+        attackers = [
+            asyncio.get_running_loop().create_task(_attacker(attack, until, seen), name="attack")
+            for _ in range(clients)
+        ]
+        health, discover = await asyncio.gather(
+            _timed(probe, "/healthz", until), _timed(probe, "/discover.json", until)
         )
+        await asyncio.gather(*attackers)
     sampler.stop()
     await sampling
     print(f"  answers: {dict(sorted(seen.items()))}")
