@@ -6,15 +6,16 @@ Database work runs on the database's threads (``Database.run`` for reads,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from streamforge import guide_number
 from streamforge.admin_views import breakers_by_stream
 from streamforge.outputs.setup_urls import setup_urls
 from streamforge.runtime import Runtime
-from streamforge.web.deps import get_runtime, require_admin
+from streamforge.web.deps import DbId, PathId, get_runtime, require_admin
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)], tags=["channels"])
 
@@ -39,12 +40,12 @@ class HealthPatch(BaseModel):
 
 
 class MappingIn(BaseModel):
-    xtream_channel_id: int
-    position: int | None = None
+    xtream_channel_id: DbId
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
 
 
 class OrderIn(BaseModel):
-    order: list[int]
+    order: Annotated[list[DbId], Field(max_length=10_000)]
 
 
 @router.get("/channels", summary="Guide channels (filter by search, enabled, mapped)")
@@ -74,6 +75,8 @@ async def patch_channel(
     ref: str, body: ChannelPatch, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     channels = runtime.channels
+    if body.guide_number is not None:
+        guide_number.parse(body.guide_number)  # 422 before looking anything up
 
     def change() -> dict[str, Any]:
         view = channels.get(ref)
@@ -124,7 +127,7 @@ async def add_mapping(
 
 @router.delete("/channels/{ref}/mappings/{xtream_channel_id}", summary="Unmap a stream")
 async def remove_mapping(
-    ref: str, xtream_channel_id: int, runtime: Runtime = Depends(get_runtime)
+    ref: str, xtream_channel_id: PathId, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     return (await runtime.db.write(runtime.channels.map_remove, ref, xtream_channel_id)).as_dict()
 
@@ -138,7 +141,7 @@ async def reorder(
 
 @router.post("/channels/{ref}/primary/{xtream_channel_id}", summary="Make a stream primary")
 async def set_primary(
-    ref: str, xtream_channel_id: int, runtime: Runtime = Depends(get_runtime)
+    ref: str, xtream_channel_id: PathId, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     return (await runtime.db.write(runtime.channels.set_primary, ref, xtream_channel_id)).as_dict()
 

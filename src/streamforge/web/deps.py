@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Request
+from pydantic import Field
 
 from streamforge.runtime import Runtime
 from streamforge.web.auth import AuthGate, Check, Verdict
 
 SESSION_COOKIE = "sf_session"
+
+#: The largest id a database row can have (a signed 64-bit integer).
+ID_MAX = 2**63 - 1
+#: A database id in a body or query: 1 … 2⁶³-1 (422 otherwise, not an overflow).
+DbId = Annotated[int, Field(ge=1, le=ID_MAX)]
+#: A database id in a path.
+PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
+#: An account priority (lower streams first).
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 
 
 def get_runtime(request: Request) -> Runtime:
