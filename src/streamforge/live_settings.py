@@ -83,6 +83,26 @@ class SettingsChange:
         }
 
 
+def _without_password(url: str) -> str:
+    """``scheme://user:***@host/db``: a URL's password replaced (the rest kept)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def shown_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as the API and the Settings page show them: no admin password, and
+    the password inside any URL setting (``database_url``, ``redis_url`` …) redacted."""
+    values = settings.model_dump(mode="json", exclude={"admin_password"})
+    for name, value in values.items():
+        if name.endswith("_url") and isinstance(value, str):
+            values[name] = _without_password(value)
+    return values
+
+
 def validated_settings(current: Settings, changes: Mapping[str, Any]) -> Settings:
     """A new Settings with ``changes``, validated by the model (ValidationError if not)."""
     values = current.model_dump()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from streamforge import __version__
 from streamforge.events import LEVELS
-from streamforge.live_settings import EDITABLE, SettingsRejected
+from streamforge.live_settings import EDITABLE, SettingsRejected, shown_settings
 from streamforge.runtime import Runtime
 from streamforge.settings import documented_settings
 from streamforge.web.deps import ID_MAX, get_runtime, require_admin
@@ -57,7 +57,7 @@ def _as_utc(moment: datetime | None) -> datetime | None:
 
 @router.get("/settings", summary="Settings in force and what each one means")
 async def settings(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
+    values = shown_settings(runtime.settings)
     docs = documented_settings()
     return {
         "values": values,
