@@ -7,7 +7,7 @@ plain URLs are sealed at the first start after this migration (the migration
 cannot reach the credential key or the OS keyring).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
