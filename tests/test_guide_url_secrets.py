@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -111,16 +112,25 @@ def test_settings_never_show_a_database_password(runtime: Runtime, admin: TestCl
         load_settings(database_url="postgresql+psycopg://sf:top%40secret@db.lan:5432/sf")
     )["database_url"] == ("postgresql+psycopg://sf:***@db.lan:5432/sf")
     runtime.settings = runtime.settings.model_copy(
-        update={"database_url": "postgresql+psycopg://sf:topsecret@db.lan/sf"}
+        update={
+            "database_url": "postgresql+psycopg://sf:topsecret@db.lan/sf",
+            "redis_url": "redis://:redissecret@cache.lan:6379/0",
+            "cluster_secret": SecretStr("clustersecret-0123456789"),
+        }
     )
     answer = admin.get("/api/v1/settings")
     assert answer.status_code == 200
-    assert "topsecret" not in answer.text
-    assert answer.json()["values"]["database_url"] == "postgresql+psycopg://sf:***@db.lan/sf"
+    for secret in ("topsecret", "redissecret", "clustersecret"):
+        assert secret not in answer.text
+    values = answer.json()["values"]
+    assert values["database_url"] == "postgresql+psycopg://sf:***@db.lan/sf"
+    assert values["redis_url"] == "redis://:***@cache.lan:6379/0"
+    assert values["cluster_secret"] == "***"
     logged_in(admin)
     page = admin.get("/ui/settings")
     assert page.status_code == 200
-    assert "topsecret" not in page.text
+    for secret in ("topsecret", "redissecret", "clustersecret"):
+        assert secret not in page.text
     assert "sf:***@db.lan" in page.text
 
 

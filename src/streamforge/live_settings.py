@@ -94,12 +94,15 @@ def _without_password(url: str) -> str:
 
 
 def shown_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as the API and the Settings page show them: no admin password, and
-    the password inside any URL setting (``database_url``, ``redis_url`` …) redacted."""
+    """The settings as the API and the Settings page show them: no admin password, any
+    other secret (``cluster_secret``) as ``***``, and the password inside any URL setting
+    (``database_url``, ``redis_url`` …) redacted."""
     values = settings.model_dump(mode="json", exclude={"admin_password"})
     for name, value in values.items():
         if name.endswith("_url") and isinstance(value, str):
             values[name] = _without_password(value)
+        elif ("secret" in name or "password" in name) and value:
+            values[name] = "***"
     return values
 
 
