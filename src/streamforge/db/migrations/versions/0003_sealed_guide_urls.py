@@ -7,7 +7,7 @@ plain URLs are sealed at the first start after this migration (the migration
 cannot reach the credential key or the OS keyring).
 
 Revision ID: 0003
-Revises: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
