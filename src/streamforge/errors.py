@@ -9,7 +9,9 @@ user can act on, and none ever contains a provider password.
     StreamForgeError
     ├── ConfigError               a setting is malformed or unusable
     │   ├── SettingsRejected      live_settings.py: a run-time settings change refused
-    │   └── NodeIdInUseError      cluster/node.py: another live node runs with this node id
+    │   ├── NodeIdInUseError      cluster/node.py: another live node runs with this node id
+    │   └── InvalidInput          an admin's value is refused before anything is stored (422)
+    │       └── InvalidGuideNumber guide_number.py: not digits with an optional .subchannel
     ├── DatabaseError
     │   └── SchemaTooNewError     the database was migrated by a newer StreamForge
     ├── CredentialError           a stored password cannot be decrypted / key unusable
@@ -56,6 +58,10 @@ class StreamForgeError(Exception):
 
 class ConfigError(StreamForgeError):
     """A setting is malformed or unusable (the message names the setting)."""
+
+
+class InvalidInput(ConfigError):
+    """A value an admin gave (API, UI, command line) is refused; nothing was stored."""
 
 
 class DatabaseError(StreamForgeError):

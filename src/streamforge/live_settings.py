@@ -8,10 +8,19 @@ swapped into the runtime (new sessions use the new timing). Those that cannot
 :func:`apply_saved_overrides` folds the saved overrides into the settings at
 start-up. ``Runtime.apply_settings`` is the one way in, for the UI and the
 API alike.
+
+A change is validated completely before anything is stored (non-finite
+numbers such as ``1e999`` are refused by the model), and a stored value
+never prevents start-up: at start-up each saved override is checked on its
+own, and one that is not editable any more, or that the model refuses (an
+older version stored it, or someone edited the database), is ignored with a
+one-line warning naming it. A setting given in the environment
+(``STREAMFORGE_<NAME>``) wins over the saved value.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,8 +30,10 @@ from pydantic import ValidationError
 
 from streamforge.db.engine import Database
 from streamforge.errors import ConfigError
-from streamforge.settings import Settings
+from streamforge.settings import Settings, environ_has_setting
 from streamforge.state import get_state, set_state
+
+log = logging.getLogger(__name__)
 
 OVERRIDES_KEY = "settings_overrides"
 
@@ -72,6 +83,29 @@ class SettingsChange:
         }
 
 
+def _without_password(url: str) -> str:
+    """``scheme://user:***@host/db``: a URL's password replaced (the rest kept)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def shown_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as the API and the Settings page show them: no admin password, any
+    other secret (``cluster_secret``) as ``***``, and the password inside any URL setting
+    (``database_url``, ``redis_url`` …) redacted."""
+    values = settings.model_dump(mode="json", exclude={"admin_password"})
+    for name, value in values.items():
+        if name.endswith("_url") and isinstance(value, str):
+            values[name] = _without_password(value)
+        elif ("secret" in name or "password" in name) and value:
+            values[name] = "***"
+    return values
+
+
 def validated_settings(current: Settings, changes: Mapping[str, Any]) -> Settings:
     """A new Settings with ``changes``, validated by the model (ValidationError if not)."""
     values = current.model_dump()
@@ -81,13 +115,46 @@ def validated_settings(current: Settings, changes: Mapping[str, Any]) -> Setting
 
 def saved_overrides(db: Database) -> dict[str, Any]:
     """The overrides saved so far (blocking read)."""
-    return dict(get_state(db, OVERRIDES_KEY) or {})
+    stored = get_state(db, OVERRIDES_KEY)
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
 
 
 def apply_saved_overrides(settings: Settings, db: Database) -> Settings:
-    """``settings`` with the saved overrides applied (call at start-up)."""
-    wanted = {k: v for k, v in saved_overrides(db).items() if k in EDITABLE}
-    return validated_settings(settings, wanted) if wanted else settings
+    """``settings`` with the saved overrides applied (call at start-up).
+
+    Never raises for a stored value: an override that is not editable, is
+    refused by the model, or is set in the environment is skipped with a
+    one-line warning naming it."""
+    current = settings
+    for name, value in saved_overrides(db).items():
+        if name not in EDITABLE:
+            log.warning("ignoring the saved setting %r: it cannot be changed at run time", name)
+            continue
+        if environ_has_setting(name):
+            log.warning(
+                "ignoring the saved setting %s=%r: STREAMFORGE_%s in the environment wins",
+                name,
+                value,
+                name.upper(),
+            )
+            continue
+        try:
+            current = validated_settings(current, {name: value})
+        except ValidationError as exc:
+            log.warning(
+                "ignoring the saved setting %s=%r (%s); using %r",
+                name,
+                value,
+                _first_error(exc),
+                getattr(current, name),
+            )
+    return current
 
 
 def plan_change(current: Settings, body: Mapping[str, Any]) -> tuple[Settings, dict[str, Any]]:
@@ -101,9 +168,7 @@ def plan_change(current: Settings, body: Mapping[str, Any]) -> tuple[Settings, d
     try:
         return validated_settings(current, changes), changes
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise SettingsRejected(f"{where}: {first.get('msg')}") from None
+        raise SettingsRejected(_first_error(exc)) from None
 
 
 def save_overrides(db: Database, new: Settings, names: set[str]) -> dict[str, Any]:

@@ -94,7 +94,10 @@ class Runtime:
             window=ImportWindow(settings.epg_days_back, settings.epg_days_ahead),
             user_agent=settings.user_agent,
             cpu=cpu,
+            credentials=credentials,
         )
+        if migrate and (sealed := epg.seal_stored_urls()):
+            log.warning("sealed %d guide URL(s) that carried credentials in clear", sealed)
         matching = MatchService(db, events, threshold=settings.match_threshold, cpu=cpu)
         catalog = CatalogUpdates(db, epg, matching, events, GuideCache(settings.data_dir / "cache"))
         channels = ChannelService(db, events)

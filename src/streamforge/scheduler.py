@@ -4,7 +4,8 @@ output current. Syncs run through ``SyncJobs.run`` and refreshes through
 ``CatalogUpdates.refresh_guide``, so the same re-match, guide re-render and
 event follow them as when the API or the command line starts one. Failures
 are recorded on the account or source (and in the event log) by the services
-themselves; the next round simply tries again.
+themselves; the next round simply tries again. A loop that crashes outright
+is logged and restarted with back-off.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from streamforge.errors import StreamForgeError
 from streamforge.runtime import Runtime
+from streamforge.tasks import restarting
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,12 @@ async def guide_warm_loop(runtime: Runtime, interval: float = 30.0) -> None:
 
 
 def start_periodic_jobs(runtime: Runtime) -> None:
-    runtime.tasks.spawn(account_sync_loop(runtime), name="account-sync")
-    runtime.tasks.spawn(epg_refresh_loop(runtime), name="epg-refresh")
-    runtime.tasks.spawn(guide_warm_loop(runtime), name="guide-warm")
+    """Start every periodic loop; each one that crashes is logged and restarted
+    with back-off (:func:`~streamforge.tasks.restarting`)."""
+    loops = {
+        "account-sync": lambda: account_sync_loop(runtime),
+        "epg-refresh": lambda: epg_refresh_loop(runtime),
+        "guide-warm": lambda: guide_warm_loop(runtime),
+    }
+    for name, loop in loops.items():
+        runtime.tasks.spawn(restarting(name, loop), name=name)

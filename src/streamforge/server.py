@@ -218,6 +218,8 @@ async def serve_app(
             log_level=log_level,
             access_log=False,
             lifespan="on",
+            # Forwarded headers are applied by the app, from STREAMFORGE_TRUSTED_PROXIES only.
+            proxy_headers=False,
             timeout_graceful_shutdown=3,
         )
     )

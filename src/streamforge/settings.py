@@ -9,6 +9,7 @@ defaults of the seed story (60 s recovery period, 2 s failover budget).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         frozen=True,
+        # inf/nan are never a sane timeout or count (and JSON would store them as null).
+        allow_inf_nan=False,
     )
 
     # -- storage -------------------------------------------------------------
@@ -102,6 +105,12 @@ class Settings(BaseSettings):
         default=None,
         description="Admin password for the API and UI; overrides the stored hash when set.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDRs of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (default: none, the headers "
+        "are ignored).",
+    )
 
     # -- discovery -----------------------------------------------------------
     discovery_enabled: bool = Field(default=True, description="Answer HDHomeRun UDP discovery.")
@@ -150,7 +159,7 @@ class Settings(BaseSettings):
     )
     stall_timeout: float = Field(
         default=3.0,
-        gt=0,
+        ge=0.1,
         le=60,
         description="Seconds without bytes before a stream without readable timestamps is "
         "stalled (the backstop; streams with a media clock are judged by the live lag limit).",
@@ -208,7 +217,10 @@ class Settings(BaseSettings):
         "is opened alongside it.",
     )
     recovery_period: float = Field(
-        default=60.0, gt=0, description="Seconds on a backup before probing the better stream."
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="Seconds on a backup before probing the better stream.",
     )
     probe_timeout: float = Field(
         default=5.0, gt=0, le=60, description="Seconds an upgrade probe has to deliver valid TS."
@@ -264,10 +276,36 @@ class Settings(BaseSettings):
     def _check_base_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError("must be an http(s) URL such as http://192.168.1.20:5004")
+        example = "must be an http(s) URL such as http://192.168.1.20:5004"
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError(f"{example} (no spaces or control characters)")
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{example} ({exc})") from None
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(example)
+        if port == 0:
+            raise ValueError(f"{example} (port 0)")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in _split_list(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return ",".join(_split_list(value))
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return tuple(
+            ipaddress.ip_network(i, strict=False) for i in _split_list(self.trusted_proxies)
+        )
 
     @field_validator("database_url")
     @classmethod
@@ -331,6 +369,10 @@ class Settings(BaseSettings):
                 f"STREAMFORGE_DATA_DIR: {self.data_dir} is not writable ({exc.strerror})"
             ) from exc
         return self.data_dir
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _describe(error: ValidationError) -> str:

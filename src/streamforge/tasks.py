@@ -4,13 +4,20 @@ Every background task in StreamForge is started through a :class:`TaskOwner`,
 which keeps a strong reference, gives the task a name, logs a crash instead of
 letting it vanish silently, and cancels everything it owns on ``close()``.
 There is no fire-and-forget ``asyncio.create_task`` anywhere else.
+
+A long-lived loop (the periodic jobs) runs under :func:`restarting`: when it
+crashes, the crash is logged with its traceback and the loop starts again
+after a back-off that doubles up to a ceiling (and resets once the loop has
+run for a while), so one bad value cannot stop the guide from ever being
+re-rendered again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -56,3 +63,46 @@ class TaskOwner:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def restarting(
+    name: str,
+    loop: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    first_backoff: float = 1.0,
+    max_backoff: float = 300.0,
+    healthy_after: float = 600.0,
+    on_crash: Callable[[BaseException, float], None] | None = None,
+) -> None:
+    """Run ``loop()`` for ever: after a crash, log it and start it again.
+
+    The wait before a restart starts at ``first_backoff`` seconds and doubles
+    with each crash up to ``max_backoff``; a run that lasted ``healthy_after``
+    seconds resets it. Cancellation ends it as usual. ``on_crash(exc, wait)``
+    is told about each crash (tests, metrics).
+    """
+    backoff = first_backoff
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if time.monotonic() - started >= healthy_after:
+                backoff = first_backoff
+            log.error(
+                "background task %s crashed (%s: %s); restarting in %.0f s",
+                name,
+                type(exc).__name__,
+                exc,
+                backoff,
+                exc_info=exc,
+            )
+            if on_crash is not None:
+                on_crash(exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+        else:
+            log.warning("background task %s returned; starting it again", name)
+            await asyncio.sleep(first_backoff)

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from streamforge.cli.common import console, one_line_errors, open_database, open_runtime
+from streamforge.cli.common import (
+    console,
+    one_line_errors,
+    open_database,
+    open_runtime,
+    retry_locked,
+)
 
 if TYPE_CHECKING:
     from streamforge.matching.channels import ChannelView
@@ -105,7 +111,7 @@ def channel_number(
 ) -> None:
     """Set the channel's GuideNumber."""
     with open_runtime() as runtime:
-        view = runtime.channels.set_number(ref, number)
+        view = retry_locked(runtime.channels.set_number, ref, number)
     console.print(f"{view.name} is now {view.guide_number}", highlight=False)
 
 
@@ -248,7 +254,7 @@ def map_primary(
 def match() -> None:
     """Map provider streams to guide channels automatically (manual mappings are kept)."""
     with open_runtime() as runtime:
-        summary = runtime.matching.run()
+        summary = retry_locked(runtime.matching.run)
     console.print(
         f"{summary.mapped_streams} of {summary.streams} streams mapped onto "
         f"{summary.channels_with_streams} channels ({summary.channels_with_backups} with "

@@ -6,12 +6,19 @@ database, the services — is imported when the command runs:
 :func:`open_runtime` builds the whole runtime (commands that change things),
 :func:`open_database` only the database, for read-only commands that build
 the one service they read from.
+
+A command may run while ``streamforge serve`` (or another command) writes to
+the same SQLite file. A write that meets ``database is locked`` after the
+driver's own busy timeout is retried with back-off (:func:`retry_locked`), and
+if the database stays locked — or any database error escapes a command — the
+command ends with one line and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -39,6 +46,53 @@ _REVISION_RE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", r
 _QUOTED_RE = re.compile(r"[\"']([^\"']+)[\"']")
 
 
+#: Waits (seconds) between attempts of a write that found the database locked.
+LOCK_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+#: How :func:`retry_locked` waits between attempts.
+pause: Callable[[float], None] = time.sleep
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (or "busy")."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # loaded whenever a database error can exist
+    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def retry_locked(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` (one transaction), tried again while the database is locked."""
+    from sqlalchemy.exc import OperationalError
+
+    for delay in LOCK_RETRY_DELAYS:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            err_console.print(
+                f"the database is busy (another StreamForge is writing); retrying in {delay:g} s",
+                highlight=False,
+            )
+            pause(delay)
+    return fn(*args, **kwargs)
+
+
+def _database_message(exc: BaseException) -> str | None:
+    """One line for a database error escaping a command (None: not a database error)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # loaded whenever a database error can exist
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    if is_locked(exc):
+        return (
+            f"the database stayed locked ({first}): another StreamForge is writing; "
+            "try again in a moment"
+        )
+    return f"database error: {first}"
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -53,6 +107,11 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except StreamForgeError as exc:
             raise fail(str(exc)) from None
+        except Exception as exc:
+            message = _database_message(exc)
+            if message is None:
+                raise  # not a database error: not ours to shorten
+            raise fail(message) from None
 
     return wrapper
 

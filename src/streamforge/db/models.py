@@ -138,6 +138,9 @@ class XmltvSource(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(20))  # url | file | account
     location: Mapped[str | None] = mapped_column(String(1000), default=None)
+    #: The full URL sealed by the credential store when it carries credentials
+    #: (``location`` then holds the redacted form only).
+    location_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), default=None
     )

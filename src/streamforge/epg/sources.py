@@ -1,5 +1,13 @@
 """Guide sources: add (URL, file, or an account's ``xmltv.php``), refresh, remove.
 
+A guide URL that carries credentials (``username=…&password=…`` or another
+secret query parameter, ``user:pass@`` userinfo, or an Xtream
+``/live/U/P/`` path) is stored sealed by the credential store, like a
+provider password; ``location`` — what the API, the command line and the
+guides page show — holds only its redacted form (:func:`redact_guide_url`).
+URLs stored in clear by an older version are sealed at start-up
+(:meth:`EpgService.seal_stored_urls`).
+
 A refresh downloads the guide to a temporary file (URLs and accounts), then
 imports it through :mod:`streamforge.epg.store` (parsed in a worker process,
 then swapped in on the database's writer thread): a failure at any step is
@@ -15,11 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import func, select
 
 from streamforge.cpu_pool import CpuPool
+from streamforge.credentials import CredentialStore
 from streamforge.db.engine import Database
 from streamforge.db.models import Account, GuideChannelSource, XmltvSource
 from streamforge.epg.compression import ProgressCallback
@@ -36,16 +45,80 @@ from streamforge.errors import (
     ConfigError,
     ConflictError,
     GuideError,
+    InvalidInput,
     NotFoundError,
     StreamForgeError,
 )
 from streamforge.events import EventLog
-from streamforge.xtream.accounts import AccountService
-from streamforge.xtream.http import HttpFailure, HttpTimeouts, ProviderHttp, save_stream
+from streamforge.xtream.accounts import AccountService, check_text
+from streamforge.xtream.http import (
+    REDACTED,
+    HttpFailure,
+    HttpTimeouts,
+    ProviderHttp,
+    redact_secrets,
+    save_stream,
+)
 
 _DOWNLOAD_CHUNK = 1 << 16
 #: Guides are large and slow: no total limit, but a minute of silence ends a download.
 _DOWNLOAD_TIMEOUTS = HttpTimeouts(connect=15, headers=75, read=60, total=None)
+
+
+_SECRET_PARAMS = frozenset(
+    {"username", "user", "password", "pass", "passwd", "pwd", "token", "key"}
+)
+_CREDENTIAL_PATHS = frozenset({"live", "movie", "series", "timeshift"})
+
+
+def _redact_parts(url: str) -> tuple[str, list[str]]:
+    """``url`` with its credentials replaced by ``***``, and the credentials found."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return url, []
+    found: list[str] = []
+    netloc = parts.netloc
+    if parts.username is not None or parts.password is not None:
+        found += [v for v in (parts.username, parts.password) if v]
+        shown_host = f"[{host}]" if ":" in host else host
+        netloc = f"{REDACTED}@{shown_host}" + (f":{port}" if port is not None else "")
+    segments = parts.path.split("/")
+    for index, segment in enumerate(segments[:-2]):
+        if segment.lower() in _CREDENTIAL_PATHS:
+            found += [s for s in segments[index + 1 : index + 3] if s]
+            segments[index + 1 : index + 3] = [REDACTED, REDACTED]
+            break
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept: list[tuple[str, str]] = []
+    for key, value in query:
+        if key.lower() in _SECRET_PARAMS and value:
+            found.append(value)
+            kept.append((key, REDACTED))
+        else:
+            kept.append((key, value))
+    redacted = urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            "/".join(segments),
+            urlencode(kept, safe="*", quote_via=quote) if found else parts.query,
+            parts.fragment,
+        )
+    )
+    return redact_secrets(redacted, *(f for f in found if len(f) >= 3)), found
+
+
+def redact_guide_url(url: str) -> str:
+    """``url`` as it may be shown: credentials replaced by ``***``."""
+    return _redact_parts(url)[0]
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries credentials (userinfo, secret parameters, ``/live/U/P/``)."""
+    return bool(_redact_parts(url)[1])
 
 
 @dataclass(frozen=True)
@@ -92,8 +165,10 @@ class EpgService:
         window: ImportWindow,
         user_agent: str,
         cpu: CpuPool | None = None,
+        credentials: CredentialStore | None = None,
     ) -> None:
         self._db = db
+        self._credentials = credentials
         self._accounts = accounts
         self._events = events
         self._window = window
@@ -149,18 +224,30 @@ class EpgService:
     ) -> SourceView:
         """Add a source. ``priority``: lower is preferred when several guides list
         the same channel (see :mod:`streamforge.epg.store`)."""
-        name = name.strip()
+        name = check_text("the guide source name", name).strip()
         if not name:
             raise ConfigError("a guide source needs a name")
         given = [v for v in (url, file, from_account) if v]
         if len(given) != 1:
             raise ConfigError("give exactly one of --url, --file or --from-account")
         account_id: int | None = None
+        sealed: bytes | None = None
         if url:
-            parts = urlsplit(url)
+            url = check_text("the guide URL", url).strip()
+            shown = redact_guide_url(url)
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 — raises for a port out of range
+            except ValueError as exc:
+                raise InvalidInput(f"guide URL {shown!r} is malformed ({exc})") from None
             if parts.scheme not in {"http", "https"} or not parts.hostname:
-                raise ConfigError(f"guide URL {url!r} must be an http(s) URL")
+                raise ConfigError(f"guide URL {shown!r} must be an http(s) URL")
             kind, location = "url", url
+            if url_has_credentials(url):
+                if self._credentials is None:
+                    raise ConfigError("this guide URL carries credentials but no credential store")
+                sealed = self._credentials.seal(url)
+                location = shown
         elif file:
             path = Path(file).expanduser()
             if not path.is_file():
@@ -178,6 +265,7 @@ class EpgService:
                     name=name,
                     kind=kind,
                     location=location,
+                    location_sealed=sealed,
                     account_id=account_id,
                     priority=int(priority),
                 )
@@ -190,7 +278,10 @@ class EpgService:
             source = session.scalar(select(XmltvSource).where(XmltvSource.name == name))
             if source is None:
                 raise NotFoundError(f"no guide source named {name!r}")
+            sealed = source.location_sealed
             remove_source(session, source)
+        if sealed is not None and self._credentials is not None:
+            self._credentials.forget(sealed)
         self._events.record("warning", "epg", f"guide source {name!r} removed", {"source": name})
 
     def set_priority(self, name: str, priority: int) -> SourceView:
@@ -302,8 +393,8 @@ class EpgService:
         with tempfile.TemporaryDirectory(prefix="sf-guide-") as tmp:
             target = Path(tmp) / "guide.xml"
             if view.kind == "url":
-                assert view.location is not None
-                await self._download(view.location, target)
+                url = await self._db.run(self._download_url, view.id)
+                await self._download(url, target)
             else:
                 if view.account is None:
                     raise GuideError(f"guide source {view.name!r} lost its account")
@@ -311,6 +402,37 @@ class EpgService:
                 async with client:
                     await client.download_xmltv(target)
             return await self._import(view.id, str(target), now, progress)
+
+    def _download_url(self, source_id: int) -> str:
+        """The full URL of a URL source (unsealed when it carries credentials)."""
+        with self._db.session() as session:
+            source = session.get(XmltvSource, source_id)
+            if source is None or source.location is None:
+                raise NotFoundError("the guide source was removed")
+            if source.location_sealed is None:
+                return source.location
+            if self._credentials is None:
+                raise GuideError("this guide URL is sealed but there is no credential store")
+            return self._credentials.open(source.location_sealed)
+
+    def seal_stored_urls(self) -> int:
+        """Seal the URL sources an older version stored in clear (blocking; at start-up).
+
+        Returns how many were sealed."""
+        if self._credentials is None:
+            return 0
+        sealed = 0
+        with self._db.session() as session:
+            for source in session.scalars(
+                select(XmltvSource).where(
+                    XmltvSource.kind == "url", XmltvSource.location_sealed.is_(None)
+                )
+            ):
+                if source.location and url_has_credentials(source.location):
+                    source.location_sealed = self._credentials.seal(source.location)
+                    source.location = redact_guide_url(source.location)
+                    sealed += 1
+        return sealed
 
     async def _download(self, url: str, target: Path) -> None:
         """Download a guide URL to ``target`` through the provider HTTP seam."""

@@ -58,6 +58,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
+from streamforge import guide_number
 from streamforge.epg.compression import (
     DEFAULT_MAX_UNCOMPRESSED,
     GuideStream,
@@ -78,7 +79,9 @@ class GuideChannelRecord:
     ``display_names`` keeps the document order (the first is the preferred
     name) and each name's language; :attr:`names` gives just the strings.
     ``lcn`` comes from an ``<lcn>`` element or, failing that, from the first
-    display name that is a plain number.
+    display name that is a plain number; it is always a valid GuideNumber
+    (:mod:`streamforge.guide_number`): an ``<lcn>`` that is not one is dropped
+    and counted as ``invalid_lcn`` in the import report.
     """
 
     xmltv_id: str
@@ -149,6 +152,8 @@ class SkipReason(enum.StrEnum):
     MISSING_TITLE = "missing_title"
     CHANNEL_WITHOUT_ID = "channel_without_id"
     DUPLICATE_CHANNEL = "duplicate_channel"
+    #: An ``<lcn>`` that is not a GuideNumber (the channel is kept, without it).
+    INVALID_LCN = "invalid_lcn"
 
 
 @dataclass(slots=True)
@@ -226,13 +231,9 @@ def _value_pair(element: Any) -> tuple[str | None, str] | None:
     return element.get("system"), value.strip()
 
 
-def _is_number(text: str) -> bool:
-    return text.isdigit() or (
-        text.count(".") == 1 and all(part.isdigit() for part in text.split("."))
-    )
-
-
-def _parse_channel(element: Any, xmltv_id: str) -> GuideChannelRecord:
+def _parse_channel(
+    element: Any, xmltv_id: str, report: ImportReport | None = None
+) -> GuideChannelRecord:
     names: list[LangText] = []
     icon: str | None = None
     urls: list[str] = []
@@ -251,8 +252,12 @@ def _parse_channel(element: Any, xmltv_id: str) -> GuideChannelRecord:
                 urls.append(url)
         elif tag == "lcn" and lcn is None:
             lcn = _text(child) or None
+            if lcn is not None and not guide_number.is_valid(lcn):
+                if report is not None:
+                    report.skip(SkipReason.INVALID_LCN)
+                lcn = None
     if lcn is None:
-        lcn = next((name.text for name in names if _is_number(name.text)), None)
+        lcn = next((name.text for name in names if guide_number.is_valid(name.text)), None)
     return GuideChannelRecord(xmltv_id, names, icon, urls, lcn)
 
 
@@ -444,7 +449,7 @@ class XmltvReader:
             return None
         channel_ids.add(xmltv_id)
         self.report.channels += 1
-        return _parse_channel(element, xmltv_id)
+        return _parse_channel(element, xmltv_id, self.report)
 
     def _programme(
         self, element: Any, channel_ids: set[str], waiting: dict[str, ProgrammeRecord]

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from streamforge import guide_number
 from streamforge.db.engine import Database
 from streamforge.db.models import (
     Account,
@@ -37,7 +38,6 @@ from streamforge.db.rules import account_may_stream, published_channel, streamab
 from streamforge.epg.merge import check_offset
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
 from streamforge.events import EventLog
-from streamforge.outputs.catalog import guide_number_key
 from streamforge.streaming.candidates import (
     ProviderStream,
     QualityTier,
@@ -108,8 +108,9 @@ class ChannelService:
     @staticmethod
     def _resolve(session: Session, ref: str) -> XmltvChannel:
         ref = ref.strip()
-        if ref.startswith("#") and ref[1:].isdigit():
-            found = session.get(XmltvChannel, int(ref[1:]))
+        if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
+            # Past 18 digits no row can have that id (and SQLite would overflow).
+            found = session.get(XmltvChannel, int(ref[1:])) if len(ref) <= 19 else None
         else:
             found = session.scalar(select(XmltvChannel).where(XmltvChannel.guide_number == ref))
             if found is None:
@@ -216,7 +217,7 @@ class ChannelService:
         views.sort(
             key=lambda v: (
                 v.guide_number is None,
-                guide_number_key(v.guide_number or "0"),
+                guide_number.sort_key(v.guide_number),
                 v.name.lower(),
             )
         )
@@ -240,9 +241,7 @@ class ChannelService:
         return view
 
     def set_number(self, ref: str, number: str) -> ChannelView:
-        number = number.strip()
-        if not number or not all(part.isdigit() for part in number.split(".")):
-            raise ConfigError(f"GuideNumber {number!r} must look like 5 or 5.1")
+        number = guide_number.parse(number)
         with self._db.session() as session:
             channel = self._resolve(session, ref)
             clash = session.scalar(
@@ -586,7 +585,7 @@ def next_free_number(session: Session, preferred: str | None = None) -> str:
             select(XmltvChannel.guide_number).where(XmltvChannel.guide_number.is_not(None))
         )
     )
-    if preferred and preferred.isdigit() and preferred not in taken:
+    if preferred and guide_number.is_valid(preferred) and preferred not in taken:
         return preferred
     number = 1
     while str(number) in taken:

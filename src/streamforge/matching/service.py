@@ -27,6 +27,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 from sqlalchemy import delete, insert, select
 
+from streamforge import guide_number
 from streamforge.cpu_pool import CpuPool, pack_rows, unpack_rows
 from streamforge.db.engine import Database
 from streamforge.db.models import (
@@ -214,7 +215,7 @@ def _assign_numbers(session: Any, channel_rows: Any, mapped: set[int]) -> int:
     for cid, _xmltv, _names, _display, lcn, number in channel_rows:
         if cid not in mapped or number is not None:
             continue
-        if lcn and lcn.isdigit() and lcn not in taken:
+        if lcn and guide_number.is_valid(lcn) and lcn not in taken:
             chosen = lcn
         else:
             while str(next_number) in taken:

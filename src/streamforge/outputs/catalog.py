@@ -24,6 +24,7 @@ with the sources' and the channel's time offsets applied
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -45,16 +46,12 @@ from streamforge.db.models import (
 from streamforge.db.rules import published_channel, streamable_account
 from streamforge.epg.merge import Placed, SourceRank, merge
 from streamforge.epg.programme_rows import PROGRAMME_COLUMNS, programme_out
+from streamforge.guide_number import is_valid as valid_guide_number
+from streamforge.guide_number import sort_key as guide_number_key
 from streamforge.outputs import xmltv_writer as xw
 from streamforge.xtream.quality import QualityTier
 
-
-def guide_number_key(number: str) -> tuple[tuple[int, str], ...]:
-    """Sort ``"2" < "2.1" < "10"``; non-numeric parts sort after numbers."""
-    parts = []
-    for part in number.split("."):
-        parts.append((int(part), "") if part.isdigit() else (1 << 30, part))
-    return tuple(parts)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,11 @@ def lineup(db: Database) -> list[LineupRow]:
     """The published channels in GuideNumber order.
 
     A channel's logo is its guide's ``<icon>``, else the first of its provider
-    streams' icons that :func:`safe_logo` lets through."""
+    streams' icons that :func:`safe_logo` lets through.
+
+    A stored GuideNumber that is not one (see :mod:`streamforge.guide_number`;
+    an older version accepted ``²`` or ``1.2.3``) leaves its channel out of
+    every output, with a warning naming it, instead of failing the lineup."""
     with db.session() as session:
         rows = session.execute(
             select(
@@ -126,7 +127,11 @@ def lineup(db: Database) -> list[LineupRow]:
         ).all()
         usernames = frozenset(session.scalars(select(Account.username)))
     by_channel: dict[int, dict[str, Any]] = {}
+    skipped: dict[int, str] = {}
     for channel_id, number, name, xmltv_id, icon, qualities, stream_icon in rows:
+        if not valid_guide_number(number):
+            skipped[channel_id] = f"{name!r} ({number!r})"
+            continue
         entry = by_channel.setdefault(
             channel_id,
             {
@@ -159,6 +164,13 @@ def lineup(db: Database) -> list[LineupRow]:
         )
         for cid, e in by_channel.items()
     ]
+    if skipped:
+        log.warning(
+            "left %d channel(s) out of the lineup for an invalid GuideNumber "
+            "(renumber them with `streamforge channel number`): %s",
+            len(skipped),
+            ", ".join(sorted(skipped.values())[:10]),
+        )
     result.sort(key=lambda row: guide_number_key(row.guide_number))
     seen: dict[str, int] = {}
     for row in result:

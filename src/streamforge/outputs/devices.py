@@ -83,7 +83,8 @@ from streamforge.db.models import (
 )
 from streamforge.db.rules import streamable_account
 from streamforge.errors import ConfigError, ConflictError, NotFoundError
-from streamforge.outputs.catalog import LineupRow, guide_number_key, lineup
+from streamforge.guide_number import sort_key as guide_number_key
+from streamforge.outputs.catalog import LineupRow, lineup
 from streamforge.outputs.device_id import generate_device_id, is_valid_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.outputs.identity import DEVICE_ID_KEY, device_auth, tuner_count

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from streamforge.runtime import Runtime
-from streamforge.web.deps import get_runtime, require_admin
+from streamforge.web.deps import Priority, get_runtime, require_admin
 
 router = APIRouter(prefix="/api/v1/accounts", dependencies=[Depends(require_admin)])
 
@@ -25,7 +25,7 @@ class AccountIn(BaseModel):
     username: str = Field(min_length=1)
     password: str = Field(min_length=1)
     user_agent: str | None = None
-    priority: int = 0
+    priority: Priority = 0
     test: bool = True
     check: bool = False
     """Ask the panel first and store nothing unless it accepts the account (the UI does)."""
@@ -37,7 +37,7 @@ class AccountPatch(BaseModel):
     username: str | None = None
     password: str | None = None
     user_agent: str | None = None
-    priority: int | None = None
+    priority: Priority | None = None
     is_active: bool | None = None
 
 

@@ -6,16 +6,20 @@ Database work runs on the database's threads (``Database.run`` for reads,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
+from streamforge import guide_number
 from streamforge.admin_views import breakers_by_stream
+from streamforge.errors import InvalidInput
 from streamforge.matching.channels import StreamRef
 from streamforge.outputs.setup_urls import setup_urls
 from streamforge.runtime import Runtime
-from streamforge.web.deps import get_runtime, require_admin
+from streamforge.web.deps import ID_MAX, DbId, get_runtime, require_admin
+
+_RowId = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)], tags=["channels"])
 
@@ -44,8 +48,8 @@ class MappingIn(BaseModel):
     account has it), or the ``xtream_channel_id`` row id of a listing."""
 
     stream: str | None = None
-    xtream_channel_id: int | None = None
-    position: int | None = None
+    xtream_channel_id: DbId | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
 
     @model_validator(mode="after")
     def _one_stream(self) -> MappingIn:
@@ -61,12 +65,18 @@ class MappingIn(BaseModel):
 class OrderIn(BaseModel):
     """Every mapped stream once, best first: references (``"alpha/106"``) or row ids."""
 
-    order: list[StrictInt | str]
+    order: Annotated[
+        list[Annotated[StrictInt, Field(ge=1, le=ID_MAX)] | str], Field(max_length=10_000)
+    ]
 
 
 def _path_stream(stream: str) -> StreamRef:
     """A stream named in a URL path: ``alpha/106`` (a reference) or digits (a row id)."""
-    return int(stream) if stream.isdigit() else stream
+    if not stream.isdigit():
+        return stream
+    if int(stream) > ID_MAX:
+        raise InvalidInput(f"xtream_channel_id must be at most {ID_MAX}")
+    return int(stream)
 
 
 @router.get("/channels", summary="Guide channels (filter by search, enabled, mapped)")
@@ -96,6 +106,8 @@ async def patch_channel(
     ref: str, body: ChannelPatch, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     channels = runtime.channels
+    if body.guide_number is not None:
+        guide_number.parse(body.guide_number)  # 422 before looking anything up
 
     def change() -> dict[str, Any]:
         view = channels.get(ref)

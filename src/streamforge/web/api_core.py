@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from streamforge import __version__
 from streamforge.events import LEVELS
-from streamforge.live_settings import EDITABLE, SettingsRejected
+from streamforge.live_settings import EDITABLE, SettingsRejected, shown_settings
 from streamforge.runtime import Runtime
 from streamforge.settings import documented_settings
-from streamforge.web.deps import get_runtime, require_admin
+from streamforge.web.deps import ID_MAX, get_runtime, require_admin
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)])
 
@@ -31,21 +31,33 @@ async def events(
     runtime: Runtime = Depends(get_runtime),
     level: str | None = Query(None, description=f"at least this level: {', '.join(LEVELS)}"),
     category: str | None = Query(None, description="e.g. stream, account, epg, system"),
-    channel_id: int | None = Query(None, description="guide channel id"),
-    since: datetime | None = Query(None),
-    until: datetime | None = Query(None),
+    channel_id: int | None = Query(None, ge=1, le=ID_MAX, description="guide channel id"),
+    since: datetime | None = Query(None, description="ISO 8601; without a zone: UTC"),
+    until: datetime | None = Query(None, description="ISO 8601; without a zone: UTC"),
     limit: int = Query(200, ge=1, le=5000),
 ) -> list[dict[str, Any]]:
     if level is not None and level not in LEVELS:
         raise HTTPException(422, f"level: use one of {', '.join(LEVELS)}")
     return await runtime.views.events(
-        level=level, category=category, channel_id=channel_id, since=since, until=until, limit=limit
+        level=level,
+        category=category,
+        channel_id=channel_id,
+        since=_as_utc(since),
+        until=_as_utc(until),
+        limit=limit,
     )
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @router.get("/settings", summary="Settings in force and what each one means")
 async def settings(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
+    values = shown_settings(runtime.settings)
     docs = documented_settings()
     return {
         "values": values,

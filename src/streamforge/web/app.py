@@ -11,6 +11,10 @@ request that came in on device N's port (``/discover.json``, ``/lineup.json``,
 ``/auto/v{n}`` …) to ``/devices/N/…``. Which ports those are is
 :class:`DevicePorts` on ``app.state.device_ports``, filled by the server that
 opens them (:mod:`streamforge.server`); the app alone serves none.
+
+Every request first passes the guards of :mod:`streamforge.web.limits`
+(trusted proxies, the 1 MB body cap, authentication before a body is read);
+password checks go through the app's :class:`~streamforge.web.auth.AuthGate`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from streamforge.web import (
     streams,
     ui,
 )
+from streamforge.web.auth import AuthGate
+from streamforge.web.deps import require_admin
 from streamforge.web.errors import install_error_handlers
+from streamforge.web.limits import AuthBeforeBody, BodyLimit, TrustedProxies
 from streamforge.web.ui.sessions import UiSessions
 
 DEVICE_ROOT_PATHS = frozenset(
@@ -111,6 +118,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.ui_sessions = UiSessions()
     app.state.device_ports = ports = DevicePorts()
     app.add_middleware(DevicePortPaths, ports=ports)
+    app.state.auth_gate = AuthGate()
     install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness check", tags=["system"])
@@ -128,4 +136,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(streams.api)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
     app.include_router(ui.router)
+    # Added innermost first: a request meets TrustedProxies, then BodyLimit, then
+    # AuthBeforeBody, then the routes.
+    app.add_middleware(AuthBeforeBody, check=require_admin)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(TrustedProxies, networks=runtime.settings.trusted_networks)
     return app

@@ -14,6 +14,7 @@ from streamforge.errors import (
     ConflictError,
     CredentialError,
     GuideError,
+    InvalidInput,
     NotFoundError,
     ProviderError,
     StreamForgeError,
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[StreamForgeError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
+    (InvalidInput, 422),
     (ConfigError, 400),
     (GuideError, 422),
     (ProviderError, 502),

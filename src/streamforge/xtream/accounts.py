@@ -29,6 +29,7 @@ from streamforge.errors import (
     ConfigError,
     ConflictError,
     CredentialError,
+    InvalidInput,
     NotFoundError,
     ProviderAuthError,
     ProviderError,
@@ -49,13 +50,52 @@ def mask_username(username: str) -> str:
     return username[:2] + "•" * (len(username) - 4) + username[-2:]
 
 
+NAME_MAX = 100
+
+
+def check_text(label: str, value: str) -> str:
+    """``value`` if it can be stored and shown: no control characters (a NUL is refused by
+    PostgreSQL), no lone surrogates; else :class:`InvalidInput` naming ``label``."""
+    if any(not c.isprintable() and c not in " " for c in value):
+        raise InvalidInput(f"{label} must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{label} is not valid text (a lone surrogate)") from None
+    return value
+
+
+def check_account_name(name: str) -> str:
+    """An account name: 1 to 100 printable characters, no ``/`` (names are URL path parts)."""
+    name = check_text("the account name", name).strip()
+    if not name:
+        raise ConfigError("an account needs a name")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"an account name is at most {NAME_MAX} characters")
+    if "/" in name or "\\" in name:
+        raise InvalidInput(f"account name {name!r} must not contain '/' or '\\'")
+    return name
+
+
 def check_server_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    url = check_text("the server URL", url).strip()
+    if any(c.isspace() for c in url):
+        raise InvalidInput(f"server URL {url!r} must not contain spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInput(
+            f"server URL {url!r} is malformed ({exc}); it must look like "
+            "http://provider.example:8080"
+        ) from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"server URL {url!r} must look like http://provider.example:8080")
+    if port == 0:
+        raise InvalidInput(f"server URL {url!r}: port 0 is not a port")
     if parts.username or parts.password:
         raise ConfigError("put the username and password in their own fields, not in the URL")
-    return url.strip().rstrip("/")
+    return url.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -194,6 +234,7 @@ class AccountService:
 
     @staticmethod
     def _find(session: Any, name: str) -> Account:
+        check_text("the account name", name)
         account = session.scalar(select(Account).where(Account.name == name))
         if account is None:
             raise NotFoundError(f"no account named {name!r} (see `streamforge account list`)")
@@ -267,11 +308,13 @@ class AccountService:
         an Xtream panel or an account that is not active raise
         :class:`AccountCheckFailed` (what the command line and the UI's "Save
         account" do; they offer to save without the check)."""
-        name = name.strip()
-        if not name:
-            raise ConfigError("an account needs a name")
+        name = check_account_name(name)
         if not username or not password:
             raise ConfigError("an account needs a username and a password")
+        check_text("the username", username)
+        check_text("the password", password)
+        if user_agent:
+            check_text("the User-Agent", user_agent)
         url = check_server_url(server_url)
         if check:
             await self._db.run(self._name_is_free, name)
@@ -442,6 +485,17 @@ class AccountService:
         user_agent: str | None = None,
         priority: int | None = None,
     ) -> AccountView:
+        if new_name is not None:
+            new_name = check_account_name(new_name)
+        for label, text in (
+            ("the username", username),
+            ("the password", password),
+            ("the User-Agent", user_agent),
+        ):
+            if text:
+                check_text(label, text)
+        if server_url is not None:
+            server_url = check_server_url(server_url)
         with self._db.session() as session:
             account = self._find(session, name)
             if new_name is not None and new_name != name:
@@ -450,7 +504,7 @@ class AccountService:
                     raise ConflictError(f"an account named {new_name!r} already exists")
                 account.name = new_name
             if server_url is not None:
-                account.server_url = check_server_url(server_url)
+                account.server_url = server_url
             if username:
                 account.username = username
             if password:

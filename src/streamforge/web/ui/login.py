@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from streamforge.runtime import Runtime
-from streamforge.web.deps import SESSION_COOKIE, get_runtime
+from streamforge.web.auth import Verdict
+from streamforge.web.deps import SESSION_COOKIE, auth_gate, client_address, get_runtime
 from streamforge.web.ui.common import render, ui_sessions
 from streamforge.web.ui.sessions import tokens_match
 
@@ -21,10 +22,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/ui") and not target.startswith("//"):
         return target
     return "/ui/"
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.get("/")
@@ -68,7 +65,7 @@ async def login(
 ) -> Response:
     """Rate limit, check the form token, check the password, then start a session."""
     sessions = ui_sessions(request)
-    wait = sessions.limiter.attempt(_client(request))
+    wait = sessions.limiter.attempt(client_address(request))
     if wait:
         retry = str(int(wait) + 1)
         response = await _login_refused(
@@ -78,8 +75,16 @@ async def login(
         return response
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
         return await _login_refused(request, next, "The login form expired; please try again.", 403)
-    # The stored hash is read and Argon2 checks it off the event loop.
-    if not await runtime.db.run(runtime.auth.verify, password):
+    # The stored hash is read and Argon2 checks it off the event loop, in the
+    # auth gate's own threads (shared limits with the API's Basic checks).
+    check = await auth_gate(request).check_password(runtime.auth, password, client_address(request))
+    if check.verdict is Verdict.LIMITED or check.verdict is Verdict.BUSY:
+        response = await _login_refused(
+            request, next, f"Too many login attempts; try again in {check.retry_after} s.", 429
+        )
+        response.headers["Retry-After"] = str(check.retry_after)
+        return response
+    if not check.ok:
         return await _login_refused(request, next, "Wrong password.", 401)
     session = sessions.create()
     response = RedirectResponse(_safe_next(next), status_code=303)

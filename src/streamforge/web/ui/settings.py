@@ -14,7 +14,7 @@ from types import MappingProxyType
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from streamforge.live_settings import EDITABLE, WHEN_APPLIED, SettingsRejected
+from streamforge.live_settings import EDITABLE, WHEN_APPLIED, SettingsRejected, shown_settings
 from streamforge.runtime import Runtime
 from streamforge.settings import Settings, documented_settings
 from streamforge.web.deps import get_runtime, require_admin
@@ -78,7 +78,7 @@ async def settings_page(
     session: UiSession = Depends(require_page_session),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    values = runtime.settings.model_dump(mode="json", exclude={"admin_password"})
+    values = shown_settings(runtime.settings)
     docs = _field_docs()
     saved = await runtime.views.saved_settings()
     rows = [
