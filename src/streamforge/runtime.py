@@ -8,17 +8,28 @@ things the front ends share go through it: :attr:`Runtime.catalog` (what
 follows every channel sync and guide import, see
 :mod:`streamforge.catalog_updates`) and :meth:`Runtime.apply_settings` (the
 one way to change settings at run time, see :mod:`streamforge.live_settings`).
+
+Cluster mode (``STREAMFORGE_REDIS_URL``): :meth:`Runtime.start_cluster`
+joins the cluster (:mod:`streamforge.cluster`) once the event loop runs; the
+session manager then counts connections cluster-wide and relays channels
+other nodes own, and events carry the node id. Every start checks the shared
+secret key against the fingerprint in the database
+(:func:`streamforge.state.check_secret_key`): a node with another key refuses
+to start with one line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Gauge
 
 from streamforge import live_settings
 from streamforge.admin_auth import AdminAuth
@@ -30,12 +41,14 @@ from streamforge.db.engine import Database
 from streamforge.db.migrate import upgrade
 from streamforge.epg.sources import EpgService
 from streamforge.epg.xmltv_parse import ImportWindow
-from streamforge.events import EventLog
+from streamforge.errors import ConfigError
+from streamforge.events import Event, EventLog
 from streamforge.loop_monitor import LoopMonitor
 from streamforge.matching.channels import ChannelService
 from streamforge.matching.service import MatchService
 from streamforge.outputs.guide_cache import GuideCache
 from streamforge.settings import Settings
+from streamforge.state import check_secret_key
 from streamforge.streaming.manager import SessionManager
 from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.protocol import PolicyConfig
@@ -44,7 +57,36 @@ from streamforge.xtream.accounts import AccountService
 from streamforge.xtream.sync import ChannelSync
 from streamforge.xtream.sync_jobs import SyncJobs
 
+if TYPE_CHECKING:
+    from streamforge.cluster.service import Cluster
+
 log = logging.getLogger(__name__)
+
+
+class NodeEvents(EventLog):
+    """The event log; in a cluster every event's details name the node (``node``)
+    and retention runs on the leader only."""
+
+    node: str | None = None
+    leader: Callable[[], bool] | None = None
+
+    def prune(self, now: datetime | None = None) -> int:
+        if self.leader is not None and not self.leader():
+            return 0
+        return super().prune(now)
+
+    def record(
+        self,
+        level: str,
+        category: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        channel_id: int | None = None,
+    ) -> Event:
+        if self.node is not None:
+            details = {**(details or {}), "node": self.node}
+        return super().record(level, category, message, details, channel_id=channel_id)
 
 
 @dataclass
@@ -66,6 +108,7 @@ class Runtime:
     tasks: TaskOwner
     loop_monitor: LoopMonitor
     cpu: CpuPool
+    cluster: Cluster | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -74,13 +117,22 @@ class Runtime:
         db = Database(settings.effective_database_url)
         if migrate:
             upgrade(db.engine)
-        events = EventLog(
+        try:
+            credentials = CredentialStore(
+                settings.data_dir,
+                use_keyring=settings.keyring,
+                shared_key=settings.shared_secret_key(),
+            )
+            check_secret_key(db, credentials)
+        except BaseException:
+            db.dispose()
+            raise
+        events = NodeEvents(
             db,
             retention=timedelta(days=settings.event_retention_days),
             max_rows=settings.event_max_rows,
         )
         events.start()
-        credentials = CredentialStore(settings.data_dir, use_keyring=settings.keyring)
         accounts = AccountService(db, credentials, events, default_user_agent=settings.user_agent)
         # CPU-heavy parsing and matching run in worker processes, off the loop's GIL.
         # Two workers (one core: one), so that a guide parse and a sync's stream list overlap.
@@ -158,11 +210,86 @@ class Runtime:
             self.streams.upstream_config, stall_timeout=new.stall_timeout
         )
 
+    # -- cluster ----------------------------------------------------------------------
+    @property
+    def node_id(self) -> str | None:
+        """This node's id in a cluster, else None."""
+        return None if self.cluster is None else self.cluster.identity.node_id
+
+    async def start_cluster(self, relay_url: str) -> None:
+        """Join the cluster when ``STREAMFORGE_REDIS_URL`` is set (else do nothing).
+
+        ``relay_url`` is where the other nodes reach this node's HTTP port. Redis
+        unreachable, a node id in use or no shared secret key raise
+        :class:`~streamforge.errors.ConfigError` with one line.
+        """
+        settings = self.settings
+        if settings.redis_url is None or self.cluster is not None:
+            return
+        if self.credentials.fingerprint is None:
+            raise ConfigError(
+                "cluster mode needs STREAMFORGE_SECRET_KEY (the same on every node) so that "
+                "each node can open the stored provider passwords; `streamforge secret rotate` "
+                "makes one"
+            )
+        from streamforge.cluster.redisconn import REDIS_ERRORS, redact_url
+        from streamforge.cluster.relaying import ClusterChannels, relay_secret
+        from streamforge.cluster.service import Cluster
+
+        try:
+            async with asyncio.timeout(settings.lease_ttl * 2 + 5):
+                cluster = await Cluster.start(
+                    settings,
+                    events=self.events,
+                    relay_url=relay_url,
+                    on_lost_leases=self.streams.leases_lost,
+                )
+        except REDIS_ERRORS as exc:
+            raise ConfigError(
+                f"STREAMFORGE_REDIS_URL: Redis at {redact_url(settings.redis_url)} is unreachable "
+                f"({type(exc).__name__}); a cluster node does not start without it"
+            ) from None
+        self.cluster = cluster
+        if isinstance(self.events, NodeEvents):
+            self.events.node = cluster.identity.node_id
+            self.events.leader = self.is_leader
+        channels = ClusterChannels(
+            cluster.owners,
+            cluster.leases,
+            cluster.slots,
+            cluster.health,
+            relay_url=relay_url,
+            secret=relay_secret(settings),
+        )
+        self.streams.use_cluster(cluster.slots, channels)
+        self.tasks.spawn(self.streams.keep_ownership(settings.lease_ttl / 3), "channel-ownership")
+        info = Gauge(
+            "streamforge_node_info",
+            "This StreamForge node in its cluster (always 1).",
+            ["node", "name"],
+            registry=self.streams.metrics.registry,
+        )
+        info.labels(node=cluster.identity.node_id, name=cluster.identity.name).set(1)
+        self.events.record(
+            "info",
+            "cluster",
+            f"node {cluster.identity.name} joined the cluster",
+            {"instance": cluster.identity.instance, "relay_url": relay_url},
+        )
+
+    def is_leader(self) -> bool:
+        """Whether cluster-wide jobs run here: always on a single node, on the
+        leader only in a cluster."""
+        return self.cluster is None or self.cluster.leader.is_leader
+
     async def aclose(self) -> None:
         await self.loop_monitor.stop()
         await self.streams.close()
         await self.tasks.close()
         await self.cpu.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
+            self.cluster = None
         self.close()
 
     def close(self) -> None:

@@ -1,6 +1,8 @@
 """Running the server: the HTTP app plus its background services —
 HDHomeRun UDP discovery, SSDP, the periodic sync/refresh jobs and the
-event-loop lag monitor.
+event-loop lag monitor; in a cluster it joins the cluster first
+(:meth:`Runtime.start_cluster`) and each node answers discovery with its own
+DeviceID.
 
 Discovery and SSDP answer for every virtual device
 (:mod:`streamforge.outputs.devices`) from a :class:`DeviceDirectory`: the
@@ -39,6 +41,7 @@ from streamforge.outputs.devices import (
 from streamforge.outputs.discovery import DeviceInfo, DiscoveryResponder, device_info_from
 from streamforge.outputs.guide_cache import device_guide_prefix, warm_rows
 from streamforge.outputs.hdhomerun import TunerIdentity
+from streamforge.outputs.identity import for_node
 from streamforge.outputs.setup_urls import public_base_url
 from streamforge.outputs.ssdp import SsdpDevice, SsdpResponder, ssdp_device_from
 from streamforge.runtime import Runtime
@@ -63,7 +66,8 @@ class DeviceDirectory:
     def _read(self) -> tuple[DevicePlan, list[TunerIdentity]]:
         db, settings = self._runtime.db, self._runtime.settings
         plan = settle(db, settings)
-        return plan, device_identities(db, settings, plan, self._base)
+        node = self._runtime.node_id  # in a cluster each node is its own device
+        return plan, [for_node(i, node) for i in device_identities(db, settings, plan, self._base)]
 
     def _warm(self, plan: DevicePlan) -> None:
         if len(plan.devices) < 2:
@@ -271,8 +275,12 @@ async def serve_app(
 
 
 async def serve(runtime: Runtime, *, host: str, port: int) -> None:
-    """Serve StreamForge until cancelled or interrupted, then close the runtime."""
+    """Serve StreamForge until cancelled or interrupted, then close the runtime.
+
+    In cluster mode the node joins the cluster first (a one-line
+    :class:`~streamforge.errors.ConfigError` when Redis is unreachable)."""
     try:
+        await runtime.start_cluster(public_base_url(runtime.settings))
         await serve_app(create_app(runtime), runtime, host=host, port=port)
     finally:
         await runtime.aclose()

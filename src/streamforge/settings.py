@@ -9,6 +9,8 @@ defaults of the seed story (60 s recovery period, 2 s failover budget).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import socket
@@ -90,7 +92,18 @@ class Settings(BaseSettings):
     cluster_secret: SecretStr | None = Field(
         default=None,
         description="Shared secret (at least 16 characters) that the nodes of a cluster use "
-        "to authenticate their internal stream relay requests.",
+        "to authenticate their internal stream relay requests (default: derived from "
+        "STREAMFORGE_SECRET_KEY).",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Sealing key for stored provider passwords, shared by every node of a "
+        "cluster: 32 bytes, base64 (`streamforge secret rotate` makes one). Replaces the data "
+        "dir key file and the OS keyring when set.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="A file holding STREAMFORGE_SECRET_KEY (base64), e.g. a container secret.",
     )
 
     # -- HTTP server ---------------------------------------------------------
@@ -341,6 +354,37 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value().strip() == "":
+            return None
+        decode_secret_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _check_secret_key_source(self) -> Settings:
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError("set STREAMFORGE_SECRET_KEY or STREAMFORGE_SECRET_KEY_FILE, not both")
+        return self
+
+    def shared_secret_key(self) -> bytes | None:
+        """The cluster's sealing key (``secret_key`` or the file's content), or None."""
+        if self.secret_key is not None:
+            return decode_secret_key(self.secret_key.get_secret_value())
+        if self.secret_key_file is None:
+            return None
+        try:
+            text = self.secret_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"STREAMFORGE_SECRET_KEY_FILE: {self.secret_key_file} cannot be read ({exc})"
+            ) from None
+        try:
+            return decode_secret_key(text)
+        except ValueError as exc:
+            raise ConfigError(f"STREAMFORGE_SECRET_KEY_FILE: {exc}") from None
+
     @model_validator(mode="after")
     def _check_cooldowns(self) -> Settings:
         if self.breaker_max_cooldown < self.breaker_cooldown:
@@ -373,6 +417,17 @@ class Settings(BaseSettings):
 
 def _split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def decode_secret_key(text: str) -> bytes:
+    """32 bytes from their base64 text; ValueError otherwise (never showing the value)."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be 32 bytes in base64 (44 characters)") from None
+    if len(key) != 32:
+        raise ValueError(f"must be 32 bytes in base64 (44 characters), got {len(key)} bytes")
+    return key
 
 
 def _describe(error: ValidationError) -> str:

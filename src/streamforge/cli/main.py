@@ -23,7 +23,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from streamforge import __version__
-from streamforge.cli import accounts, channels, demo, devices, epg, session, setup
+from streamforge.cli import accounts, channels, cluster, demo, devices, epg, session, setup
 from streamforge.cli.common import (
     console,
     fail,
@@ -99,6 +99,8 @@ app.add_typer(channels.channel_app, name="channel")
 app.add_typer(channels.map_app, name="map")
 app.add_typer(devices.app, name="device")
 app.add_typer(session.app, name="session")
+app.add_typer(cluster.cluster_app, name="cluster")
+app.add_typer(cluster.secret_app, name="secret")
 app.command("match")(channels.match)
 app.command("plex-urls")(setup.plex_urls)
 app.command("sessions")(setup.sessions)

@@ -15,7 +15,11 @@ gives the lease back when it emits the close. :class:`ClusterSlots` *is* an
    ``FailureReason.ACCOUNT_LIMIT`` and the policy's normal close path
    releases the local slot;
 3. :meth:`release` (called by the policy as before) frees the local slot and
-   queues the cluster lease's removal, which a background task sends at once;
+   queues the cluster lease's removal, which a background task sends at once —
+   unless the connection's socket is still closing (*draining*, see
+   :mod:`streamforge.streaming.slots`): then the cluster lease stays, renewed,
+   until :meth:`closed` reports the socket gone, because the provider still
+   counts it;
 4. a renew task extends every lease this node holds in one round-trip per
    third of the TTL. After an outage it reconciles: leases that expired
    meanwhile are added back within the cap, and those that no longer fit
@@ -73,6 +77,7 @@ class ClusterSlots(AccountSlots):
         self.on_lost = on_lost
         self.acquire_timeout = acquire_timeout
         self._held: dict[SlotLease, _Held] = {}
+        self._draining_held: dict[SlotLease, _Held] = {}
         self._pending: set[SlotLease] = set()
         self._cancelled: set[SlotLease] = set()
         self._to_remove: dict[str, tuple[int, float]] = {}
@@ -113,6 +118,9 @@ class ClusterSlots(AccountSlots):
         granted = False
         try:
             async with asyncio.timeout(self.acquire_timeout):
+                if any(aid == lease.account_id for aid, _t in self._to_remove.values()):
+                    # a connection of ours that just closed must not count against us
+                    await self.flush_releases()
                 granted = await self.store.acquire(lease.account_id, lease_id, limit)
             settled = True
         except REDIS_ERRORS as exc:
@@ -141,9 +149,21 @@ class ClusterSlots(AccountSlots):
         super().release(lease)
         held = self._held.pop(lease, None)
         if held is not None:
-            self._queue_removal(lease.account_id, held.ref.lease_id)
+            if lease in self._sockets.get(lease.account_id, ()):
+                # its socket is still closing (draining): the provider still
+                # counts it, so the cluster does too until :meth:`closed`
+                self._draining_held[lease] = held
+            else:
+                self._queue_removal(lease.account_id, held.ref.lease_id)
         elif lease in self._pending:
             self._cancelled.add(lease)
+
+    def closed(self, lease: SlotLease) -> None:
+        """The socket of ``lease`` has closed: a draining cluster lease goes too."""
+        super().closed(lease)
+        held = self._draining_held.pop(lease, None)
+        if held is not None:
+            self._queue_removal(lease.account_id, held.ref.lease_id)
 
     # -- background work ----------------------------------------------------------
     def start(self, tasks: TaskOwner) -> None:
@@ -194,7 +214,7 @@ class ClusterSlots(AccountSlots):
         outage and others took the connections) are dropped from this node's
         books and passed to ``on_lost``; the caller must close them.
         """
-        snapshot = dict(self._held)
+        snapshot = {**self._held, **self._draining_held}
         if not snapshot:
             return RenewOutcome((), (), ())  # nothing to renew says nothing about Redis
         try:
@@ -207,7 +227,10 @@ class ClusterSlots(AccountSlots):
         lost_ids = set(outcome.lost)
         lost: list[SlotLease] = []
         for lease, held in snapshot.items():
-            if lease not in self._held:
+            if lease in self._draining_held:
+                if held.ref.lease_id in lost_ids:
+                    del self._draining_held[lease]  # closing anyway
+            elif lease not in self._held:
                 # released while the renew was on its way: it may have been re-added
                 self._queue_removal(lease.account_id, held.ref.lease_id)
             elif held.ref.lease_id in lost_ids:
@@ -234,7 +257,8 @@ class ClusterSlots(AccountSlots):
 
     async def aclose(self) -> None:
         """Give every cluster lease back (on shutdown); local slots are untouched."""
-        for lease, held in list(self._held.items()):
+        for lease, held in [*self._held.items(), *self._draining_held.items()]:
             self._queue_removal(lease.account_id, held.ref.lease_id)
         self._held.clear()
+        self._draining_held.clear()
         await self.flush_releases()

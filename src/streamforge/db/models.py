@@ -334,3 +334,18 @@ class ChannelDevice(Base):
     )
     is_manual: Mapped[bool] = mapped_column(Boolean, default=False)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UiSessionRow(Base):
+    """One logged-in browser of the web UI (see :mod:`streamforge.web.ui.sessions`).
+
+    In the shared database so that every node of a cluster accepts it. The
+    token itself is never stored, only its SHA-256; times are Unix seconds.
+    """
+
+    __tablename__ = "ui_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float, index=True)

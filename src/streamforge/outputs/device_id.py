@@ -16,10 +16,14 @@ StreamForge generates the id once, and the caller persists it so the emulated
 tuner keeps the same identity across restarts (Plex keys its DVR settings on
 it).  The UPnP ``UDN`` is derived from the id deterministically, so it is
 stable too.
+
+In a cluster each node presents its own id, derived from the stored one and
+the node id (:func:`node_device_id`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 
@@ -110,3 +114,18 @@ def generate_device_id(rng: random.Random) -> str:
 def device_udn(device_id: str) -> str:
     """The stable UPnP ``UDN`` (``uuid:…``) belonging to ``device_id``."""
     return f"uuid:{uuid.uuid5(_UDN_NAMESPACE, device_id.upper())}"
+
+
+def node_device_id(device_id: str, node_id: str | None) -> str:
+    """The DeviceID of ``device_id`` as node ``node_id`` of a cluster presents it.
+
+    Every node of a cluster is its own HDHomeRun device (Plex adds each one,
+    with the same lineup and guide), so each needs its own stable id: a
+    valid id derived from the stored one and the node id (a seeded draw, so
+    it never changes for the pair). Without a node id (a single node) the
+    stored id is returned as it is.
+    """
+    if not node_id or not device_id:
+        return device_id
+    seed = hashlib.sha256(f"{device_id.upper()}/{node_id}".encode()).digest()
+    return generate_device_id(random.Random(seed))

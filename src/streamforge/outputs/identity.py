@@ -5,10 +5,15 @@ The DeviceID is generated once (valid libhdhomerun check digit) and kept in
 count is the sum of ``max_connections`` of the tuner accounts (enabled and
 known good: :func:`~streamforge.db.rules.tuner_account`), unless the
 ``tuner_count`` setting overrides it.
+
+In a cluster every node is its own device: :func:`for_node` gives an
+identity the node's own DeviceID (:func:`~streamforge.outputs.device_id.node_device_id`);
+the lineup and guide are the same on every node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from sqlalchemy import func, select
@@ -16,7 +21,7 @@ from sqlalchemy import func, select
 from streamforge.db.engine import Database
 from streamforge.db.models import Account
 from streamforge.db.rules import tuner_account
-from streamforge.outputs.device_id import generate_device_id, is_valid_device_id
+from streamforge.outputs.device_id import generate_device_id, is_valid_device_id, node_device_id
 from streamforge.outputs.hdhomerun import TunerIdentity
 from streamforge.settings import Settings
 from streamforge.state import get_state, set_state
@@ -63,3 +68,10 @@ def tuner_identity(db: Database, settings: Settings, base_url: str) -> TunerIden
         device_auth=device_auth(db),
         friendly_name=settings.device_name,
     )
+
+
+def for_node(identity: TunerIdentity, node_id: str | None) -> TunerIdentity:
+    """``identity`` with this cluster node's own DeviceID (unchanged on a single node)."""
+    if not node_id:
+        return identity
+    return dataclasses.replace(identity, device_id=node_device_id(identity.device_id, node_id))

@@ -33,6 +33,13 @@ Every refused tune of a known channel is an event (warning, category
 
 Manual control (:meth:`SessionManager.switch`, :meth:`SessionManager.unpin`)
 goes to every live session of the channel (one per quality cap).
+
+In a cluster (:meth:`SessionManager.use_cluster`) the account slots are the
+cluster's (:class:`~streamforge.cluster.slots.ClusterSlots`) and a
+:class:`~streamforge.streaming.relay.ChannelCoordinator` keeps one upstream
+per channel across the nodes: a channel another node owns is relayed from
+it (see :mod:`streamforge.streaming.relay`), and a channel this node plays
+from its own upstream is claimed for it.
 """
 
 from __future__ import annotations
@@ -61,11 +68,13 @@ from streamforge.streaming.health.verdicts import HealthConfig
 from streamforge.streaming.media_clock import DEFAULT_MAX_LEAD
 from streamforge.streaming.metrics import StreamMetrics
 from streamforge.streaming.protocol import PolicyConfig
+from streamforge.streaming.relay import ChannelCoordinator, is_relay, relay_stream
 from streamforge.streaming.session import ChannelRef, ChannelSession
 from streamforge.streaming.slate import SlateFormat, SlateLibrary, slate_runner
-from streamforge.streaming.slots import AccountSlots
+from streamforge.streaming.slots import AccountSlots, SlotLease
 from streamforge.streaming.source import ChannelSource
 from streamforge.streaming.upstream import UpstreamConfig
+from streamforge.tasks import TaskOwner
 from streamforge.xtream.accounts import AccountService, StreamAccess
 
 log = logging.getLogger(__name__)
@@ -128,6 +137,63 @@ class SessionManager:
         self._starting: dict[tuple[int, str], asyncio.Lock] = {}
         self.slates = SlateLibrary(settings.data_dir / "cache" / "slate")
         self.slate_format = SlateFormat()
+        self.coordinator: ChannelCoordinator | None = None
+        self._relay_urls: dict[int, str] = {}
+        self._tasks = TaskOwner("streams")
+
+    # -- cluster ------------------------------------------------------------------
+    def use_cluster(self, slots: AccountSlots, coordinator: ChannelCoordinator | None) -> None:
+        """Count connections with the cluster's ``slots`` and keep one upstream per
+        channel with ``coordinator`` (call before the first tune)."""
+        self.slots = slots
+        self.coordinator = coordinator
+
+    def leases_lost(self, leases: tuple[SlotLease, ...]) -> None:
+        """The cluster took these leases away: each owning session fails that attempt."""
+        for lease in leases:
+            holder = lease.holder
+            if isinstance(holder, ChannelSession) and not holder.ended.is_set():
+                holder.lease_lost(lease)
+
+    def relay_source(self, channel_id: int) -> ChannelSession | None:
+        """This node's session of ``channel_id`` if other nodes may relay it: uncapped,
+        alive, and reading its own upstream (a relay of a relay would loop)."""
+        session = self._sessions.get((channel_id, ""))
+        if session is None or session.ended.is_set():
+            return None
+        playing = session.policy.playing
+        if playing is None or is_relay(playing):
+            return None
+        return session
+
+    async def keep_ownership(self, period: float) -> None:
+        """Claim every channel this node plays from its own upstream and does not
+        own yet (e.g. after taking over from a node that went away)."""
+        while True:
+            await asyncio.sleep(period)
+            coordinator = self.coordinator
+            if coordinator is None:
+                continue
+            for (channel_id, cap), session in list(self._sessions.items()):
+                playing = session.policy.playing
+                if cap or playing is None or is_relay(playing) or session.ended.is_set():
+                    continue
+                if not coordinator.owns(channel_id):
+                    await coordinator.claim(channel_id)
+
+    async def _cluster_full(self, streams: tuple[ProviderStream, ...]) -> bool:
+        """Whether every account of ``streams`` is at its limit across the cluster."""
+        if self.coordinator is None:
+            return False
+        for stream in streams:
+            if is_relay(stream):
+                return False
+            free = await self.coordinator.free_connections(
+                stream.account_id, stream.max_connections
+            )
+            if free > 0:
+                return False
+        return True
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -217,6 +283,12 @@ class SessionManager:
             data.cancel()
             ended.cancel()
         if not session.first_data.is_set():
+            if await self._cluster_full(tuple(session.policy.streams)):
+                raise self._refuse(
+                    session.channel,
+                    TuneError("all provider connections are in use", 503, ALL_TUNERS_IN_USE),
+                    REFUSED_ALL_IN_USE,
+                )
             self.metrics.tunes_rejected.labels(code=NO_VIDEO_DATA).inc()
             raise TuneError("no stream of this channel delivered video", 503, NO_VIDEO_DATA)
 
@@ -248,18 +320,29 @@ class SessionManager:
                 ),
                 REFUSED_ALL_FAILED,
             )
-        if not self._make_room(channel, streams, key, client):
+        # A channel another node plays is relayed from it: no connection of ours needed.
+        relay = await self._relay_for(channel, cap, streams)
+        if relay is None and (
+            not self._make_room(channel, streams, key, client) or await self._cluster_full(streams)
+        ):
+            if self.coordinator is not None and self.coordinator.owns(channel.id):
+                await self.coordinator.release(channel.id)  # claimed, but nothing plays
             raise self._refuse(
                 channel,
                 TuneError("all provider connections are in use", 503, ALL_TUNERS_IN_USE),
                 REFUSED_ALL_IN_USE,
             )
+        if relay is not None:
+            streams = (relay, *streams)
         access = await asyncio.to_thread(
-            self._accounts.stream_access, {s.account_id for s in streams}
+            self._accounts.stream_access, {s.account_id for s in streams if not is_relay(s)}
         )
         judgement = await asyncio.to_thread(self._channels.judgement_for_channel, channel.id)
 
         def url_for(stream: ProviderStream) -> tuple[str, str | None]:
+            if is_relay(stream) and self.coordinator is not None:
+                # signed afresh for each attempt: a signature is valid for a minute
+                return self.coordinator.relay_url(self._relay_urls[channel.id], channel.id), None
             entry = access.get(stream.account_id)
             if not isinstance(entry, StreamAccess):
                 raise CredentialError(entry or f"account {stream.account_name!r} is gone")
@@ -389,10 +472,29 @@ class SessionManager:
             session.request_unpin()
         return [session.status() for session in sessions]
 
+    async def _relay_for(
+        self, channel: ChannelRef, cap: Any, streams: tuple[ProviderStream, ...]
+    ) -> ProviderStream | None:
+        """The relay stream from the channel's owner node, or None when this node
+        reads the provider itself (it owns the channel now, or there is no cluster)."""
+        if self.coordinator is None or cap is not None:
+            return None
+        claimed = await self.coordinator.claim(channel.id)
+        if claimed is None:
+            return None
+        url, owner = claimed
+        self._relay_urls[channel.id] = url
+        return relay_stream(channel.id, owner, streams)
+
     def _ended(self, session: ChannelSession) -> None:
         key = session.key
         if isinstance(key, tuple) and self._sessions.get(key) is session:
             del self._sessions[key]
+            coordinator = self.coordinator
+            if coordinator is not None and coordinator.owns(session.channel.id) and not key[1]:
+                self._tasks.spawn(
+                    coordinator.release(session.channel.id), f"release:{session.channel.id}"
+                )
 
     def breaker_states(self) -> list[dict[str, Any]]:
         """Every stream's circuit breaker with history (key: xtream channel id)."""
@@ -410,6 +512,7 @@ class SessionManager:
         for session in list(self._sessions.values()):
             await session.close()
         await self.slates.close()
+        await self._tasks.close()
         if self._http is not None:
             await self._http.close()
         if self._decoders is not None:

@@ -225,7 +225,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class OpenUpstream:
-    """Open ``stream`` as attempt ``attempt_id``; report its events with that id."""
+    """Open ``stream`` as attempt ``attempt_id``; report its events with that id.
+
+    ``lease`` is the account slot the policy took for it: in a cluster the
+    driver confirms it cluster-wide before it connects."""
 
     attempt_id: int
     stream: ProviderStream

@@ -126,6 +126,7 @@ from streamforge.streaming.protocol import (
     UpstreamOpened,
 )
 from streamforge.streaming.reasons import FailureReason, UpstreamFailure
+from streamforge.streaming.relay import is_relay
 from streamforge.streaming.slate import SLATE_STREAM
 from streamforge.streaming.slots import AccountSlots, SlotLease
 from streamforge.streaming.upstream import UpstreamConfig, UpstreamReader
@@ -420,6 +421,16 @@ class ChannelSession:
         aid = attempt.attempt_id
         try:
             await self._connect_turn(attempt)
+            if not await self._confirm_lease(attempt):
+                self._connection_closed(attempt)
+                if aid in self._attempts:
+                    self._failed(
+                        aid,
+                        FailureReason.ACCOUNT_LIMIT,
+                        "no connection of the account is free across the cluster",
+                        None,
+                    )
+                return
             await self._run(
                 attempt.stream,
                 lambda: self._feed(UpstreamOpened(aid, self._now())),
@@ -455,6 +466,28 @@ class ChannelSession:
         """The attempt's provider connection is closed: free its draining slot."""
         if attempt.lease is not None:
             self._slots.closed(attempt.lease)
+
+    async def _confirm_lease(self, attempt: _Attempt) -> bool:
+        """Confirm the attempt's account slot (cluster-wide in a cluster) once its
+        socket's local turn has come, before it connects; refused, the attempt
+        fails with ``ACCOUNT_LIMIT``. A relay from another node uses no provider
+        connection of this node and needs none."""
+        lease = attempt.lease
+        if lease is None or is_relay(attempt.stream):
+            return True
+        return await self._slots.confirm(lease, attempt.stream.max_connections)
+
+    def lease_lost(self, lease: SlotLease) -> None:
+        """The cluster took ``lease`` away (over the limit after a coordination
+        outage): the attempt holding it fails with ``ACCOUNT_LIMIT``."""
+        for aid, attempt in list(self._attempts.items()):
+            if attempt.lease == lease:
+                self._failed(
+                    aid,
+                    FailureReason.ACCOUNT_LIMIT,
+                    "the account's connection lease was lost to another node",
+                    None,
+                )
 
     def _failed(self, aid: int, reason: FailureReason, detail: str, status: int | None) -> None:
         if aid == self._forwarding:

@@ -97,6 +97,12 @@ class AccountSlots:
         self._leases.setdefault(account_id, set()).add(lease)
         return lease
 
+    async def confirm(self, lease: SlotLease, limit: int) -> bool:
+        """Whether the upstream of ``lease`` may connect now (awaited by the session
+        just before it connects). In one process the local slot is the whole truth;
+        :class:`streamforge.cluster.slots.ClusterSlots` also takes the cluster-wide lease."""
+        return True
+
     def release(self, lease: SlotLease) -> None:
         """Give a connection back. Raises :class:`SlotError` if not currently held."""
         held = self._leases.get(lease.account_id)

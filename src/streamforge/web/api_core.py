@@ -17,12 +17,33 @@ from streamforge.web.deps import ID_MAX, get_runtime, require_admin
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)])
 
 
-@router.get("/status", summary="Version, database and credential backend")
+def node_state(runtime: Runtime) -> dict[str, Any]:
+    """This node in its cluster, for ``/healthz``, the status API and the dashboard
+    (``{"cluster": False}`` on a single node). Reads no database and no Redis."""
+    cluster = runtime.cluster
+    if cluster is None:
+        return {"cluster": False}
+    return {
+        "cluster": True,
+        "node": {
+            "id": cluster.identity.node_id,
+            "name": cluster.identity.name,
+            "instance": cluster.identity.instance,
+            "leader": cluster.leader.is_leader,
+            "redis_ok": cluster.health.up,
+            "leases": len(cluster.slots.confirmed()),
+            "owned_channels": list(cluster.owners.owned),
+        },
+    }
+
+
+@router.get("/status", summary="Version, database, credential backend and cluster node")
 async def status(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     return {
         "version": __version__,
         "database": runtime.db.engine.dialect.name,
         "credential_backend": runtime.credentials.backend,
+        **node_state(runtime),
     }
 
 

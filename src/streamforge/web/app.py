@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -34,6 +35,7 @@ from streamforge.web import (
     api_core,
     api_devices,
     api_epg,
+    internal,
     plex,
     streams,
     ui,
@@ -115,15 +117,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.runtime = runtime
-    app.state.ui_sessions = UiSessions()
+    app.state.ui_sessions = UiSessions(db=runtime.db)
     app.state.device_ports = ports = DevicePorts()
     app.add_middleware(DevicePortPaths, ports=ports)
     app.state.auth_gate = AuthGate()
     install_error_handlers(app)
 
-    @app.get("/healthz", summary="Liveness check", tags=["system"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/healthz", summary="Liveness check (and this node's cluster state)", tags=["system"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, **api_core.node_state(runtime)}
 
     app.include_router(api_core.router, tags=["admin"])
     app.include_router(api_accounts.router, tags=["accounts"])
@@ -134,6 +136,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(plex.device_router)
     app.include_router(streams.router)
     app.include_router(streams.api)
+    app.include_router(internal.router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
     app.include_router(ui.router)
     # Added innermost first: a request meets TrustedProxies, then BodyLimit, then

@@ -34,7 +34,7 @@ from streamforge.outputs.hdhomerun import (
     lineup_status_json,
     stream_url,
 )
-from streamforge.outputs.identity import device_auth, tuner_count
+from streamforge.outputs.identity import device_auth, for_node, tuner_count
 from streamforge.outputs.m3u import M3UChannel, m3u_entry, m3u_header
 from streamforge.outputs.xmltv_writer import gzip_chunks
 from streamforge.runtime import Runtime
@@ -62,13 +62,14 @@ async def device_of(runtime: Runtime, number: int) -> tuple[DevicePlan, Device]:
 
 def _identity_of(runtime: Runtime, device: Device, base: str) -> TunerIdentity:
     db, settings = runtime.db, runtime.settings
-    return TunerIdentity(
+    identity = TunerIdentity(
         device_id=device.device_id,
         base_url=device.base_url(base),
         tuner_count=tuner_count(db, settings),
         device_auth=device_auth(db),
         friendly_name=device.friendly_name(settings),
     )
+    return for_node(identity, runtime.node_id)
 
 
 async def _identity(request: Request, runtime: Runtime, number: int) -> TunerIdentity:

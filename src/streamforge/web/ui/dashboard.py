@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from streamforge.admin_views import breakers_by_stream
 from streamforge.runtime import Runtime
+from streamforge.web.api_core import node_state
 from streamforge.web.deps import get_runtime
 from streamforge.web.ui.common import render, require_page_session
 from streamforge.web.ui.live import sessions_with_pictures
@@ -37,5 +38,6 @@ async def dashboard(
         session,
         sessions=sessions_with_pictures(runtime),
         plural=plural,
+        cluster_node=node_state(runtime),
         **data,
     )

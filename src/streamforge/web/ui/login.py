@@ -1,4 +1,8 @@
-"""Login and logout: plain forms, the login form guarded by a double-submit token."""
+"""Login and logout: plain forms, the login form guarded by a double-submit token.
+
+Sessions live in the shared database (:mod:`streamforge.web.ui.sessions`): a
+browser logged in through one node of a cluster is logged in on all of them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import secrets
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from streamforge.runtime import Runtime
 from streamforge.web.auth import Verdict
@@ -86,7 +91,7 @@ async def login(
         return response
     if not check.ok:
         return await _login_refused(request, next, "Wrong password.", 401)
-    session = sessions.create()
+    session = await run_in_threadpool(sessions.create)  # stored in the shared database
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict", path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui/login")
@@ -96,11 +101,11 @@ async def login(
 @router.post("/ui/logout")
 async def logout(request: Request, csrf: str = Form("")) -> Response:
     sessions = ui_sessions(request)
-    session = sessions.get(request.cookies.get(SESSION_COOKIE))
+    session = await run_in_threadpool(sessions.get, request.cookies.get(SESSION_COOKIE))
     if session is not None:
         if not tokens_match(session.csrf, csrf):
             raise HTTPException(403, "invalid CSRF token")
-        sessions.revoke(session.token)
+        await run_in_threadpool(sessions.revoke, session.token)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -17,8 +17,16 @@ most of that) but cannot read the token, so it cannot forge the header.
 :meth:`UiSessions.valid` does this check when it is given the request, which
 is how ``web.deps.require_admin`` protects the JSON API for cookie callers.
 
-Sessions expire after an idle period and are kept in memory only: a restart
-logs everyone out, which is acceptable for a single-admin tool.
+Sessions expire after an idle period. The app keeps them in the database
+(table ``ui_sessions``, only the SHA-256 of each token is stored), so they
+survive a restart and — with several nodes over one database — a browser
+logged in through one node is logged in on every node. The idle timer is
+written back at most once per :data:`TOUCH_EVERY` seconds, so reading pages
+does not turn into a write per request. Without a database (unit tests)
+they live in memory. Every method is synchronous and may touch the
+database: call it from a worker thread (the auth dependencies are plain
+functions, which FastAPI runs in its thread pool; the login handlers use
+:func:`starlette.concurrency.run_in_threadpool`).
 
 The login form itself is protected by a double-submit token (a cookie plus
 the same value in the form), because there is no session yet to bind it to.
@@ -30,6 +38,7 @@ oldest attempt leaves the window.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -38,12 +47,23 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import delete
 from starlette.requests import Request
+
+from streamforge.db.engine import Database
+from streamforge.db.models import UiSessionRow
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 
 Clock = Callable[[], float]
+
+TOUCH_EVERY = 60.0
+"""Seconds between two writes of a stored session's idle timer."""
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def tokens_match(expected: str | None, offered: str | None) -> bool:
@@ -90,25 +110,45 @@ class LoginLimiter:
 
 
 class UiSessions:
-    """The logged-in browsers of one app (``app.state.ui_sessions``)."""
+    """The logged-in browsers of one app (``app.state.ui_sessions``): in ``db``
+    (shared by every node of a cluster), or in memory without one."""
 
     def __init__(
         self,
         *,
+        db: Database | None = None,
         idle_timeout: float = 12 * 3600,
-        clock: Clock = time.monotonic,
+        clock: Clock | None = None,
         limiter: LoginLimiter | None = None,
     ) -> None:
+        self._db = db
         self._idle_timeout = idle_timeout
-        self._clock = clock
+        # Stored sessions are shared between processes: wall-clock seconds.
+        self._clock: Clock = clock or (time.time if db is not None else time.monotonic)
         self._sessions: dict[str, UiSession] = {}
         self._lock = threading.Lock()
-        self.limiter = limiter if limiter is not None else LoginLimiter(clock=clock)
+        if limiter is None:
+            limiter = LoginLimiter(clock=clock) if clock is not None else LoginLimiter()
+        self.limiter = limiter
 
     def create(self) -> UiSession:
         """A new session (call only after the password was verified)."""
         now = self._clock()
         session = UiSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now)
+        if self._db is not None:
+            with self._db.session() as db:
+                db.execute(
+                    delete(UiSessionRow).where(UiSessionRow.last_seen < now - self._idle_timeout)
+                )
+                db.add(
+                    UiSessionRow(
+                        token_hash=_digest(session.token),
+                        csrf=session.csrf,
+                        created_at=now,
+                        last_seen=now,
+                    )
+                )
+            return session
         with self._lock:
             self._expire(now)
             self._sessions[session.token] = session
@@ -119,6 +159,8 @@ class UiSessions:
         if not token:
             return None
         now = self._clock()
+        if self._db is not None:
+            return self._get_stored(token, now)
         with self._lock:
             session = self._sessions.get(token)
             if session is None:
@@ -128,6 +170,19 @@ class UiSessions:
                 return None
             session.last_seen = now
             return session
+
+    def _get_stored(self, token: str, now: float) -> UiSession | None:
+        assert self._db is not None
+        with self._db.session() as db:
+            row = db.get(UiSessionRow, _digest(token))
+            if row is None:
+                return None
+            if now - row.last_seen > self._idle_timeout:
+                db.delete(row)
+                return None
+            if now - row.last_seen >= TOUCH_EVERY:
+                row.last_seen = now
+            return UiSession(token, row.csrf, row.last_seen)
 
     def valid(self, token: str, request: Request | None = None) -> bool:
         """True for a live session; with ``request``, unsafe methods also need the CSRF header."""
@@ -139,13 +194,25 @@ class UiSessions:
         return tokens_match(session.csrf, request.headers.get(CSRF_HEADER))
 
     def revoke(self, token: str | None) -> None:
-        if token:
-            with self._lock:
-                self._sessions.pop(token, None)
+        if not token:
+            return
+        if self._db is not None:
+            with self._db.session() as db:
+                db.execute(delete(UiSessionRow).where(UiSessionRow.token_hash == _digest(token)))
+            return
+        with self._lock:
+            self._sessions.pop(token, None)
 
     def __len__(self) -> int:
+        now = self._clock()
+        if self._db is not None:
+            with self._db.session() as db:
+                db.execute(
+                    delete(UiSessionRow).where(UiSessionRow.last_seen < now - self._idle_timeout)
+                )
+                return db.query(UiSessionRow).count()
         with self._lock:
-            self._expire(self._clock())
+            self._expire(now)
             return len(self._sessions)
 
     def _expire(self, now: float) -> None:
