@@ -288,3 +288,25 @@ async def test_renew_is_one_round_trip_for_many_leases(redis: Redis) -> None:
     assert delta["evalsha"] == 1  # one request for all 300 leases ...
     assert delta["eval"] == delta["script"] == 0
     assert delta["zadd"] == 300  # ... whose script extended each of them
+
+
+async def test_a_draining_connection_keeps_its_cluster_lease_until_its_socket_closes(
+    make_node: Callable[..., Node],
+) -> None:
+    """The provider still counts a closing socket: so does the cluster, and the
+    node's own next connection of the account waits for it instead of overlapping."""
+    node, other = make_node("a"), make_node("b")
+    node.slots.start(node.tasks)
+    lease = await node.take(4, 1)
+    assert lease is not None
+    await node.slots.connect(lease, 1)  # the socket opened
+    node.slots.release(lease)  # the policy closed the attempt; the socket is draining
+    assert node.slots.draining(4) == 1
+    await node.slots.renew_once()  # renewed while it drains
+    assert await node.slots.store.counts([4]) == {4: 1}
+    assert await other.take(4, 1) is None
+    node.slots.closed(lease)  # the socket is gone: so is the lease, at once
+    again = node.slots.try_acquire(4, 1, holder="a")
+    assert again is not None
+    assert await node.slots.confirm(again, 1)  # pending removal sent before acquiring
+    assert await other.take(4, 1) is None

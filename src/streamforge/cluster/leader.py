@@ -27,7 +27,12 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from streamforge.cluster.node import NodeIdentity, node_of
-from streamforge.cluster.redisconn import DEFAULT_PREFIX, REDIS_ERRORS, RedisHealth
+from streamforge.cluster.redisconn import (
+    DEFAULT_PREFIX,
+    REDIS_ERRORS,
+    RedisHealth,
+    raise_if_cancelled,
+)
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -119,6 +124,7 @@ class LeaderLease:
         """Contend and hold until cancelled (then call :meth:`release`)."""
         while True:
             await self.step()
+            raise_if_cancelled()
             await asyncio.sleep(self.period)
 
     async def release(self) -> None:

@@ -34,7 +34,12 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from streamforge.cluster.redisconn import DEFAULT_PREFIX, REDIS_ERRORS, RedisHealth
+from streamforge.cluster.redisconn import (
+    DEFAULT_PREFIX,
+    REDIS_ERRORS,
+    RedisHealth,
+    raise_if_cancelled,
+)
 from streamforge.errors import ConfigError
 from streamforge.filemodes import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tighten
 
@@ -224,6 +229,7 @@ class NodeRegistry:
         """Heartbeat every third of the TTL until cancelled."""
         while True:
             await self.heartbeat()
+            raise_if_cancelled()
             await asyncio.sleep(self.ttl / 3)
 
     async def deregister(self) -> None:

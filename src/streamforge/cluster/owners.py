@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from streamforge.cluster.node import NodeIdentity
-from streamforge.cluster.redisconn import DEFAULT_PREFIX, REDIS_ERRORS, RedisHealth
+from streamforge.cluster.redisconn import (
+    DEFAULT_PREFIX,
+    REDIS_ERRORS,
+    RedisHealth,
+    raise_if_cancelled,
+)
 from streamforge.tasks import TaskOwner
 
 # KEYS owner records; ARGV[1] ttl ms, then our value per key. Returns lost indexes.
@@ -189,6 +194,7 @@ class ChannelOwners:
         """Renew every third of the TTL until cancelled."""
         while True:
             await self.renew_once()
+            raise_if_cancelled()
             await asyncio.sleep(self.ttl / 3)
 
     def start(self, tasks: TaskOwner) -> None:

@@ -14,6 +14,7 @@ between.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -43,6 +44,18 @@ class EventSink(Protocol):
         message: str,
         details: Mapping[str, Any] | None = None,
     ) -> object: ...
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis call turned into an error.
+
+    redis-py answers a cancelled command with a ``ConnectionError`` (it drops
+    the connection), which the loops below take for an outage and carry on:
+    the task would never end. Every background loop calls this after a step.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def connect(url: str, timeout: float = 1.0) -> Redis:

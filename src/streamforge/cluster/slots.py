@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from streamforge.cluster.leases import LeaseRef, LeaseStore, RenewOutcome
 from streamforge.cluster.node import NodeIdentity
-from streamforge.cluster.redisconn import REDIS_ERRORS, RedisHealth
+from streamforge.cluster.redisconn import REDIS_ERRORS, RedisHealth, raise_if_cancelled
 from streamforge.streaming.slots import AccountSlots, SlotLease
 from streamforge.tasks import TaskOwner
 
@@ -206,6 +206,7 @@ class ClusterSlots(AccountSlots):
                 pass
             self._wake.clear()
             await self.flush_releases()
+            raise_if_cancelled()
 
     async def renew_once(self) -> RenewOutcome | None:
         """Extend every held lease in one round-trip; None when Redis is unreachable.
@@ -253,6 +254,7 @@ class ClusterSlots(AccountSlots):
         """Renew every third of the TTL until cancelled."""
         while True:
             await self.renew_once()
+            raise_if_cancelled()
             await asyncio.sleep(self.store.ttl / 3)
 
     async def aclose(self) -> None:
