@@ -1,7 +1,7 @@
 """web UI sessions in the shared database: ui_sessions
 
 Revision ID: 0006
-Revises: 0004 (the head on main when written; relink when merging)
+Revises: 0003 (the head on main when written; relink when merging)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
