@@ -503,6 +503,11 @@ async def test_redis_outage_keeps_streams_opens_nothing_and_reconciles(cluster: 
             "both nodes recover",
         )
         for viewer in (on_a, on_b):  # played on through the outage and the recovery
+
+            def played_on(v: Viewer = viewer) -> bool:
+                return v.chunks[-1][0] - down > 4.0
+
+            await await_for(played_on, 10, "4 s of playback since the outage began")
             assert viewer.largest_gap_after(down) < 2.0
             assert viewer.chunks[-1][0] > time.monotonic() - 1.5
             assert video_frames(viewer.received_since(down)) > 10
