@@ -19,25 +19,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from streamforge.cli.common import console, fail, one_line_errors, open_runtime
-from streamforge.credentials import CredentialStore, generate_secret_key, key_fingerprint
-from streamforge.db.engine import Database
-from streamforge.db.models import Account
 from streamforge.errors import ConfigError
-from streamforge.settings import Settings, load_settings
-from streamforge.state import rotate_secret_key
+
+if TYPE_CHECKING:
+    from streamforge.settings import Settings
 
 cluster_app = typer.Typer(help="Several nodes over one PostgreSQL and Redis.", no_args_is_help=True)
 secret_app = typer.Typer(help="The key that seals stored provider passwords.", no_args_is_help=True)
 
 
 def _cluster_settings() -> Settings:
+    from streamforge.settings import load_settings
+
     settings = load_settings()
     if settings.redis_url is None:
         raise ConfigError("STREAMFORGE_REDIS_URL: not set; this node is not in cluster mode")
@@ -45,6 +44,11 @@ def _cluster_settings() -> Settings:
 
 
 def _accounts(settings: Settings) -> dict[int, tuple[str, int]]:
+    from sqlalchemy import select
+
+    from streamforge.db.engine import Database
+    from streamforge.db.models import Account
+
     database = Database(settings.effective_database_url)
     try:
         with database.session() as session:
@@ -167,6 +171,7 @@ def join(
             "once, then give every node the key it prints"
         )
     from streamforge.cluster.redisconn import redact_url
+    from streamforge.credentials import key_fingerprint
 
     def shown(value: str, redacted: str) -> str:
         return value if show_secret else redacted
@@ -204,6 +209,9 @@ def rotate(
             "Stop every node first; after the rotation they all need the new key. Rotate now?",
             abort=True,
         )
+    from streamforge.credentials import CredentialStore, generate_secret_key, key_fingerprint
+    from streamforge.state import rotate_secret_key
+
     fresh = generate_secret_key()
     with open_runtime() as runtime:
         new = CredentialStore(runtime.settings.data_dir, shared_key=fresh)
