@@ -15,6 +15,7 @@ user can act on, and none ever contains a provider password.
     ├── DatabaseError
     │   └── SchemaTooNewError     the database was migrated by a newer StreamForge
     ├── CredentialError           a stored password cannot be decrypted / key unusable
+    │   └── KeyMismatchError      credentials.py: this node's secret key is not the cluster's
     ├── NotFoundError             a named account, source, channel … does not exist
     ├── ConflictError             a name or number is already taken
     ├── ProviderError             an Xtream panel answered in a way we cannot use
