@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import faulthandler
+import gc
 import json
 import logging
 import multiprocessing
@@ -53,6 +54,11 @@ from _common import (
     serve_app,
 )
 from bench_xmltv_parse import write_guide
+from streamforge.interpreter import (
+    SERVING_SWITCH_INTERVAL,
+    InterpreterState,
+    tune_for_serving,
+)
 from streamforge.loop_monitor import LoopMonitor
 from streamforge.mockprovider import MediaLibrary
 from streamforge.runtime import Runtime
@@ -303,7 +309,19 @@ async def main() -> None:
     parser.add_argument(
         "--stacks",
         action="store_true",
-        help="diagnosis: sample where the loop thread is whenever the loop is 50 ms late",
+        help="diagnosis: sample where the loop thread is whenever the loop is --late ms late",
+    )
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="experiment: leave the interpreter as it starts (no interpreter.tune_for_serving)",
+    )
+    parser.add_argument(
+        "--late",
+        type=float,
+        default=50.0,
+        metavar="MS",
+        help="diagnosis: with --stacks, how late the loop must be to be sampled (50 ms)",
     )
     parser.add_argument(
         "--switch-interval",
@@ -315,7 +333,7 @@ async def main() -> None:
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
+    print(f"GIL switch interval at start {sys.getswitchinterval() * 1000:g} ms", flush=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("streamforge").setLevel(logging.ERROR)
     if args.slow_callbacks:
@@ -364,8 +382,17 @@ async def run(
     runtime.loop_monitor = LoopMonitor(
         runtime.events, runtime.streams.metrics.loop_lag, keep=1_000_000
     )
-    sampler = StackSampler() if args.stacks else None
+    sampler = StackSampler(late=args.late / 1000) if args.stacks else None
     async with serve_app(runtime) as base, aiohttp.ClientSession() as http:
+        if not args.untuned:
+            # as `streamforge serve` does before it accepts requests
+            tune_for_serving(switch_interval=args.switch_interval or SERVING_SWITCH_INTERVAL)
+        tuned = InterpreterState.current()
+        print(
+            f"interpreter: gc thresholds {tuned.thresholds}, {gc.get_freeze_count()} objects "
+            f"frozen, GIL switch interval {tuned.switch_interval * 1000:g} ms",
+            flush=True,
+        )
         runtime.loop_monitor.start(runtime.tasks)
         if sampler is not None:
             runtime.tasks.spawn(sampler.heartbeat(), name="bench-heartbeat")

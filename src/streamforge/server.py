@@ -31,6 +31,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from streamforge.interpreter import tune_for_serving
 from streamforge.outputs.devices import (
     UNSERVED_PORTS_KEY,
     DevicePlan,
@@ -281,6 +282,7 @@ async def serve(runtime: Runtime, *, host: str, port: int) -> None:
     :class:`~streamforge.errors.ConfigError` when Redis is unreachable)."""
     try:
         await runtime.start_cluster(public_base_url(runtime.settings))
+        tune_for_serving()
         await serve_app(create_app(runtime), runtime, host=host, port=port)
     finally:
         await runtime.aclose()

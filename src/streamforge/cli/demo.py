@@ -75,8 +75,10 @@ def demo(
     """Run StreamForge against a built-in mock provider and watch failover happen."""
     from streamforge.cli.main import serving_log
     from streamforge.demo import data_directory, demo_settings, run_demo
+    from streamforge.interpreter import tune_for_serving
 
     serving_log()
+    tune_for_serving()
     with data_directory(data_dir) as directory:
         settings = demo_settings(directory, host=host, port=port, recovery_period=recovery_period)
         try:

@@ -28,9 +28,26 @@ from streamforge.cpu_pool import pack_rows, unpack_rows
 from streamforge.xtream.models import LiveStream, parse_live_streams
 from streamforge.xtream.quality import detect_quality
 
+#: :meth:`QualityInfo.to_json` as ``(key, value)`` pairs, lists as tuples.
+QualityPairs = tuple[tuple[str, Any], ...]
+
 #: ``(stream_id, name, stream_type, stream_icon, epg_channel_id, category_id,
-#: quality)`` — ``quality`` is :meth:`QualityInfo.to_json` of the name.
-StreamRow = tuple[int, str, str, str | None, str | None, str | None, dict[str, Any]]
+#: quality)`` — ``quality`` is :meth:`QualityInfo.to_json` of the name as
+#: :data:`QualityPairs`. Every field is an atom or a tuple of atoms, so the
+#: garbage collector stops tracking a row after its first pass: tens of
+#: thousands of rows held through a sync add nothing to later collections
+#: (a dict per row would, and a full collection of them pauses the event loop).
+StreamRow = tuple[int, str, str, str | None, str | None, str | None, QualityPairs]
+
+
+def quality_pairs(data: dict[str, Any]) -> QualityPairs:
+    """A ``qualities`` JSON object as :data:`QualityPairs`."""
+    return tuple((key, tuple(v) if isinstance(v, list) else v) for key, v in data.items())
+
+
+def quality_json(pairs: QualityPairs) -> dict[str, Any]:
+    """:data:`QualityPairs` back as the ``qualities`` JSON object."""
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in pairs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +73,7 @@ def stream_rows(streams: Iterable[LiveStream]) -> Iterator[StreamRow]:
             s.stream_icon,
             s.epg_channel_id,
             s.category_id,
-            detect_quality(s.name).to_json(),
+            quality_pairs(detect_quality(s.name).to_json()),
         )
 
 

@@ -33,7 +33,7 @@ from streamforge.errors import AccountExpiredError, ProviderError
 from streamforge.events import EventLog
 from streamforge.xtream.accounts import AccountService
 from streamforge.xtream.models import Category
-from streamforge.xtream.streams_worker import StreamRow, stream_rows
+from streamforge.xtream.streams_worker import StreamRow, quality_json, quality_pairs, stream_rows
 
 #: (stage, done, total) — stages: "account", "categories", "streams", "store", "done"
 Progress = Callable[[str, int, int], None]
@@ -77,11 +77,20 @@ def _stream_row(stream: StreamRow, categories: dict[str, str]) -> dict[str, Any]
         "icon": (icon or None) and icon[:1000],
         "epg_channel_id": (epg_channel_id or None) and epg_channel_id[:300],
         "category_id": category_id,
-        "qualities": {**quality, "category": categories.get(category_id or "")},
+        "qualities": {**quality_json(quality), "category": categories.get(category_id or "")},
     }
 
 
 _COMPARED = ("name", "icon", "epg_channel_id", "category_id", "qualities")
+
+
+def _compared(values: Any) -> tuple[Any, ...]:
+    """The :data:`_COMPARED` values of a row (a stored one or a new row dict) as
+    atoms, the ``qualities`` pairs sorted by key: the stored side of a big
+    account is held through the whole sync, and atoms keep it out of the
+    garbage collector's way."""
+    *plain, qualities = (values[c] for c in _COMPARED)
+    return (*plain, tuple(sorted(quality_pairs(qualities or {}))))
 
 
 class ChannelSync:
@@ -165,7 +174,7 @@ class ChannelSync:
         with self._db.session() as session:
             self._store_categories(session, account_id, names)
             existing = {
-                row.stream_id: row
+                row.stream_id: (row.id, _compared(row._mapping))
                 for row in session.execute(
                     select(
                         XtreamChannel.id,
@@ -198,15 +207,15 @@ class ChannelSync:
                 old = existing.get(stream[0])
                 if old is None:
                     inserts.append({**row, "account_id": account_id, "added_at": now})
-                elif any(getattr(old, c) != row[c] for c in _COMPARED):
-                    updates.append({**row, "id": old.id})
+                elif old[1] != _compared(row):
+                    updates.append({**row, "id": old[0]})
                 else:
                     report.unchanged += 1
                 if done % _WRITE_SLICE == 0:
                     write()
                     progress("store", done, total)
             write()
-            gone = [row.id for sid, row in existing.items() if sid not in unique]
+            gone = [old[0] for sid, old in existing.items() if sid not in unique]
             report.removed = len(gone)
             report.mappings_removed = self._remove(session, account_id, gone)
             account = session.get(Account, account_id)
