@@ -12,6 +12,9 @@ import pytest
 
 from streamforge.streaming.media_clock import (
     DEFAULT_LAG_LIMIT,
+    DEFAULT_LEAD_PER_GAP,
+    DEFAULT_MIN_GAP,
+    DEFAULT_RATE_WINDOW,
     SOURCE_AUDIO_PTS,
     SOURCE_PCR,
     SOURCE_VIDEO_PTS,
@@ -246,15 +249,23 @@ def test_timestamps_restarting_at_every_segment_do_not_starve_the_clock() -> Non
 # ---------------------------------------------------------------- lag
 
 
-def test_initial_burst_is_credit_while_it_lasts() -> None:
+def test_initial_burst_is_forgotten_once_steady_delivery_follows() -> None:
     clock = MediaClock()
     for n in range(250):  # 10 s of media at once
         clock.feed(frame(n), 0.0)
+    assert clock.lag(0.0) == pytest.approx(-10.0 + FRAME, abs=0.01)
     for n in range(250, 1000):  # then real time
         now = (n - 250) * FRAME + 0.02
         clock.feed(frame(n), now)
         assert not clock.behind_live(now)
-    assert clock.lag(now) == pytest.approx(-10.0 + 0.02, abs=0.01)
+        if now < DEFAULT_RATE_WINDOW:  # not yet long enough to tell a burst
+            assert clock.lag(now) < -9.0
+    # a paced stream keeps lead_per_gap x min_gap of lead, not its opening burst
+    kept = DEFAULT_LEAD_PER_GAP * DEFAULT_MIN_GAP
+    assert clock.lag(now) == pytest.approx(-kept, abs=0.01)
+    # so a stall (or a drip) now is behind live at the limit plus that
+    assert not clock.behind_live(now + DEFAULT_LAG_LIMIT + kept - 0.01)
+    assert clock.behind_live(now + DEFAULT_LAG_LIMIT + kept + 0.01)
 
 
 def test_stall_after_a_burst_is_behind_limit_seconds_after_the_buffer_ran_out() -> None:
@@ -282,9 +293,28 @@ def test_hls_restream_bursts_are_never_behind() -> None:
 
 def test_a_stream_ahead_of_live_is_healthy() -> None:
     clock = MediaClock()
-    now = feed_paced(clock, 500, 1.3)
-    assert clock.lag(now) < -4.0
+    now = feed_paced(clock, 500, 1.3)  # steady, a little fast: ahead, its lead trimmed
+    assert -DEFAULT_LEAD_PER_GAP * DEFAULT_MIN_GAP - 0.01 < clock.lag(now) < 0
     assert not clock.behind_live(now)
+    now = feed_paced(clock, 500, 3.0, t0=now + FRAME)  # a burst: all of it is credit
+    assert clock.lag(now) < -10.0
+    assert not clock.behind_live(now)
+
+
+def test_a_bursty_provider_keeps_the_lead_its_pauses_need() -> None:
+    # An HLS restream: three 8 s segments at once, then one 8 s segment every
+    # 8 s (arriving over 0.4 s, up to 1.5 s late) for two minutes.
+    rng = random.Random(11)
+    clock = MediaClock()
+    per = 200
+    n = 0
+    for seg in range(3 + 15):
+        arrive = 0.0 if seg < 3 else (seg - 2) * 8.0 + rng.uniform(0.0, 1.5)
+        assert not clock.behind_live(arrive - 1e-3), (seg, clock.lag(arrive - 1e-3))
+        for k in range(per):
+            clock.feed(frame(n), arrive + k * 0.002)
+            n += 1
+    assert clock.lead_allowed(arrive + 0.4) >= DEFAULT_LEAD_PER_GAP * 6.5
 
 
 def test_lead_beyond_max_lead_is_forgotten() -> None:

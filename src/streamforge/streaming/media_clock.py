@@ -51,6 +51,19 @@ because no player buffers more than that of a live channel and the fan-out
 drops what a client cannot take.  Without the cap a stream that ran 5 % fast
 for an hour would stall for three minutes before being judged.
 
+**Credit fits the delivery.**  A lead is only worth keeping for a stream
+that needs it.  A stream delivered *steadily* - over the last
+``rate_window`` (0.5 s) its media advanced at most ``steady_rate`` (1.5x)
+as fast as the wall - keeps at most ``lead_per_gap`` (1.5) times the longest
+pause between two deliveries of the last ``gap_memory`` (30 s), at least
+``min_gap`` (0.1 s) of it.  So a provider that paces real-time packets keeps
+~0.15 s and, when it stalls or drips, is behind live ``limit + 0.15`` s
+later, however large the burst it opened with (that burst is forgotten once
+it has been followed by half a second of steady delivery); a provider that
+sends 8 s every 8 s keeps up to 12 s, more than each pause takes; and during
+a burst (media arriving faster than ``steady_rate``) nothing is forgotten, so
+an HLS restream's opening segments carry it through its first pause.
+
 **Default limit, 1.5 s** (:data:`DEFAULT_LAG_LIMIT`).  Plex and most IPTV
 players start a live channel with 2-4 s of buffer; a stream lagging 1.5 s
 behind its own start has eaten about half of that, so failing over then leaves
@@ -74,6 +87,7 @@ the source PID or start a PES of the source PID (and the rare PAT/PMT).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -109,6 +123,16 @@ DEFAULT_JUMP_SECONDS: Final = 3.0
 DEFAULT_REORDER_SECONDS: Final = 0.5
 #: Lead (media ahead of the wall) beyond this is forgotten.
 DEFAULT_MAX_LEAD: Final = 30.0
+#: Wall seconds over which the delivery rate is judged steady or a burst.
+DEFAULT_RATE_WINDOW: Final = 0.5
+#: Media seconds per wall second up to which delivery is steady (above: a burst).
+DEFAULT_STEADY_RATE: Final = 1.5
+#: Lead a steady stream keeps, per second of its longest recent delivery pause.
+DEFAULT_LEAD_PER_GAP: Final = 1.5
+#: The shortest pause counted (a paced stream's chunk interval is tens of ms).
+DEFAULT_MIN_GAP: Final = 0.1
+#: How long a delivery pause is remembered.
+DEFAULT_GAP_MEMORY: Final = 30.0
 #: Bytes without any usable timestamp after which the stream is :attr:`MediaClock.clockless`.
 DEFAULT_PROBE_BYTES: Final = 2_000_000
 
@@ -144,6 +168,11 @@ class MediaClock:
         jump_seconds: float = DEFAULT_JUMP_SECONDS,
         reorder_seconds: float = DEFAULT_REORDER_SECONDS,
         max_lead: float = DEFAULT_MAX_LEAD,
+        rate_window: float = DEFAULT_RATE_WINDOW,
+        steady_rate: float = DEFAULT_STEADY_RATE,
+        lead_per_gap: float = DEFAULT_LEAD_PER_GAP,
+        min_gap: float = DEFAULT_MIN_GAP,
+        gap_memory: float = DEFAULT_GAP_MEMORY,
         probe_bytes: int = DEFAULT_PROBE_BYTES,
         psi_wait_bytes: int = 1_000_000,
         pcr_wait_seconds: float = 0.5,
@@ -160,6 +189,18 @@ class MediaClock:
         self._jump = jump_seconds
         self._reorder = reorder_seconds
         self._max_lead = max_lead
+        if min(rate_window, steady_rate, lead_per_gap, min_gap, gap_memory) <= 0:
+            raise ValueError("the lead-fitting parameters must be positive")
+        self._rate_window = rate_window
+        self._steady_rate = steady_rate
+        self._lead_per_gap = lead_per_gap
+        self._min_gap = min_gap
+        self._gap_memory = gap_memory
+        # (wall, media) at each delivery with a running clock, back to one
+        # ``rate_window`` old; (wall, length) of the pauses of ``min_gap`` or more.
+        self._marks: deque[tuple[float, float]] = deque()
+        self._gaps: deque[tuple[float, float]] = deque()
+        self._last_feed: float | None = None
         self._probe_bytes = probe_bytes
         self._psi_wait_bytes = psi_wait_bytes
         self._pcr_wait = pcr_wait_seconds
@@ -209,6 +250,7 @@ class MediaClock:
         if self._guessing:
             self._guess_pids(rows, pids)
         self._advance(buf, rows, pids, now)
+        self._note_delivery(now)
         self._forget_excess_lead(now)
 
     # ------------------------------------------------------------ results
@@ -255,6 +297,7 @@ class MediaClock:
         if self._origin is not None:
             self._origin = now
             self._media = 0.0
+            self._marks.clear()
 
     # ------------------------------------------------------------ the program
 
@@ -409,9 +452,37 @@ class MediaClock:
                 self._step += (min(step, _MAX_STEP) - self._step) * 0.1
                 tl.last = value
 
+    def _note_delivery(self, now: float) -> None:
+        """Remember this delivery's pause and its (wall, media) mark."""
+        last, self._last_feed = self._last_feed, now
+        if last is not None and now - last >= self._min_gap:
+            self._gaps.append((now, now - last))
+        while self._gaps and self._gaps[0][0] < now - self._gap_memory:
+            self._gaps.popleft()
+        if self._origin is None:
+            return
+        marks = self._marks
+        marks.append((now, self._media))
+        while len(marks) > 2 and marks[1][0] <= now - self._rate_window:
+            marks.popleft()
+
+    def lead_allowed(self, now: float) -> float:
+        """The most lead the stream keeps at ``now`` (see "Credit fits the delivery")."""
+        marks = self._marks
+        if not marks or marks[0][0] > now - self._rate_window:
+            return self._max_lead  # not delivered long enough to tell a burst
+        wall_then, media_then = marks[0]
+        if self._media - media_then > self._steady_rate * (now - wall_then):
+            return self._max_lead  # a burst
+        pause = max((gap for _, gap in self._gaps), default=self._min_gap)
+        return min(self._max_lead, self._lead_per_gap * max(pause, self._min_gap))
+
     def _forget_excess_lead(self, now: float) -> None:
-        if self._origin is not None and -self.lag(now) > self._max_lead:
-            self._origin = now + self._max_lead - self._media
+        if self._origin is None:
+            return
+        allowed = self.lead_allowed(now)
+        if -self.lag(now) > allowed:
+            self._origin = now + allowed - self._media
 
 
 def _pes_starts(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:

@@ -31,6 +31,16 @@ and no *suspect* (a black, unchanged or silent latest sample) and, for each
 track the program has and the channel judges, has decoded samples to show
 for it (two pictures, so that "unchanged" could have been seen).
 
+**Batches.** A provider that paces its stream writes a few packets every
+few tens of milliseconds, and the packet work (PID columns, timestamps, the
+sampler's keyframe search) costs about the same per call whatever the size:
+:meth:`AttemptJudge.feed` keeps chunks until ``BATCH_SECONDS`` of arrivals or
+``BATCH_BYTES`` are pending and hands them on as one, at the arrival time of
+the latest. Every question (:meth:`check`, :meth:`lag`, :meth:`healthy` …)
+takes in what is pending first, so an answer is exactly what it would be
+chunk by chunk; only the work is done less often (a 25-chunk-a-second stream
+costs the event loop 10 calls a second instead of 25).
+
 Nothing here reads a clock or does I/O; the decode jobs run on the executor.
 """
 
@@ -47,6 +57,10 @@ from streamforge.streaming.reasons import FailureReason
 
 #: Seconds between content polls (decoded samples are applied then).
 POLL_INTERVAL: Final = 0.5
+#: Chunks are judged in batches of this many seconds of arrival or bytes,
+#: whichever comes first (see :meth:`AttemptJudge.feed`).
+BATCH_SECONDS: Final = 0.1
+BATCH_BYTES: Final = 1 << 16
 
 _LABELS: Final = {
     ContentReason.BLACK_PICTURE: "black picture",
@@ -164,28 +178,54 @@ class AttemptJudge:
         self.last_data: float | None = None
         self.bytes = 0
         self._dropped_seen = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_since = 0.0
 
     def feed(self, chunk: bytes, now: float) -> None:
+        """Take a chunk received at ``now``; judged with the batch it joins."""
+        if not chunk:
+            return
         self.bytes += len(chunk)
         self.last_data = now
-        self.clock.feed(chunk, now)
-        self.audio_clock.feed(chunk, now)
+        if not self._pending:
+            self._pending_since = now
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= BATCH_BYTES or now - self._pending_since >= BATCH_SECONDS:
+            self._take_pending()
+
+    def _take_pending(self) -> None:
+        """Judge the pending chunks as one, received when the latest of them was."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        at = self.last_data
+        assert at is not None
+        self.clock.feed(data, at)
+        self.audio_clock.feed(data, at)
         if self.sampler is not None:
-            self.sampler.feed(chunk, now)
+            self.sampler.feed(data, at)
 
     @property
     def has_clock(self) -> bool:
+        self._take_pending()
         return self.clock.has_clock or self.audio_clock.has_clock
 
     def lag(self, now: float) -> float:
         """The smaller lag of the two clocks that run (0.0 without any)."""
+        self._take_pending()
         lags = [c.lag(now) for c in (self.clock, self.audio_clock) if c.has_clock]
         return min(lags) if lags else 0.0
 
     def media_seconds(self) -> float:
+        self._take_pending()
         return max(self.clock.media_seconds, self.audio_clock.media_seconds)
 
     def verdicts(self, now: float) -> list[ContentVerdict]:
+        self._take_pending()
         if self.sampler is None:
             return []
         return [v for v in self.sampler.poll(now) if not self.channel.ignores(v.reason)]
@@ -248,6 +288,7 @@ class AttemptJudge:
 
     def suspect(self) -> Judgement | None:
         """A probe's disqualifying condition: a black, unchanged or silent latest sample."""
+        self._take_pending()
         if self.sampler is None:
             return None
         for reason in sorted(self.sampler.suspects()):
