@@ -31,6 +31,7 @@ from typing import Any
 
 import uvicorn
 
+from streamforge.interpreter import tune_for_serving
 from streamforge.runtime import Runtime
 from streamforge.settings import load_settings
 from streamforge.web.app import create_app
@@ -266,6 +267,7 @@ def _child_serve(data_dir: str, port: int, conn: multiprocessing.connection.Conn
 
     async def main() -> None:
         async with serve_app(runtime) as base:
+            tune_for_serving()  # as `streamforge serve` does before it accepts requests
             conn.send(base)
             await asyncio.to_thread(conn.recv)  # any message (or EOF) means stop
 

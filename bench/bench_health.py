@@ -302,7 +302,8 @@ async def e2e(args: argparse.Namespace) -> None:
         "lag": settings.live_lag_limit,
     }
     per_type = max(1, args.parallel)
-    fault_slots = len(FAULTS) * per_type if args.trials else 0
+    kinds = {k: v for k, v in FAULTS.items() if not args.faults or k in args.faults}
+    fault_slots = len(kinds) * per_type if args.trials else 0
     healthy = args.healthy_channels if args.healthy_minutes > 0 else 0
     n = fault_slots + healthy
     with tempfile.TemporaryDirectory(prefix="sf-bench-health-") as tmp:
@@ -314,7 +315,7 @@ async def e2e(args: argparse.Namespace) -> None:
                     jobs = []
                     if fault_slots:
                         trials = -(-args.trials // per_type)
-                        for k, (kind, (fault, _)) in enumerate(FAULTS.items()):
+                        for k, (kind, (fault, _)) in enumerate(kinds.items()):
                             for j in range(per_type):
                                 slot = k * per_type + j
                                 jobs.append(
@@ -401,6 +402,9 @@ def main() -> None:
         parser.add_argument("--e2e", action="store_true")
         parser.add_argument("--trials", type=int, default=20, help="per fault type (0: none)")
         parser.add_argument("--parallel", type=int, default=4, help="channels per fault type")
+        parser.add_argument(
+            "--faults", nargs="*", choices=sorted(FAULTS), help="only these fault types"
+        )
         parser.add_argument("--healthy-channels", type=int, default=12)
         parser.add_argument("--healthy-minutes", type=float, default=2.5)
         asyncio.run(e2e(parser.parse_args()))

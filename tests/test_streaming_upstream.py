@@ -429,3 +429,63 @@ async def test_cancelling_a_reader_closes_its_provider_connection() -> None:
         async with asyncio.timeout(5):
             await closed.wait()
     assert collector.opened == 1
+
+
+# -- steady-state reads --------------------------------------------------------------------
+
+
+async def test_steady_reads_coalesce_what_a_pacing_provider_sends() -> None:
+    """A provider writing 7 packets every 20 ms: the first ``steady_after`` seconds
+    are passed on as they arrive, then one piece per ``coalesce_seconds``."""
+    from aiohttp import web
+
+    writes = 60
+    done = asyncio.Event()
+
+    async def live(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "video/mp2t"})
+        await response.prepare(request)
+        for n in range(writes):
+            await response.write(ts(7, n))
+            await asyncio.sleep(0.02)
+        await done.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/live/u/p/1.ts", live)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    arrivals: list[tuple[float, int]] = []
+    loop = asyncio.get_running_loop()
+    collector = Collector()
+
+    def on_data(chunk: bytes) -> None:
+        arrivals.append((loop.time(), len(chunk)))
+        collector.on_data(chunk)
+
+    config = UpstreamConfig(stall_timeout=5.0, coalesce_seconds=0.1, steady_after=0.3)
+    try:
+        async with aiohttp.ClientSession() as session:
+            reader = UpstreamReader(session, f"http://127.0.0.1:{port}/live/u/p/1.ts", config)
+            task = asyncio.create_task(reader.run(collector.on_open, on_data), name="reader")
+            await collector.wait_for(writes * 7 * 188)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        done.set()
+        await runner.cleanup()
+    # every byte, in order
+    expected = b"".join(ts(7, n) for n in range(writes))
+    assert bytes(collector.data) == expected
+    start = arrivals[0][0]
+    early = [a for a in arrivals if a[0] - start < 0.25]
+    late = [a for a in arrivals if a[0] - start > 0.45]
+    assert len(early) >= 8  # as they arrive: about one per write
+    gaps = [b[0] - a[0] for a, b in zip(late, late[1:], strict=False)]
+    assert gaps
+    assert min(gaps) >= 0.09
+    assert sum(size for _, size in late) / len(late) >= 3 * 7 * 188

@@ -34,6 +34,15 @@ The content check looks at the first bytes: a text or JSON Content-Type, a
 body starting like a document, or bytes without a 0x47 sync byte every 188
 bytes are rejected before anything reaches a client.
 
+**Steady-state reads coalesce.** After ``steady_after`` seconds (2 s) a read
+waits until ``coalesce_seconds`` (0.1 s) after the previous one, unless that
+one filled the read size. A provider that paces a few packets every few tens
+of milliseconds is then taken, judged, spliced and written to every client
+once per interval rather than once per arrival: a fraction of the event
+loop's work and of its system calls (each of which hands the GIL to a busy
+worker thread), for 0.1 s of delay that no player's seconds of buffer
+notice. A tune, a failover candidate and a probe read as bytes arrive.
+
 The URL carries the account's credentials; it is never logged, and error
 details are built without it (the seam's failure details are fact-only and
 redacted of the credentials in the URL).
