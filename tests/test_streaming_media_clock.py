@@ -18,6 +18,7 @@ from streamforge.streaming.media_clock import (
     SOURCE_AUDIO_PTS,
     SOURCE_PCR,
     SOURCE_VIDEO_PTS,
+    LeadFit,
     MediaClock,
 )
 from streamforge.ts.packets import (
@@ -383,6 +384,20 @@ def test_constructor_rejects_nonsense() -> None:
         MediaClock(jump_seconds=0)
     with pytest.raises(ValueError, match="positive"):
         MediaClock(reorder_seconds=0)
+    for field_name in ("rate_window", "steady_rate", "lead_per_gap", "min_gap", "gap_memory"):
+        with pytest.raises(ValueError, match="lead-fitting"):
+            LeadFit(**{field_name: 0.0})
+
+
+def test_a_tighter_fit_keeps_less_lead() -> None:
+    clock = MediaClock(lead_fit=LeadFit(lead_per_gap=1.0, min_gap=0.05))
+    for n in range(100):  # a 4 s opening burst
+        clock.feed(frame(n), 0.0)
+    now = 0.0
+    for n in range(100, 200):  # then real time
+        now = (n - 100) * FRAME + 0.02
+        clock.feed(frame(n), now)
+    assert clock.lag(now) == pytest.approx(-0.05, abs=0.01)
 
 
 def test_real_encoded_clip_with_b_frames(tmp_path: Path) -> None:

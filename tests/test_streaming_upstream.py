@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -485,7 +486,7 @@ async def test_steady_reads_coalesce_what_a_pacing_provider_sends() -> None:
     early = [a for a in arrivals if a[0] - start < 0.25]
     late = [a for a in arrivals if a[0] - start > 0.45]
     assert len(early) >= 8  # as they arrive: about one per write
-    gaps = [b[0] - a[0] for a, b in zip(late, late[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(late)]
     assert gaps
     assert min(gaps) >= 0.09
     assert sum(size for _, size in late) / len(late) >= 3 * 7 * 188

@@ -56,10 +56,11 @@ that needs it.  A stream delivered *steadily* - over the last
 ``rate_window`` (0.5 s) its media advanced at most ``steady_rate`` (1.5x)
 as fast as the wall - keeps at most ``lead_per_gap`` (1.5) times the longest
 pause between two deliveries of the last ``gap_memory`` (30 s), at least
-``min_gap`` (0.1 s) of it.  So a provider that paces real-time packets keeps
-~0.15 s and, when it stalls or drips, is behind live ``limit + 0.15`` s
-later, however large the burst it opened with (that burst is forgotten once
-it has been followed by half a second of steady delivery); a provider that
+``min_gap`` (0.1 s) of it (the fields of :class:`LeadFit`).  So a provider
+that paces real-time packets keeps ~0.15 s and, when it stalls or drips, is
+behind live ``limit + 0.15`` s later, however large the burst it opened with
+(that burst is forgotten once it has been followed by half a second of steady
+delivery); a provider that
 sends 8 s every 8 s keeps up to 12 s, more than each pause takes; and during
 a burst (media arriving faster than ``steady_rate``) nothing is forgotten, so
 an HLS restream's opening segments carry it through its first pause.
@@ -147,6 +148,23 @@ _FIRST_STEP: Final = {SOURCE_PCR: 0.04, SOURCE_VIDEO_PTS: 0.04, SOURCE_AUDIO_PTS
 _MAX_STEP: Final = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class LeadFit:
+    """How much lead a stream keeps for its delivery (the module doc's
+    "Credit fits the delivery")."""
+
+    rate_window: float = DEFAULT_RATE_WINDOW
+    steady_rate: float = DEFAULT_STEADY_RATE
+    lead_per_gap: float = DEFAULT_LEAD_PER_GAP
+    min_gap: float = DEFAULT_MIN_GAP
+    gap_memory: float = DEFAULT_GAP_MEMORY
+
+    def __post_init__(self) -> None:
+        values = (self.rate_window, self.steady_rate, self.lead_per_gap, self.min_gap)
+        if min(*values, self.gap_memory) <= 0:
+            raise ValueError("the lead-fitting parameters must be positive")
+
+
 @dataclass(slots=True)
 class _Timeline:
     """One segment of the source's timestamps."""
@@ -168,11 +186,7 @@ class MediaClock:
         jump_seconds: float = DEFAULT_JUMP_SECONDS,
         reorder_seconds: float = DEFAULT_REORDER_SECONDS,
         max_lead: float = DEFAULT_MAX_LEAD,
-        rate_window: float = DEFAULT_RATE_WINDOW,
-        steady_rate: float = DEFAULT_STEADY_RATE,
-        lead_per_gap: float = DEFAULT_LEAD_PER_GAP,
-        min_gap: float = DEFAULT_MIN_GAP,
-        gap_memory: float = DEFAULT_GAP_MEMORY,
+        lead_fit: LeadFit = LeadFit(),
         probe_bytes: int = DEFAULT_PROBE_BYTES,
         psi_wait_bytes: int = 1_000_000,
         pcr_wait_seconds: float = 0.5,
@@ -189,13 +203,7 @@ class MediaClock:
         self._jump = jump_seconds
         self._reorder = reorder_seconds
         self._max_lead = max_lead
-        if min(rate_window, steady_rate, lead_per_gap, min_gap, gap_memory) <= 0:
-            raise ValueError("the lead-fitting parameters must be positive")
-        self._rate_window = rate_window
-        self._steady_rate = steady_rate
-        self._lead_per_gap = lead_per_gap
-        self._min_gap = min_gap
-        self._gap_memory = gap_memory
+        self._fit = lead_fit
         # (wall, media) at each delivery with a running clock, back to one
         # ``rate_window`` old; (wall, length) of the pauses of ``min_gap`` or more.
         self._marks: deque[tuple[float, float]] = deque()
@@ -454,28 +462,29 @@ class MediaClock:
 
     def _note_delivery(self, now: float) -> None:
         """Remember this delivery's pause and its (wall, media) mark."""
+        fit = self._fit
         last, self._last_feed = self._last_feed, now
-        if last is not None and now - last >= self._min_gap:
+        if last is not None and now - last >= fit.min_gap:
             self._gaps.append((now, now - last))
-        while self._gaps and self._gaps[0][0] < now - self._gap_memory:
+        while self._gaps and self._gaps[0][0] < now - fit.gap_memory:
             self._gaps.popleft()
         if self._origin is None:
             return
         marks = self._marks
         marks.append((now, self._media))
-        while len(marks) > 2 and marks[1][0] <= now - self._rate_window:
+        while len(marks) > 2 and marks[1][0] <= now - fit.rate_window:
             marks.popleft()
 
     def lead_allowed(self, now: float) -> float:
         """The most lead the stream keeps at ``now`` (see "Credit fits the delivery")."""
-        marks = self._marks
-        if not marks or marks[0][0] > now - self._rate_window:
+        fit, marks = self._fit, self._marks
+        if not marks or marks[0][0] > now - fit.rate_window:
             return self._max_lead  # not delivered long enough to tell a burst
         wall_then, media_then = marks[0]
-        if self._media - media_then > self._steady_rate * (now - wall_then):
+        if self._media - media_then > fit.steady_rate * (now - wall_then):
             return self._max_lead  # a burst
-        pause = max((gap for _, gap in self._gaps), default=self._min_gap)
-        return min(self._max_lead, self._lead_per_gap * max(pause, self._min_gap))
+        pause = max((gap for _, gap in self._gaps), default=fit.min_gap)
+        return min(self._max_lead, fit.lead_per_gap * max(pause, fit.min_gap))
 
     def _forget_excess_lead(self, now: float) -> None:
         if self._origin is None:
