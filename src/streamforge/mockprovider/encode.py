@@ -32,30 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from streamforge.mockprovider.profiles import AAC_FRAME, AUDIO_RATE, ClipVariant, MediaProfile
+from streamforge.text_card import draw_card
 
 #: The slate's text, one line per entry.
 CARD_LINES = ("SERVICE", "TEMPORARILY", "UNAVAILABLE")
-
-#: A 5x7 bitmap font covering the slate's letters (rows top to bottom, "#" = ink).
-_GLYPHS: dict[str, tuple[str, ...]] = {
-    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "B": ("####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."),
-    "C": (".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."),
-    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
-    "I": (".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
-    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
-    "N": ("#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#", "#...#"),
-    "O": (".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "P": ("####.", "#...#", "#...#", "####.", "#....", "#....", "#...."),
-    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
-    "S": (".####", "#....", "#....", ".###.", "....#", "....#", "####."),
-    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
-    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "V": ("#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."),
-    "Y": ("#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."),
-    " ": (".....",) * 7,
-}
 
 
 def _pattern_background(profile: MediaProfile) -> npt.NDArray[np.uint8]:
@@ -98,36 +78,9 @@ def _video_frame(profile: MediaProfile, background: npt.NDArray[np.uint8], i: in
     return frame.reformat(format="yuv420p")
 
 
-def _text_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
-    """``text`` in the bitmap font, ``scale`` pixels per font pixel, one pixel of spacing."""
-    columns: list[npt.NDArray[np.bool_]] = []
-    for char in text:
-        glyph = np.array([[c == "#" for c in row] for row in _GLYPHS[char]], dtype=np.bool_)
-        columns.extend([glyph, np.zeros((7, 1), dtype=np.bool_)])
-    mask = np.concatenate(columns[:-1], axis=1)
-    return np.kron(mask, np.ones((scale, scale), dtype=np.bool_)).astype(np.bool_)
-
-
 def card_picture(profile: MediaProfile) -> npt.NDArray[np.uint8]:
     """The provider's "unavailable" slate: white text and frame on dark blue (RGB)."""
-    img = np.empty((profile.height, profile.width, 3), dtype=np.uint8)
-    img[:, :] = (16, 24, 96)
-    edge = max(2, profile.height // 60)
-    img[edge : 2 * edge, edge:-edge] = 235
-    img[-2 * edge : -edge, edge:-edge] = 235
-    img[edge:-edge, edge : 2 * edge] = 235
-    img[edge:-edge, -2 * edge : -edge] = 235
-    widest = max(len(line) for line in CARD_LINES) * 6 - 1
-    fit_width = (profile.width * 8 // 10) // widest
-    scale = max(1, min(fit_width, profile.height // (9 * len(CARD_LINES))))
-    line_height = 9 * scale
-    top = (profile.height - line_height * len(CARD_LINES)) // 2
-    for n, line in enumerate(CARD_LINES):
-        mask = _text_mask(line, scale)
-        y = top + n * line_height
-        x = (profile.width - mask.shape[1]) // 2
-        img[y : y + mask.shape[0], x : x + mask.shape[1]][mask] = 235
-    return img
+    return draw_card(profile.width, profile.height, CARD_LINES)
 
 
 def _still_picture(profile: MediaProfile, variant: ClipVariant) -> av.VideoFrame:

@@ -61,6 +61,7 @@ import numpy.typing as npt
 from streamforge.errors import ConfigError
 from streamforge.streaming.candidates import ProviderStream
 from streamforge.tasks import TaskOwner
+from streamforge.text_card import draw_card
 from streamforge.ts.packets import PACKET_SIZE, pcr_position, read_pcr, write_pcr
 from streamforge.ts.pes import PTS_HZ, PTS_MODULUS, timestamp_positions, write_timestamp
 
@@ -91,29 +92,6 @@ SLATE_STREAM: Final = ProviderStream(
     account_id=0,
     account_name="streamforge",
 )
-
-#: 5x7 bitmap glyphs for the slate's letters (rows top to bottom, "#" = ink).
-_GLYPHS: Final[dict[str, tuple[str, ...]]] = {
-    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "B": ("####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."),
-    "C": (".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."),
-    "D": ("####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."),
-    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
-    "H": ("#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "I": (".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
-    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
-    "N": ("#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#", "#...#"),
-    "O": (".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "P": ("####.", "#...#", "#...#", "####.", "#....", "#....", "#...."),
-    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
-    "S": (".####", "#....", "#....", ".###.", "....#", "....#", "####."),
-    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
-    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "V": ("#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."),
-    "Y": ("#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."),
-    " ": (".....",) * 7,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,36 +138,9 @@ class SlateFormat:
         return f"slate-v{SLATE_VERSION}-{self.width}x{self.height}-{self.fps}.ts"
 
 
-def _text_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
-    columns: list[npt.NDArray[np.bool_]] = []
-    for char in text:
-        glyph = np.array([[c == "#" for c in row] for row in _GLYPHS[char]], dtype=np.bool_)
-        columns.extend([glyph, np.zeros((7, 1), dtype=np.bool_)])
-    mask = np.concatenate(columns[:-1], axis=1)
-    return np.kron(mask, np.ones((scale, scale), dtype=np.bool_)).astype(np.bool_)
-
-
 def slate_picture(fmt: SlateFormat) -> npt.NDArray[np.uint8]:
     """The slate as an RGB picture: white text and frame on dark blue."""
-    img = np.empty((fmt.height, fmt.width, 3), dtype=np.uint8)
-    img[:, :] = (16, 24, 96)
-    edge = max(2, fmt.height // 60)
-    img[edge : 2 * edge, edge:-edge] = 235
-    img[-2 * edge : -edge, edge:-edge] = 235
-    img[edge:-edge, edge : 2 * edge] = 235
-    img[edge:-edge, -2 * edge : -edge] = 235
-    widest = max(len(line) for line in SLATE_LINES) * 6 - 1
-    scale = max(1, min((fmt.width * 8 // 10) // widest, fmt.height // (9 * len(SLATE_LINES))))
-    line_height = 9 * scale
-    top = (fmt.height - line_height * len(SLATE_LINES)) // 2
-    for n, line in enumerate(SLATE_LINES):
-        if not line:
-            continue
-        mask = _text_mask(line, scale)
-        y = top + n * line_height
-        x = (fmt.width - mask.shape[1]) // 2
-        img[y : y + mask.shape[0], x : x + mask.shape[1]][mask] = 235
-    return img
+    return draw_card(fmt.width, fmt.height, SLATE_LINES)
 
 
 def encode_slate(fmt: SlateFormat) -> bytes:
