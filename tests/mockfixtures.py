@@ -35,8 +35,14 @@ from streamforge.mockprovider.media import TS_PACKET, ClipVariant
 def mock_media(tmp_path_factory: pytest.TempPathFactory) -> MediaLibrary:
     """Every default media profile, encoded once per test session."""
     env = os.environ.get("STREAMFORGE_MOCK_MEDIA_CACHE")
-    # One directory per session, shared even when several modules import this fixture.
-    cache = Path(env) if env else tmp_path_factory.getbasetemp() / "mock-media"
+    # One directory per session, shared even when several modules import this
+    # fixture, and by the parallel workers of one run (each worker's base temp
+    # is a child of the run's; cache files are renamed into place, so a clip
+    # two workers encode at once is simply encoded twice).
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    cache = Path(env) if env else base / "mock-media"
     library = MediaLibrary(cache)
     with ThreadPoolExecutor(max_workers=len(library.profiles)) as pool:
         list(pool.map(library.load_sync, library.profiles))
