@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from streamforge.streaming.media_clock import (
+    DEFAULT_GAP_MEMORY,
     DEFAULT_LAG_LIMIT,
     DEFAULT_LEAD_PER_GAP,
     DEFAULT_MIN_GAP,
@@ -432,3 +433,25 @@ def test_program_tracker_reports_the_pmt_once_and_again_on_change() -> None:
     assert changed is not None
     assert [s.pid for s in changed.streams] == [0x101]
     assert tracker.pmt == changed
+
+
+def test_a_long_pause_is_remembered_for_gap_memory_then_forgotten() -> None:
+    clock = MediaClock()
+    now = 0.0
+    n = 0
+    for _ in range(50):  # 2 s steady
+        clock.feed(frame(n), now)
+        n += 1
+        now += FRAME
+    now += 2.0  # one 2 s hiccup
+    for _ in range(50):
+        clock.feed(frame(n), now)
+        n += 1
+        now += FRAME
+    assert clock.lead_allowed(now - FRAME) == pytest.approx(DEFAULT_LEAD_PER_GAP * 2.04, abs=0.01)
+    for _ in range(int(DEFAULT_GAP_MEMORY / FRAME) + 10):  # steady past the memory
+        clock.feed(frame(n), now)
+        n += 1
+        now += FRAME
+    kept = DEFAULT_LEAD_PER_GAP * DEFAULT_MIN_GAP
+    assert clock.lead_allowed(now - FRAME) == pytest.approx(kept, abs=0.01)

@@ -205,7 +205,8 @@ class MediaClock:
         self._max_lead = max_lead
         self._fit = lead_fit
         # (wall, media) at each delivery with a running clock, back to one
-        # ``rate_window`` old; (wall, length) of the pauses of ``min_gap`` or more.
+        # ``rate_window`` old; (wall, length) of the pauses of ``min_gap`` or
+        # more within ``gap_memory``, each longer than every later one.
         self._marks: deque[tuple[float, float]] = deque()
         self._gaps: deque[tuple[float, float]] = deque()
         self._last_feed: float | None = None
@@ -464,10 +465,15 @@ class MediaClock:
         """Remember this delivery's pause and its (wall, media) mark."""
         fit = self._fit
         last, self._last_feed = self._last_feed, now
+        gaps = self._gaps
         if last is not None and now - last >= fit.min_gap:
-            self._gaps.append((now, now - last))
-        while self._gaps and self._gaps[0][0] < now - fit.gap_memory:
-            self._gaps.popleft()
+            # Longest first: a pause shorter than a later one can never be the
+            # longest again, so the front is always the longest remembered.
+            while gaps and gaps[-1][1] <= now - last:
+                gaps.pop()
+            gaps.append((now, now - last))
+        while gaps and gaps[0][0] < now - fit.gap_memory:
+            gaps.popleft()
         if self._origin is None:
             return
         marks = self._marks
@@ -483,7 +489,7 @@ class MediaClock:
         wall_then, media_then = marks[0]
         if self._media - media_then > fit.steady_rate * (now - wall_then):
             return self._max_lead  # a burst
-        pause = max((gap for _, gap in self._gaps), default=fit.min_gap)
+        pause = self._gaps[0][1] if self._gaps else fit.min_gap
         return min(self._max_lead, fit.lead_per_gap * max(pause, fit.min_gap))
 
     def _forget_excess_lead(self, now: float) -> None:
